@@ -1,0 +1,89 @@
+"""events -> validate -> sessions + profiles tables; invalid events -> events-dlq.
+
+The agent only wires the stream to the pure rules in ``app.session_state`` and
+``app.profile_state`` and writes the results back. It never raises on bad input:
+anything that fails validation is parked on ``events-dlq`` with the reason and the
+original bytes, and the partition moves on.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+import orjson
+
+from app import profile_state, session_state
+from app.events import ERASE, InvalidEvent, parse
+from app.main import app
+from app.settings import settings
+from app.topics import events, events_dlq
+from tables.profiles import profiles
+from tables.sessions import sessions
+
+log = logging.getLogger(__name__)
+
+
+def dlq_record(raw: bytes, reason: str, errors: dict, message) -> bytes:
+    try:
+        text, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    return orjson.dumps({
+        "reason": reason,
+        "errors": errors,
+        "raw": text,
+        "raw_encoding": encoding,
+        "source": {"topic": message.topic, "partition": message.partition,
+                   "offset": message.offset},
+        "failed_at": int(time.time() * 1000),
+    })
+
+
+def misrouted(message, customer_id: str) -> bool:
+    """True if the message is not in the partition its customer_id hashes to.
+
+    Tables write to the partition of the message being processed, and lookups go to
+    the partition of the key, so both must agree.
+    """
+    key = customer_id.encode()
+    if message.key != key:
+        return True
+    return app.producer.key_partition(message.topic, key).partition != message.partition
+
+
+def erase(customer_id: str) -> None:
+    for table in (sessions, profiles):
+        if customer_id in table:
+            del table[customer_id]  # writes a changelog tombstone
+
+
+@app.agent(events, concurrency=1)
+async def process_events(stream):
+    idle_ms = settings.session_idle_ms
+    async for event in stream.events():
+        message = event.message
+        try:
+            ev = parse(event.value)
+        except InvalidEvent as exc:
+            log.info("dead-lettering event at %s[%s]@%s: %s", message.topic,
+                     message.partition, message.offset, exc.reason)
+            await events_dlq.send(key=message.key,
+                                  value=dlq_record(event.value, exc.reason, exc.errors, message))
+            continue
+        cid = ev["customer_id"]
+        if misrouted(message, cid):
+            # Re-key: the copy lands in the customer's partition and is processed there.
+            await events.send(key=cid.encode(), value=event.value)
+            continue
+        if ev["type"] == ERASE:
+            erase(cid)
+            continue
+        session = sessions.get(cid)
+        new_session = session_state.apply(session, ev, idle_ms)
+        if new_session is not session:
+            sessions[cid] = new_session
+        profile = profiles.get(cid)
+        new_profile = profile_state.apply(profile, ev, new_session)
+        if new_profile is not profile:
+            profiles[cid] = new_profile

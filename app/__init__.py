@@ -1,0 +1,1 @@
+"""Persona: configuration and the Faust app (no business logic here)."""

@@ -1,0 +1,204 @@
+"""The event envelope and every event type: marshmallow schemas, parsing, upcasting.
+
+``parse(raw_bytes)`` is the one door into the state rules: it returns a normalized
+event dict (``ts`` in epoch milliseconds, defaults filled in) or raises
+``InvalidEvent`` with a reason and per-field errors.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import orjson
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+CURRENT_VERSION = 1
+ID_RE = r"^[A-Za-z0-9._:@\-]+$"
+ID_NAMESPACE = uuid.UUID("6f1c1e0e-2b7e-4f3b-9d6a-6e2f5b1f9a10")
+SHOP_TYPES = (
+    "product_view",
+    "search",
+    "cart_add",
+    "cart_remove",
+    "checkout_start",
+    "payment_preference",
+    "purchase",
+)
+#: Internal command, produced only by ``DELETE /v1/customers/{id}``.
+ERASE = "erase"
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, reason: str, errors: dict | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or {}
+
+
+class Timestamp(fields.Field):
+    """ISO-8601 string or epoch milliseconds -> int epoch milliseconds."""
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> int:
+        if isinstance(value, bool):
+            raise ValidationError("Not a timestamp.")
+        if isinstance(value, (int, float)):
+            ms = int(value)
+        elif isinstance(value, str):
+            try:
+                dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise ValidationError("Not an ISO-8601 time or epoch milliseconds.") from exc
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            ms = int(dt.timestamp() * 1000)
+        else:
+            raise ValidationError("Not an ISO-8601 time or epoch milliseconds.")
+        if not 0 <= ms < 32503680000000:  # year 3000
+            raise ValidationError("Timestamp out of range.")
+        return ms
+
+
+def _id(required: bool = True, **kw) -> fields.String:
+    return fields.String(
+        required=required,
+        validate=[validate.Length(1, 128), validate.Regexp(ID_RE, error="Invalid characters.")],
+        **kw,
+    )
+
+
+_money = dict(validate=validate.Range(min=0, max=1e9))
+_qty = dict(validate=validate.Range(min=1, max=10_000))
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class Envelope(_Base):
+    event_id = fields.String(validate=validate.Length(1, 128))
+    type = fields.String(required=True, validate=validate.OneOf(SHOP_TYPES + (ERASE,)))
+    customer_id = _id()
+    session_id = _id(required=False, allow_none=True)
+    ts = Timestamp(required=True)
+    v = fields.Integer(load_default=CURRENT_VERSION, strict=True)
+
+
+class ProductView(_Base):
+    product_id = _id()
+    category = fields.String(validate=validate.Length(1, 128), allow_none=True)
+    price = fields.Float(allow_none=True, **_money)
+
+
+class Search(_Base):
+    query = fields.String(required=True, validate=validate.Length(1, 512))
+    results_count = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
+
+
+class CartChange(_Base):
+    product_id = _id()
+    quantity = fields.Integer(strict=True, load_default=1, **_qty)
+    price = fields.Float(allow_none=True, **_money)
+    category = fields.String(validate=validate.Length(1, 128), allow_none=True)
+
+
+class CheckoutStart(_Base):
+    cart_value = fields.Float(allow_none=True, **_money)
+    payment_method = fields.String(validate=validate.Length(1, 64), allow_none=True)
+
+
+class PaymentPreference(_Base):
+    method = fields.String(required=True, validate=validate.Length(1, 64))
+
+
+class Item(_Base):
+    product_id = _id()
+    quantity = fields.Integer(strict=True, required=True, **_qty)
+    price = fields.Float(required=True, **_money)
+    category = fields.String(validate=validate.Length(1, 128), allow_none=True)
+
+
+class Purchase(_Base):
+    order_id = _id()
+    items = fields.List(fields.Nested(Item), required=True, validate=validate.Length(1, 500))
+    total = fields.Float(required=True, **_money)
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    payment_method = fields.String(validate=validate.Length(1, 64), allow_none=True)
+
+
+class Erase(_Base):
+    pass
+
+
+TYPE_SCHEMAS: dict[str, Schema] = {
+    "product_view": ProductView(),
+    "search": Search(),
+    "cart_add": CartChange(),
+    "cart_remove": CartChange(),
+    "checkout_start": CheckoutStart(),
+    "payment_preference": PaymentPreference(),
+    "purchase": Purchase(),
+    ERASE: Erase(),
+}
+_ENVELOPE = Envelope()
+
+#: v -> function(raw dict) -> raw dict of version v+1. The one place where old
+#: versions are upcast; a change that cannot be upcast gets a new ``v``.
+UPCASTERS: dict[int, Callable[[dict], dict]] = {}
+
+
+def upcast(data: dict) -> dict:
+    v = data.get("v", CURRENT_VERSION)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise InvalidEvent("invalid envelope", {"v": ["Not a valid integer."]})
+    while v < CURRENT_VERSION:
+        step = UPCASTERS.get(v)
+        if step is None:
+            raise InvalidEvent("unsupported version", {"v": [f"Version {v} is not supported."]})
+        data = step(data)
+        v += 1
+        data["v"] = v
+    if v > CURRENT_VERSION:
+        raise InvalidEvent("unsupported version", {"v": [f"Version {v} is newer than {CURRENT_VERSION}."]})
+    return data
+
+
+def validate_dict(data: Any, raw: bytes | None = None) -> dict:
+    """Validate one decoded event; ``raw`` (original bytes) seeds a missing event_id."""
+    if not isinstance(data, dict):
+        raise InvalidEvent("event is not a JSON object", {"_schema": ["Expected a JSON object."]})
+    data = upcast(dict(data))
+    try:
+        env = _ENVELOPE.load(data)
+    except ValidationError as exc:
+        raise InvalidEvent("invalid envelope", exc.messages) from None
+    try:
+        body = TYPE_SCHEMAS[env["type"]].load(data)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid {env['type']} event", exc.messages) from None
+    if "event_id" not in env:
+        seed = raw if raw is not None else orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        env["event_id"] = str(uuid.uuid5(ID_NAMESPACE, seed.decode("utf-8", "replace")))
+    env.setdefault("session_id", None)
+    body.update(env)
+    return body
+
+
+def parse(raw: bytes) -> dict:
+    """Decode and validate one event from the ``events`` topic."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("malformed JSON", {"_schema": [str(exc)]}) from None
+    return validate_dict(data, raw)
+
+
+def erase_command(customer_id: str, ts_ms: int) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": ERASE,
+        "customer_id": customer_id,
+        "ts": ts_ms,
+        "v": CURRENT_VERSION,
+    }

@@ -1,0 +1,110 @@
+"""Every Persona setting, read once from the environment into one object.
+
+Faust's own settings keep Faust's environment names (``BROKER_URL`` etc. are read
+by Faust itself); this module holds Persona's settings and the one switch that
+adapts Faust to the bundled local broker. Each variable is documented in README.md.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+LOCAL_BROKER_PORT_DEFAULT = 19092
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be a boolean (1/0/true/false), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_url: str
+    #: True when Faust must use the settings the bundled Tansu broker needs
+    #: (see ARCHITECTURE.md / BROKER.md): short group timeouts, one record per
+    #: producer batch.
+    local_broker_compat: bool
+    partitions: int
+    web_host: str
+    web_port: int
+    data_dir: str
+    session_idle_s: int
+    standby_replicas: int
+    api_keys: str
+    log_level: str
+
+    @property
+    def session_idle_ms(self) -> int:
+        return self.session_idle_s * 1000
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    user_url = env.get("KAFKA_BROKER_URL", "").strip()
+    local_port = _int(env, "PERSONA_LOCAL_BROKER_PORT", LOCAL_BROKER_PORT_DEFAULT)
+    broker_url = user_url or f"kafka://127.0.0.1:{local_port}"
+    # The compatibility switch defaults to "on" only for the bundled broker.
+    compat = _bool(env, "PERSONA_LOCAL_BROKER_COMPAT", not user_url)
+    web_port = _int(env, "PORT", _int(env, "PERSONA_WEB_PORT", 6066))
+    data_dir = env.get("PERSONA_DATA_DIR") or os.path.join("data", f"worker-{web_port}")
+    return Settings(
+        broker_url=broker_url,
+        local_broker_compat=compat,
+        partitions=_int(env, "PERSONA_PARTITIONS", 8),
+        web_host=env.get("PERSONA_WEB_HOST", "127.0.0.1"),
+        web_port=web_port,
+        data_dir=data_dir,
+        session_idle_s=_int(env, "SESSION_IDLE_S", 1800),
+        standby_replicas=_int(env, "PERSONA_STANDBY_REPLICAS", 0),
+        api_keys=env.get("PERSONA_API_KEYS", ""),
+        log_level=env.get("PERSONA_LOG_LEVEL", "info"),
+    )
+
+
+def faust_options(s: Settings) -> dict:
+    """Faust ``App`` keyword arguments derived from Persona's settings."""
+    opts = dict(
+        broker=s.broker_url,
+        store="rocksdb://",
+        topic_partitions=s.partitions,
+        web_host=s.web_host,
+        web_port=s.web_port,
+        datadir=s.data_dir,
+        table_standby_replicas=s.standby_replicas,
+        # Faust's default views dump tables and cluster internals without auth.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
+    )
+    if s.local_broker_compat:
+        opts.update(
+            broker_rebalance_timeout=10.0,
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=1.0,
+            # Tansu answers ListOffsets(latest) with "first offset of the last
+            # batch + 1"; one record per batch makes that the true end offset.
+            producer_max_batch_size=1,
+        )
+    return opts
+
+
+settings = load()

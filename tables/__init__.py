@@ -1,0 +1,1 @@
+"""Changelog-backed RocksDB tables, one module each, keyed by customer_id."""

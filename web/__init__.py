@@ -1,0 +1,1 @@
+"""HTTP views (Faust web, aiohttp): they only read tables."""

@@ -1,0 +1,77 @@
+"""API keys with scopes (``ingest``, ``read``, ``admin``).
+
+``PERSONA_API_KEYS`` is a comma-separated list of ``<key>:<scope>[|<scope>...]``;
+a key may be given as ``sha256:<hex digest>`` so the plain key never sits in the
+environment. Only digests are kept in memory; every check compares digests in
+constant time against all configured keys. ``admin`` implies every scope.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import wraps
+from typing import Callable
+
+from app.settings import settings
+
+SCOPES = ("ingest", "read", "admin")
+UNAUTHORIZED = {"error": "unauthorized", "detail": "a valid API key is required"}
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def parse_keys(spec: str) -> list[tuple[bytes, frozenset]]:
+    keys = []
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        key, sep, scopes = entry.rpartition(":")
+        if not sep or not key:
+            raise ValueError(f"PERSONA_API_KEYS entry {entry!r} must be <key>:<scope>[|scope]")
+        wanted = frozenset(s.strip() for s in scopes.split("|") if s.strip())
+        unknown = wanted - set(SCOPES)
+        if unknown or not wanted:
+            raise ValueError(f"PERSONA_API_KEYS entry has unknown scopes {sorted(unknown)}")
+        if key.startswith("sha256:"):
+            digest = bytes.fromhex(key[len("sha256:"):])
+        else:
+            digest = _digest(key)
+        keys.append((digest, wanted))
+    return keys
+
+
+KEYS = parse_keys(settings.api_keys)
+
+
+def scopes_for(header: str | None, keys=None) -> frozenset | None:
+    """Scopes of the bearer key in an Authorization header, None if not valid."""
+    keys = KEYS if keys is None else keys
+    if not header or not header.startswith("Bearer "):
+        return None
+    digest = _digest(header[len("Bearer "):].strip())
+    found = None
+    for known, scopes in keys:  # no early exit: same time for every key
+        if hmac.compare_digest(known, digest):
+            found = scopes
+    return found
+
+
+def require(scope: str) -> Callable:
+    """View-method decorator: 401 without a valid key, 403 without the scope."""
+    assert scope in SCOPES
+
+    def decorator(fun: Callable) -> Callable:
+        @wraps(fun)
+        async def checked(view, request, *args, **kwargs):
+            scopes = scopes_for(request.headers.get("Authorization"))
+            if scopes is None:
+                return view.json(UNAUTHORIZED, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="persona"'})
+            if scope not in scopes and "admin" not in scopes:
+                return view.json({"error": "forbidden", "detail": f"needs scope {scope!r}"},
+                                 status=403)
+            return await fun(view, request, *args, **kwargs)
+
+        return checked
+
+    return decorator

@@ -1,0 +1,26 @@
+"""Liveness and readiness; no auth (they reveal no customer data)."""
+from faust.web import View
+
+from app.main import app
+
+
+@app.page("/health")
+class Health(View):
+    async def get(self, request):
+        return self.json({"status": "ok"})
+
+
+@app.page("/ready")
+class Ready(View):
+    async def get(self, request):
+        recovery = app.tables.recovery
+        ready = recovery.completed.is_set() and not app.rebalancing
+        body = {
+            "ready": ready,
+            "rebalancing": bool(app.rebalancing),
+            "recovery_remaining": recovery.active_remaining_total(),
+            "active_partitions": len(app.assignor.assigned_actives()),
+        }
+        if ready:
+            return self.json(body)
+        return self.json(body, status=503, headers={"Retry-After": "1"})

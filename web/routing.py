@@ -1,0 +1,84 @@
+"""Send a per-customer read to the worker that owns the customer's partition.
+
+Like faust's ``table_route`` (same assignor lookup, Authorization forwarded), but
+it never serves a table default as truth (faust-streaming #187, #514):
+- an owner whose partition is not assigned to it or not yet restored answers 503
+  with Retry-After;
+- a forward to a peer that is down or slow is retried once against the (possibly
+  new) assignment, then answered 503;
+- a forwarded request is never forwarded again (no ping-pong while two workers
+  disagree about the assignment).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from faust.types import TP
+
+from app.main import app
+
+log = logging.getLogger(__name__)
+FORWARDED = "X-Persona-Forwarded"
+RETRY_AFTER_S = 1
+FORWARD_TIMEOUT_S = 5.0
+
+
+def unavailable(view, detail: str):
+    return view.json({"error": "unavailable", "detail": detail}, status=503,
+                     headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _owner_and_tp(table, key: str):
+    url = app.router.key_store(table.name, key)
+    topic = table.changelog_topic.get_topic_name()
+    return url, app.producer.key_partition(topic, key.encode())
+
+
+def serving(tp: TP) -> bool:
+    """True if this worker owns ``tp`` and has fully restored it."""
+    recovery = app.tables.recovery
+    if app.rebalancing or not recovery.completed.is_set():
+        return False
+    if tp not in app.assignor.assigned_actives():
+        return False
+    return recovery.active_remaining().get(tp, 0) <= 0
+
+
+def _is_self(url) -> bool:
+    me = app.conf.canonical_url
+    return (url.host, url.port) == (me.host, me.port)
+
+
+async def _forward(view, request, url):
+    target = request.url.with_host(url.host).with_port(url.port)
+    headers = {FORWARDED: "1"}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+    async with app.http_client.request(request.method, target, headers=headers,
+                                       timeout=timeout) as resp:
+        body = await resp.read()
+        out = {k: v for k, v in resp.headers.items() if k in ("Retry-After",)}
+        return view.bytes(body, content_type=resp.content_type, status=resp.status,
+                          headers=out)
+
+
+async def routed(view, request, table, key: str, answer):
+    """Answer ``answer()`` here if this worker owns ``key``, else forward it."""
+    for attempt in (1, 2):
+        try:
+            url, tp = _owner_and_tp(table, key)
+        except (KeyError, AttributeError):
+            return unavailable(view, "partition assignment not known yet")
+        if _is_self(url) or request.headers.get(FORWARDED):
+            if not serving(tp):
+                return unavailable(view, "partition is being restored or moved")
+            return answer()
+        try:
+            return await _forward(view, request, url)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("forward to %s failed (attempt %s): %r", url, attempt, exc)
+            await asyncio.sleep(0.5)
+    return unavailable(view, "owner of this customer is not reachable")
