@@ -49,7 +49,8 @@ def misrouted(message, customer_id: str) -> bool:
     key = customer_id.encode()
     if message.key != key:
         return True
-    return app.producer.key_partition(message.topic, key).partition != message.partition
+    partition = app.consumer.key_partition(message.topic, key)
+    return partition is not None and partition != message.partition
 
 
 def erase(customer_id: str) -> None:
@@ -58,32 +59,42 @@ def erase(customer_id: str) -> None:
             del table[customer_id]  # writes a changelog tombstone
 
 
+async def dead_letter(event, reason: str, errors: dict) -> None:
+    message = event.message
+    log.info("dead-lettering event at %s[%s]@%s: %s", message.topic, message.partition,
+             message.offset, reason)
+    await events_dlq.send(key=message.key,
+                          value=dlq_record(event.value, reason, errors, message))
+
+
+async def handle(event, idle_ms: int) -> None:
+    ev = parse(event.value)
+    cid = ev["customer_id"]
+    if misrouted(event.message, cid):
+        # Re-key: the copy lands in the customer's partition and is processed there.
+        await events.send(key=cid.encode(), value=event.value)
+        return
+    if ev["type"] == ERASE:
+        erase(cid)
+        return
+    session = sessions.get(cid)
+    new_session = session_state.apply(session, ev, idle_ms)
+    if new_session is not session:
+        sessions[cid] = new_session
+    profile = profiles.get(cid)
+    new_profile = profile_state.apply(profile, ev, new_session)
+    if new_profile is not profile:
+        profiles[cid] = new_profile
+
+
 @app.agent(events, concurrency=1)
 async def process_events(stream):
     idle_ms = settings.session_idle_ms
     async for event in stream.events():
-        message = event.message
         try:
-            ev = parse(event.value)
+            await handle(event, idle_ms)
         except InvalidEvent as exc:
-            log.info("dead-lettering event at %s[%s]@%s: %s", message.topic,
-                     message.partition, message.offset, exc.reason)
-            await events_dlq.send(key=message.key,
-                                  value=dlq_record(event.value, exc.reason, exc.errors, message))
-            continue
-        cid = ev["customer_id"]
-        if misrouted(message, cid):
-            # Re-key: the copy lands in the customer's partition and is processed there.
-            await events.send(key=cid.encode(), value=event.value)
-            continue
-        if ev["type"] == ERASE:
-            erase(cid)
-            continue
-        session = sessions.get(cid)
-        new_session = session_state.apply(session, ev, idle_ms)
-        if new_session is not session:
-            sessions[cid] = new_session
-        profile = profiles.get(cid)
-        new_profile = profile_state.apply(profile, ev, new_session)
-        if new_profile is not profile:
-            profiles[cid] = new_profile
+            await dead_letter(event, exc.reason, exc.errors)
+        except Exception as exc:  # a bug must not stall the partition: park the event
+            log.exception("processing failed; dead-lettering the event")
+            await dead_letter(event, "processing failed", {"_error": [repr(exc)]})

@@ -51,13 +51,19 @@ def new_profile(event: dict) -> dict:
     }
 
 
-def _affinity(profile: dict, category: str, weight: float, ts: int) -> tuple[dict, int]:
+def _rebase(profile: dict, ts: int) -> tuple[dict, int]:
+    """Scores decayed to ``max(ref, ts)``: the reference is the newest event seen."""
     ref = profile["affinity_ref"]
     scores = dict(profile["affinity"])
     if ts > ref:
         factor = 2.0 ** (-(ts - ref) / HALF_LIFE_MS)
         scores = {c: s * factor for c, s in scores.items()}
         ref = ts
+    return scores, ref
+
+
+def _affinity(profile: dict, category: str, weight: float, ts: int) -> tuple[dict, int]:
+    scores, ref = _rebase(profile, ts)
     scores[category] = scores.get(category, 0.0) + weight * 2.0 ** (-(ref - ts) / HALF_LIFE_MS)
     return scores, ref
 
@@ -128,14 +134,18 @@ def apply(profile: Optional[dict], event: dict, session: dict) -> dict:
     new["last_seen"] = max(base["last_seen"], event["ts"])
     new["event_ids"] = (base["event_ids"] + [event["event_id"]])[-MAX_IDS:]
     new.update(_track_session(base, session))
-    for category in _categories(event):
+    # Another event for an order already counted adds no affinity and no payment use.
+    repeat_order = kind == "purchase" and event["order_id"] in base["order_ids"]
+    # Every event moves the reference, with or without a category: order independent.
+    new["affinity"], new["affinity_ref"] = _rebase(base, event["ts"])
+    for category in [] if repeat_order else _categories(event):
         new["affinity"], new["affinity_ref"] = _affinity(new, category, AFFINITY_WEIGHTS.get(kind, 0.0), event["ts"])
     if kind == "product_view":
         view = {k: event.get(k) for k in ("product_id", "category", "price", "ts", "event_id")}
         new["views"] = session_state.bounded_by_ts(base["views"], view, MAX_VIEWS)
     elif kind == "purchase":
         new.update(_purchase(base, event))
-    method = _payment_method(event)
+    method = None if repeat_order else _payment_method(event)
     if method:
         new["payments"] = {**base["payments"], method: base["payments"].get(method, 0) + 1}
         if newer(event, base["last_payment"]):

@@ -93,7 +93,10 @@ def _purchase(session: dict, event: dict) -> dict:
             del cart[item["product_id"]]
     order = {"order_id": event["order_id"], "total": event["total"],
              "currency": event["currency"], "ts": event["ts"]}
-    changes = {"cart": cart, "orders": session["orders"] + [order]}
+    orders = session["orders"]
+    if all(o["order_id"] != event["order_id"] for o in orders):  # an order is listed once
+        orders = orders + [order]
+    changes = {"cart": cart, "orders": orders}
     if event.get("payment_method") and newer(event, session["payment"]):
         changes["payment"] = {"method": event["payment_method"], "at": stamp(event)}
     return changes

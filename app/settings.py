@@ -48,7 +48,7 @@ class Settings:
     session_idle_s: int
     standby_replicas: int
     api_keys: str
-    log_level: str
+    store: str
 
     @property
     def session_idle_ms(self) -> int:
@@ -74,7 +74,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         session_idle_s=_int(env, "SESSION_IDLE_S", 1800),
         standby_replicas=_int(env, "PERSONA_STANDBY_REPLICAS", 0),
         api_keys=env.get("PERSONA_API_KEYS", ""),
-        log_level=env.get("PERSONA_LOG_LEVEL", "info"),
+        store=env.get("PERSONA_STORE", "rocksdb://"),
     )
 
 
@@ -82,7 +82,7 @@ def faust_options(s: Settings) -> dict:
     """Faust ``App`` keyword arguments derived from Persona's settings."""
     opts = dict(
         broker=s.broker_url,
-        store="rocksdb://",
+        store=s.store,
         topic_partitions=s.partitions,
         web_host=s.web_host,
         web_port=s.web_port,

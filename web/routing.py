@@ -16,6 +16,7 @@ import logging
 
 import aiohttp
 from faust.types import TP
+from yarl import URL
 
 from app.main import app
 
@@ -31,9 +32,18 @@ def unavailable(view, detail: str):
 
 
 def _owner_and_tp(table, key: str):
-    url = app.router.key_store(table.name, key)
+    """(owner URL, changelog TP) of ``key``; None if the assignment is not known.
+
+    Faust's ``router.key_store`` hashes with the producer's metadata, which has no
+    entry for a topic the worker has not produced to yet; the consumer's has.
+    """
     topic = table.changelog_topic.get_topic_name()
-    return url, app.producer.key_partition(topic, key.encode())
+    partition = app.consumer.key_partition(topic, key.encode())
+    if partition is None:
+        return None
+    tp = TP(topic, partition)
+    url = app.assignor._tps_url.get(tp)
+    return (URL(url), tp) if url else None
 
 
 def serving(tp: TP) -> bool:
@@ -68,10 +78,10 @@ async def _forward(view, request, url):
 async def routed(view, request, table, key: str, answer):
     """Answer ``answer()`` here if this worker owns ``key``, else forward it."""
     for attempt in (1, 2):
-        try:
-            url, tp = _owner_and_tp(table, key)
-        except (KeyError, AttributeError):
+        owner = _owner_and_tp(table, key)
+        if owner is None:
             return unavailable(view, "partition assignment not known yet")
+        url, tp = owner
         if _is_self(url) or request.headers.get(FORWARDED):
             if not serving(tp):
                 return unavailable(view, "partition is being restored or moved")

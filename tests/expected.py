@@ -1,0 +1,17 @@
+"""Expected state computed by the pure rules alone, to compare with the workers' answers."""
+from __future__ import annotations
+
+from app import profile_state, session_state
+from app.events import validate_dict
+from app.settings import settings
+
+
+def fold(events: list[dict], idle_ms: int = settings.session_idle_ms) -> dict:
+    """customer_id -> (session, profile) after applying events in the given order."""
+    state: dict[str, tuple] = {}
+    for raw in events:
+        ev = validate_dict(raw)
+        session, profile = state.get(ev["customer_id"], (None, None))
+        session = session_state.apply(session, ev, idle_ms)
+        state[ev["customer_id"]] = (session, profile_state.apply(profile, ev, session))
+    return state
