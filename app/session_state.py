@@ -11,7 +11,8 @@ Rules (see README, "State rules"):
   earlier session: they change no session (the profile still counts them).
 - Cart quantities are net (adds - removes) so the result does not depend on the
   order events arrive in; lines at or below zero are hidden. A purchase removes
-  the bought products whose last cart change is not newer than the purchase.
+  the bought products whose last cart change is not newer than the purchase, and
+  a cart change older than a purchase of that product arrives consumed.
 - "Latest" fields (payment choice, checkout) carry the event time and id that set
   them: an older event never overwrites a newer value.
 """
@@ -47,6 +48,7 @@ def new_session(event: dict) -> dict:
         "checkout": None,
         "payment": None,
         "orders": [],
+        "bought": {},
     }
 
 
@@ -72,7 +74,10 @@ def bounded_by_ts(items: list, item: dict, limit: int) -> list:
     return merged[:limit]
 
 
-def _cart_change(cart: dict, event: dict, sign: int) -> dict:
+def _cart_change(session: dict, event: dict, sign: int) -> dict:
+    cart = session["cart"]
+    if event["ts"] <= session.get("bought", {}).get(event["product_id"], -1):
+        return cart  # a change older than a purchase of the product was consumed by it
     line = dict(cart.get(event["product_id"]) or {"quantity": 0, "price": None, "category": None, "ts": 0})
     line["quantity"] += sign * event["quantity"]
     if event.get("price") is not None and event["ts"] >= line["ts"]:
@@ -87,16 +92,19 @@ def _cart_change(cart: dict, event: dict, sign: int) -> dict:
 
 def _purchase(session: dict, event: dict) -> dict:
     cart = dict(session["cart"])
+    bought = dict(session.get("bought", {}))
     for item in event["items"]:
-        line = cart.get(item["product_id"])
+        pid = item["product_id"]
+        line = cart.get(pid)
         if line is not None and line["ts"] <= event["ts"]:
-            del cart[item["product_id"]]
+            del cart[pid]
+        bought[pid] = max(bought.get(pid, -1), event["ts"])
     order = {"order_id": event["order_id"], "total": event["total"],
              "currency": event["currency"], "ts": event["ts"]}
     orders = session["orders"]
     if all(o["order_id"] != event["order_id"] for o in orders):  # an order is listed once
         orders = orders + [order]
-    changes = {"cart": cart, "orders": orders}
+    changes = {"cart": cart, "orders": orders, "bought": bought}
     if event.get("payment_method") and newer(event, session["payment"]):
         changes["payment"] = {"method": event["payment_method"], "at": stamp(event)}
     return changes
@@ -111,7 +119,7 @@ def _changes(session: dict, event: dict) -> dict:
         search = {k: event.get(k) for k in ("query", "results_count", "ts", "event_id")}
         return {"searches": bounded_by_ts(session["searches"], search, MAX_SEARCHES)}
     if kind in ("cart_add", "cart_remove"):
-        return {"cart": _cart_change(session["cart"], event, 1 if kind == "cart_add" else -1)}
+        return {"cart": _cart_change(session, event, 1 if kind == "cart_add" else -1)}
     if kind == "checkout_start":
         changes = {}
         if newer(event, session["checkout"]):

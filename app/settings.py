@@ -7,6 +7,7 @@ adapts Faust to the bundled local broker. Each variable is documented in README.
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -49,6 +50,11 @@ class Settings:
     standby_replicas: int
     api_keys: str
     store: str
+    #: Optional TLS for the web server: PEM certificate chain and key paths.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: CA bundle workers use to verify each other when TLS is on (self-signed setups).
+    tls_ca: str = ""
 
     @property
     def session_idle_ms(self) -> int:
@@ -75,6 +81,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         standby_replicas=_int(env, "PERSONA_STANDBY_REPLICAS", 0),
         api_keys=env.get("PERSONA_API_KEYS", ""),
         store=env.get("PERSONA_STORE", "rocksdb://"),
+        tls_cert=env.get("PERSONA_TLS_CERT", ""),
+        tls_key=env.get("PERSONA_TLS_KEY", ""),
+        tls_ca=env.get("PERSONA_TLS_CA", ""),
     )
 
 
@@ -95,6 +104,10 @@ def faust_options(s: Settings) -> dict:
         web_stats_enabled=False,
         web_metrics_enabled=False,
     )
+    if s.tls_cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(s.tls_cert, s.tls_key or None)
+        opts.update(web_ssl_context=ctx, canonical_url=f"https://{s.web_host}:{s.web_port}")
     if s.local_broker_compat:
         opts.update(
             broker_rebalance_timeout=10.0,

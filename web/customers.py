@@ -5,20 +5,26 @@ the last event applied to that customer.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+import time
 
+import orjson
 from faust.web import View
 
 from app import profile_state, session_state
-from app.events import ID_RE
+from app.events import ID_RE, erase_command
 from app.main import app
 from app.recommend import recommend
+from app.topics import events
 from tables.profiles import profiles
 from tables.sessions import sessions
 from web.auth import require
 from web.routing import routed
 
 _ID = re.compile(ID_RE)
+log = logging.getLogger(__name__)
 
 
 def bad_customer_id(view, customer_id: str):
@@ -72,3 +78,23 @@ class Recommendations(View):
 
         return bad_customer_id(self, customer_id) or await routed(
             self, request, profiles, customer_id, answer)
+
+
+@app.page("/v1/customers/{customer_id}")
+class Customer(View):
+    @require("admin")
+    async def delete(self, request, customer_id):
+        """Queue an erase command on ``events``: applied in order after earlier events."""
+        bad = bad_customer_id(self, customer_id)
+        if bad:
+            return bad
+        command = erase_command(customer_id, int(time.time() * 1000))
+        try:
+            fut = await events.send(key=customer_id.encode(), value=orjson.dumps(command))
+            await asyncio.wait_for(fut, timeout=10)
+        except Exception as exc:  # broker down or slow: the caller must retry
+            log.warning("erase of %s not queued: %r", customer_id, exc)
+            return self.json({"error": "unavailable", "detail": "erase not queued"},
+                             status=503, headers={"Retry-After": "1"})
+        return self.json({"status": "erase queued", "customer_id": customer_id,
+                          "event_id": command["event_id"]}, status=202)

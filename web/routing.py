@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 import aiohttp
 from faust.types import TP
 from yarl import URL
 
 from app.main import app
+from app.settings import settings
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Persona-Forwarded"
 RETRY_AFTER_S = 1
 FORWARD_TIMEOUT_S = 5.0
+# Workers verify each other's certificate against PERSONA_TLS_CA when TLS is on.
+PEER_SSL = ssl.create_default_context(cafile=settings.tls_ca) if settings.tls_ca else True
 
 
 def unavailable(view, detail: str):
@@ -68,7 +72,7 @@ async def _forward(view, request, url):
         headers["Authorization"] = request.headers["Authorization"]
     timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
     async with app.http_client.request(request.method, target, headers=headers,
-                                       timeout=timeout) as resp:
+                                       timeout=timeout, ssl=PEER_SSL) as resp:
         body = await resp.read()
         out = {k: v for k, v in resp.headers.items() if k in ("Retry-After",)}
         return view.bytes(body, content_type=resp.content_type, status=resp.status,

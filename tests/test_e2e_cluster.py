@@ -1,0 +1,66 @@
+"""Two real workers: reads are routed to the key's owner, stay authenticated, and a
+worker that goes away yields 503s and then correct answers, never defaults or 500s."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app import profile_state
+from app.otto import load_sample
+from tests.cluster import http, poll
+from tests.conftest import READ
+from tests.expected import fold
+
+pytestmark = pytest.mark.e2e
+
+
+def get_profile(worker, cid, key=READ, headers=None):
+    return http("GET", f"{worker.url}/v1/customers/{cid}/profile", key, headers=headers)
+
+
+def both_ready(a, b):
+    """Both workers joined one group generation (each owns some partitions)."""
+    def ok():
+        sa, ba = http("GET", f"{a.url}/ready")
+        sb, bb = http("GET", f"{b.url}/ready")
+        return sa == sb == 200 and ba["active_partitions"] > 0 and bb["active_partitions"] > 0
+    assert poll(ok, bool, timeout=90), "two workers never shared the partitions"
+
+
+def test_two_workers_route_reads_and_survive_a_stop(broker, cluster):
+    events = load_sample()
+    expected = {cid: profile_state.view(p) for cid, (_, p) in fold(events).items()}
+    a = cluster.start()
+    b = cluster.start()
+    both_ready(a, b)
+    broker.produce(events)
+    for cid, want in expected.items():
+        for w in (a, b):  # the same answer from either worker: one of them forwards
+            got = poll(lambda w=w, cid=cid: get_profile(w, cid), lambda r, want=want: r == (200, want), 90)
+            assert got == (200, want), (cid, w.port, got)
+
+    # Forwarded reads stay authenticated: no key → 401 from either worker, and the
+    # owner rejects a request that claims to be forwarded but carries no key.
+    for cid in list(expected)[:5]:
+        for w in (a, b):
+            assert get_profile(w, cid, key=None)[0] == 401
+            assert get_profile(w, cid, key=None, headers={"X-Persona-Forwarded": "1"})[0] == 401
+
+    # Stop b: a takes over b's partitions. Meanwhile every answer is the truth or a 503.
+    b.stop()
+    seen = set()
+    deadline = time.monotonic() + 90
+    pending = set(expected)
+    while pending and time.monotonic() < deadline:
+        for cid in sorted(pending):
+            status, body = get_profile(a, cid)
+            seen.add(status)
+            assert status in (200, 503), (cid, status, body)
+            if status == 200:
+                assert body == expected[cid], cid
+                pending.discard(cid)
+            else:
+                assert body["error"] == "unavailable"
+        time.sleep(0.2)
+    assert not pending, f"never answered after takeover: {sorted(pending)}"
