@@ -49,8 +49,13 @@ def misrouted(message, customer_id: str) -> bool:
     key = customer_id.encode()
     if message.key != key:
         return True
-    partition = app.consumer.key_partition(message.topic, key)
+    partition = partition_of(message.topic, key)
     return partition is not None and partition != message.partition
+
+
+def partition_of(topic: str, key: bytes):
+    """The partition the default partitioner gives ``key`` (None if metadata is unknown)."""
+    return app.consumer.key_partition(topic, key)
 
 
 def erase(customer_id: str) -> None:

@@ -1,0 +1,99 @@
+"""The customers agent under Faust's test context (in-memory tables, no broker).
+
+Outbound topic sends (DLQ, re-key) are recorded instead of produced; the real
+produce path is covered by the end-to-end tests.
+"""
+from __future__ import annotations
+
+from unittest.mock import AsyncMock
+
+import orjson
+import pytest
+
+import agents.customers as customers
+from app.main import app
+from tables.profiles import profiles
+from tables.sessions import sessions
+
+T0 = 1_700_000_000_000
+
+
+def ev(i, kind="product_view", cid="c1", **fields):
+    base = {"event_id": f"e{i}", "type": kind, "customer_id": cid, "ts": T0 + i * 1000}
+    if kind == "product_view":
+        base.update(product_id=f"p{i}", category="shoes", price=10.0)
+    base.update(fields)
+    return orjson.dumps(base)
+
+
+@pytest.fixture
+def outbox(monkeypatch):
+    sent = {"dlq": AsyncMock(), "events": AsyncMock()}
+    monkeypatch.setattr(customers.events_dlq, "send", sent["dlq"])
+    monkeypatch.setattr(customers.events, "send", sent["events"])
+    monkeypatch.setattr(customers, "partition_of", lambda topic, key: 0)
+    sessions.data.clear()
+    profiles.data.clear()
+    yield sent
+
+
+def test_autodiscovery_finds_every_agent_and_table():
+    app.discover()
+    assert "agents.customers.process_events" in app.agents
+    assert {"sessions", "profiles"} <= set(app.tables)
+
+
+async def test_events_update_both_tables_and_duplicates_are_noops(outbox):
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=b"c1", partition=0)
+        await agent.put(ev(2, "cart_add", product_id="p1", quantity=2, price=5.0),
+                        key=b"c1", partition=0)
+        await agent.put(ev(2, "cart_add", product_id="p1", quantity=2, price=5.0),
+                        key=b"c1", partition=0)  # redelivered
+    session, profile = sessions["c1"], profiles["c1"]
+    assert session["events"] == 2
+    assert session["cart"]["p1"]["quantity"] == 2
+    assert profile["counts"] == {"product_view": 1, "cart_add": 1}
+    outbox["dlq"].assert_not_awaited()
+
+
+async def test_invalid_events_go_to_the_dlq_and_the_agent_keeps_going(outbox):
+    async with customers.process_events.test_context() as agent:
+        await agent.put(b"{not json", key=b"c1", partition=0)
+        await agent.put(orjson.dumps({"type": "cart_add", "customer_id": "c1", "ts": 1}),
+                        key=b"c1", partition=0)
+        await agent.put(ev(3), key=b"c1", partition=0)
+    reasons = [orjson.loads(c.kwargs["value"])["reason"] for c in outbox["dlq"].await_args_list]
+    assert reasons == ["malformed JSON", "invalid cart_add event"]
+    record = orjson.loads(outbox["dlq"].await_args_list[0].kwargs["value"])
+    assert record["raw"] == "{not json" and record["source"]["partition"] == 0
+    assert profiles["c1"]["counts"] == {"product_view": 1}
+
+
+async def test_unexpected_errors_are_parked_not_crashing(outbox, monkeypatch):
+    def boom(*args):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(customers.session_state, "apply", boom)
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=b"c1", partition=0)
+    (call,) = outbox["dlq"].await_args_list
+    assert orjson.loads(call.kwargs["value"])["reason"] == "processing failed"
+
+
+async def test_misrouted_events_are_rekeyed_not_applied(outbox):
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=None, partition=0)
+        await agent.put(ev(2), key=b"someone-else", partition=0)
+    assert [c.kwargs["key"] for c in outbox["events"].await_args_list] == [b"c1", b"c1"]
+    assert "c1" not in profiles
+
+
+async def test_erase_removes_the_customer_from_both_tables(outbox):
+    erase = orjson.dumps({"event_id": "x", "type": "erase", "customer_id": "c1", "ts": T0})
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=b"c1", partition=0)
+        await agent.put(ev(1, cid="c2"), key=b"c2", partition=0)
+        await agent.put(erase, key=b"c1", partition=0)
+    assert "c1" not in sessions and "c1" not in profiles
+    assert "c2" in profiles
