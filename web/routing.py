@@ -53,7 +53,9 @@ def _owner_and_tp(table, key: str):
 def serving(tp: TP) -> bool:
     """True if this worker owns ``tp`` and has fully restored it."""
     recovery = app.tables.recovery
-    if app.rebalancing or not recovery.completed.is_set():
+    # ``rebalancing`` spans revocation .. end of recovery of the new assignment;
+    # ``completed`` only covers the first recovery; a stopping worker's stores close.
+    if app.rebalancing or app.should_stop or not recovery.completed.is_set():
         return False
     if tp not in app.assignor.assigned_actives():
         return False
@@ -92,7 +94,8 @@ async def routed(view, request, table, key: str, answer):
             return answer()
         try:
             return await _forward(view, request, url)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+            # RuntimeError: this worker is shutting down and its client session closed.
             log.warning("forward to %s failed (attempt %s): %r", url, attempt, exc)
             await asyncio.sleep(0.5)
     return unavailable(view, "owner of this customer is not reachable")

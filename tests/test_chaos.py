@@ -1,0 +1,190 @@
+"""Chaos: while a producer replays events at a steady rate into 2-3 real workers, add a
+worker, stop one gracefully, kill -9 one and restart it, and wipe one's data dir
+before restart. Every HTTP answer seen meanwhile must be true (the profile after
+some prefix of that customer's events), a 503, or a 404 for a customer never seen;
+at the end every profile equals the pure fold of all events.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import Counter
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from app import profile_state, session_state
+from app.events import validate_dict
+from app.otto import load_sample
+from app.settings import settings
+from tests.cluster import http, poll
+from tests.conftest import READ
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+RATE = 60.0  # events/s
+KINDS = ["product_view"] * 6 + ["cart_add", "cart_add", "cart_remove", "search",
+                                "payment_preference", "purchase"]
+
+
+def synthetic(n_customers: int, per_customer: int, seed: int = 7) -> list[dict]:
+    rnd = random.Random(seed)
+    out, t0 = [], 1_700_000_000_000
+    for c in range(n_customers):
+        t = t0 + rnd.randrange(0, 3_600_000)
+        for i in range(per_customer):
+            t += rnd.randrange(1_000, 900_000)
+            kind = rnd.choice(KINDS)
+            e = {"event_id": f"chaos-{c}-{i}", "type": kind, "customer_id": f"chaos-{c}", "ts": t}
+            pid = f"p{rnd.randrange(40)}"
+            if kind == "product_view":
+                e.update(product_id=pid, category=f"cat{rnd.randrange(6)}", price=9.5)
+            elif kind in ("cart_add", "cart_remove"):
+                e.update(product_id=pid, quantity=rnd.randrange(1, 3), price=9.5)
+            elif kind == "search":
+                e.update(query=f"q{rnd.randrange(20)}")
+            elif kind == "payment_preference":
+                e.update(method=rnd.choice(["card", "paypal", "invoice"]))
+            else:
+                e.update(order_id=f"o-{c}-{i}", total=19.0, currency="EUR",
+                         items=[{"product_id": pid, "quantity": 2, "price": 9.5}])
+            out.append(e)
+    return out
+
+
+def truths(events: list[dict]) -> tuple[dict, dict]:
+    """Per customer: every profile view after a prefix of its events, and the final one."""
+    seen, state = {}, {}
+    for raw in events:
+        ev = validate_dict(raw)
+        cid = ev["customer_id"]
+        s, p = state.get(cid, (None, None))
+        s = session_state.apply(s, ev, settings.session_idle_ms)
+        p = profile_state.apply(p, ev, s)
+        state[cid] = (s, p)
+        seen.setdefault(cid, set()).add(orjson.dumps(profile_state.view(p), option=orjson.OPT_SORT_KEYS))
+    return seen, {cid: profile_state.view(p) for cid, (_, p) in state.items()}
+
+
+class Producer(threading.Thread):
+    def __init__(self, port: int, events: list[dict], rate: float):
+        super().__init__(daemon=True)
+        self.port, self.events, self.rate, self.sent, self.error = port, events, rate, 0, None
+
+    def run(self):
+        try:
+            asyncio.run(self._run())
+        except Exception as exc:  # surfaced by the test
+            self.error = exc
+
+    async def _run(self):
+        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{self.port}")
+        await producer.start()
+        start = time.monotonic()
+        try:
+            for e in self.events:
+                await producer.send_and_wait("events", orjson.dumps(e), key=e["customer_id"].encode())
+                self.sent += 1
+                ahead = self.sent / self.rate - (time.monotonic() - start)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        finally:
+            await producer.stop()
+
+
+class Reader(threading.Thread):
+    """Reads random customers from random live workers and checks every answer."""
+
+    def __init__(self, workers, customers, truth):
+        super().__init__(daemon=True)
+        self.workers, self.customers, self.truth = workers, customers, truth
+        self.stop_flag = threading.Event()
+        self.statuses, self.violations = Counter(), []
+        self.seen_ok: set = set()
+        self.unavailable_spans: list[float] = []
+
+    def run(self):
+        rnd = random.Random(3)
+        first_503 = None
+        while not self.stop_flag.is_set():
+            live = [w for w in self.workers if w.alive()]
+            if not live:
+                time.sleep(0.1)
+                continue
+            w, cid = rnd.choice(live), rnd.choice(self.customers)
+            try:
+                status, body = http("GET", f"{w.url}/v1/customers/{cid}/profile", READ, timeout=10)
+            except OSError:
+                continue  # the worker just went away: no HTTP answer at all
+            self.statuses[status] += 1
+            now = time.strftime("%H:%M:%S")
+            if status == 200:
+                if orjson.dumps(body, option=orjson.OPT_SORT_KEYS) not in self.truth[cid]:
+                    self.violations.append(("wrong value", now, cid, w.port, body))
+                self.seen_ok.add(cid)
+            elif status == 404:
+                if cid in self.seen_ok:
+                    self.violations.append(("404 after a value", now, cid, w.port))
+            elif status != 503:
+                self.violations.append((f"status {status}", now, cid, w.port, body))
+            if status == 503:
+                first_503 = first_503 or time.monotonic()
+            elif first_503 is not None:
+                self.unavailable_spans.append(time.monotonic() - first_503)
+                first_503 = None
+
+
+def timed_start(cluster, **kw):
+    t = time.monotonic()
+    w = cluster.start(wait=False, **kw)
+    w.wait_ready()
+    return w, time.monotonic() - t
+
+
+def test_chaos(broker, cluster):
+    events = load_sample() + synthetic(60, 30)
+    events.sort(key=lambda e: e["ts"])  # a steady mix of customers, per-customer order kept
+    truth, final = truths(events)
+    customers = sorted(final)
+    a, ready_a = timed_start(cluster)
+    b, _ = timed_start(cluster)
+    producer = Producer(broker.port, events, RATE)
+    reader = Reader(cluster.workers, customers, truth)
+    producer.start()
+    reader.start()
+    ready_times = [ready_a]
+
+    time.sleep(8)
+    c, t = timed_start(cluster)                      # add a worker
+    ready_times.append(t)
+    time.sleep(6)
+    b.stop()                                         # graceful stop
+    time.sleep(6)
+    a.kill()                                         # kill -9, then restart on its data
+    a.start()
+    a.wait_ready()
+    time.sleep(6)
+    c.stop()                                         # restart with its data dir wiped
+    c.wipe()
+    t0 = time.monotonic()
+    c.start()
+    c.wait_ready()
+    ready_times.append(time.monotonic() - t0)
+
+    producer.join(timeout=len(events) / RATE + 120)
+    assert producer.error is None and producer.sent == len(events)
+    live = [w for w in cluster.workers if w.alive()]
+    for cid in customers:
+        w = live[customers.index(cid) % len(live)]
+        got = poll(lambda w=w, cid=cid: http("GET", f"{w.url}/v1/customers/{cid}/profile", READ),
+                   lambda r, cid=cid: r == (200, final[cid]), timeout=120)
+        assert got == (200, final[cid]), (cid, got)
+    reader.stop_flag.set()
+    reader.join(30)
+    print(f"\nchaos: {len(events)} events, answers {dict(reader.statuses)}, "
+          f"ready after start {[round(x, 1) for x in ready_times]} s, "
+          f"longest 503 run {max(reader.unavailable_spans, default=0):.1f} s")
+    assert not reader.violations, reader.violations[:5]
+    assert reader.statuses[200] > 0
