@@ -66,15 +66,28 @@ class Profile(View):
             self, request, profiles, customer_id, answer)
 
 
+def parse_limit(view, request):
+    """``?limit=`` (1-50, default 10): (limit, None) or (None, 400 response)."""
+    raw = request.query.get("limit", "10")
+    if not (raw.isdigit() and 1 <= int(raw) <= 50):
+        return None, view.json({"error": "invalid request",
+                                "fields": {"limit": ["an integer from 1 to 50"]}}, status=400)
+    return int(raw), None
+
+
 @app.page("/v1/customers/{customer_id}/recommendations")
 class Recommendations(View):
     @require("read")
     async def get(self, request, customer_id):
+        limit, bad = parse_limit(self, request)
+        if bad:
+            return bad
+
         def answer():
             session, profile = sessions.get(customer_id), profiles.get(customer_id)
             if session is None and profile is None:
                 return not_found(self, customer_id)
-            return self.json(recommend(session, profile))
+            return self.json(recommend(session, profile, limit=limit))
 
         return bad_customer_id(self, customer_id) or await routed(
             self, request, profiles, customer_id, answer)
