@@ -1,7 +1,12 @@
 """The one Faust app. Run with ``faust -A app.main worker`` (see Procfile)."""
+from pathlib import Path
+
 import faust
 
 from app.settings import faust_options, settings
+
+# Faust creates only the last level of its data dir.
+Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
     "persona",
