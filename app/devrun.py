@@ -9,6 +9,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,11 @@ from app.replay import replay
 from app.settings import load
 
 DEMO_KEY = "demo-key"
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -48,6 +54,9 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     if not os.environ.get("KAFKA_BROKER_URL"):
         port = int(settings.broker_url.rsplit(":", 1)[1])
+        if port_open(port):
+            raise SystemExit(f"port {port} is taken (an earlier `make run` still running?); "
+                             "stop it or set PERSONA_LOCAL_BROKER_PORT")
         procs.append(broker.start(port, str(run_dir / "broker.log")))
         # The bundled broker keeps topics in memory: local state from an earlier run is stale.
         shutil.rmtree(settings.data_dir, ignore_errors=True)
@@ -68,9 +77,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     url = f"http://{settings.web_host}:{settings.web_port}"
     print(f"broker {settings.broker_url}; worker {url} (logs in .run/)", flush=True)
-    wait_ready(url, worker)
-    events = otto.load_sample()
-    n = asyncio.run(replay([orjson.dumps(e) for e in events], broker_url=settings.broker_url))
+    try:
+        wait_ready(url, worker)
+        events = otto.load_sample()
+        n = asyncio.run(replay([orjson.dumps(e) for e in events], broker_url=settings.broker_url))
+    except BaseException:
+        for p in reversed(procs):
+            p.terminate()
+        raise
     buyer = next(e["customer_id"] for e in events if e["type"] == "purchase")
     key = env["PERSONA_API_KEYS"].split(":", 1)[0]
     print(f"""
