@@ -16,6 +16,10 @@ run: $(STAMP)
 	$(PY) -m app.devrun
 
 test: $(STAMP)
+	@# headless Chromium + driver for tests/test_browser.py (Debian packages; needs root)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+		|| echo 'chromium could not be installed: tests/test_browser.py will be skipped'
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)

@@ -4,24 +4,32 @@ The agent only wires the stream to the pure rules in ``app.session_state`` and
 ``app.profile_state`` and writes the results back. It never raises on bad input:
 anything that fails validation is parked on ``events-dlq`` with the reason and the
 original bytes, and the partition moves on.
+
+Webhooks: after deciding the new states, the agent puts one delivery request per
+(trigger, matching subscription) on the ``webhook-deliveries`` outbox (``app.webhooks``)
+and waits for the broker's acknowledgement *before* writing the tables, so a crash in
+between redelivers the event against the old state and the trigger fires again (same
+``webhook-id``). It never calls HTTP itself: agents/webhooks.py delivers.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
 
 import orjson
 
-from app import profile_state, session_state
-from app.events import ERASE, InvalidEvent, parse
+from app import profile_state, session_state, webhooks
+from app.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.main import app
 from app.settings import settings
-from app.topics import events, events_dlq
+from app.topics import events, events_dlq, webhook_deliveries
 from tables.profiles import profiles
 from tables.sessions import sessions
 
 log = logging.getLogger(__name__)
+SUBSCRIPTIONS = webhooks.configured()  # a bad PERSONA_WEBHOOKS stops the worker at start
 
 
 def dlq_record(raw: bytes, reason: str, errors: dict, message) -> bytes:
@@ -64,6 +72,19 @@ def erase(customer_id: str) -> None:
             del table[customer_id]  # writes a changelog tombstone
 
 
+async def to_outbox(records: list) -> None:
+    """Send outbox records and wait until the broker has them all."""
+    futures = [await webhook_deliveries.send(key=key, value=value) for key, value in records]
+    if futures:
+        await asyncio.gather(*futures)
+
+
+async def notify(ev: dict, fired: list) -> None:
+    if fired and SUBSCRIPTIONS:
+        now = int(time.time() * 1000)
+        await to_outbox(webhooks.delivery_requests(SUBSCRIPTIONS, ev, fired, now))
+
+
 async def dead_letter(event, reason: str, errors: dict) -> None:
     message = event.message
     log.info("dead-lettering event at %s[%s]@%s: %s", message.topic, message.partition,
@@ -80,14 +101,24 @@ async def handle(event, idle_ms: int) -> None:
         await events.send(key=cid.encode(), value=event.value)
         return
     if ev["type"] == ERASE:
+        if SUBSCRIPTIONS:  # cancels this customer's pending deliveries (agents/webhooks.py)
+            await to_outbox([webhooks.erase_marker(cid, int(time.time() * 1000))])
         erase(cid)
         return
     session = sessions.get(cid)
+    if ev["type"] == SESSION_TIMEOUT:  # from the abandoned-cart scan; never touches the profile
+        new_session, fired = webhooks.on_session_timeout(session, ev, idle_ms)
+        await notify(ev, fired)
+        if new_session is not session:
+            sessions[cid] = new_session
+        return
     new_session = session_state.apply(session, ev, idle_ms)
-    if new_session is not session:
-        sessions[cid] = new_session
     profile = profiles.get(cid)
     new_profile = profile_state.apply(profile, ev, new_session)
+    if SUBSCRIPTIONS:
+        await notify(ev, webhooks.triggers(session, new_session, profile, new_profile, ev, idle_ms))
+    if new_session is not session:
+        sessions[cid] = new_session
     if new_profile is not profile:
         profiles[cid] = new_profile
 

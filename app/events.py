@@ -27,6 +27,11 @@ SHOP_TYPES = (
 )
 #: Internal command, produced only by ``DELETE /v1/customers/{id}``.
 ERASE = "erase"
+#: Internal command, produced only by the abandoned-cart scan (agents/webhooks.py): "this
+#: customer's session looked idle at ``ts``"; the customers agent re-checks and decides.
+SESSION_TIMEOUT = "session_timeout"
+#: Command types: accepted on the ``events`` topic, never from public HTTP ingest.
+INTERNAL_TYPES = (ERASE, SESSION_TIMEOUT)
 
 
 class InvalidEvent(ValueError):
@@ -78,7 +83,7 @@ class _Base(Schema):
 
 class Envelope(_Base):
     event_id = fields.String(validate=validate.Length(1, 128))
-    type = fields.String(required=True, validate=validate.OneOf(SHOP_TYPES + (ERASE,)))
+    type = fields.String(required=True, validate=validate.OneOf(SHOP_TYPES + INTERNAL_TYPES))
     customer_id = _id()
     session_id = _id(required=False, allow_none=True)
     ts = Timestamp(required=True)
@@ -131,6 +136,10 @@ class Erase(_Base):
     pass
 
 
+class SessionTimeout(_Base):
+    pass
+
+
 TYPE_SCHEMAS: dict[str, Schema] = {
     "product_view": ProductView(),
     "search": Search(),
@@ -140,6 +149,7 @@ TYPE_SCHEMAS: dict[str, Schema] = {
     "payment_preference": PaymentPreference(),
     "purchase": Purchase(),
     ERASE: Erase(),
+    SESSION_TIMEOUT: SessionTimeout(),
 }
 _ENVELOPE = Envelope()
 

@@ -4,6 +4,11 @@ from pathlib import Path
 import faust
 
 from app.settings import faust_options, settings
+from app.webhooks import configured as webhook_subscriptions
+
+# Faust only logs errors raised while autodiscovering agents and starts without them, so a
+# bad PERSONA_WEBHOOKS / PERSONA_WEBHOOKS_FILE must fail here, naming the entry and field.
+webhook_subscriptions()
 
 # Faust creates only the last level of its data dir.
 Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)

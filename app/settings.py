@@ -24,6 +24,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -55,6 +65,29 @@ class Settings:
     tls_key: str = ""
     #: CA bundle workers use to verify each other when TLS is on (self-signed setups).
     tls_ca: str = ""
+    #: Optional file of API key entries (same format as PERSONA_API_KEYS, one or more per line).
+    api_keys_file: str = ""
+    #: POST /v1/events limits: request body bytes and events per request (over -> 413).
+    ingest_max_bytes: int = 1024 * 1024
+    ingest_max_events: int = 500
+    #: Seconds to wait for the broker to acknowledge an ingest request (then 503).
+    ingest_timeout_s: float = 10.0
+    #: Origins allowed to call POST /v1/events from a browser (CORS); empty = none, "*" = any.
+    cors_origins: tuple = ()
+    #: Ingest-only key the demo shop page (/demo/shop) sends with; empty = demo disabled.
+    demo_key: str = ""
+    #: Webhook subscriptions, raw: a JSON list (PERSONA_WEBHOOKS) or the path of a JSON file
+    #: (PERSONA_WEBHOOKS_FILE); parsed and validated by ``app.webhooks.configured()``.
+    webhooks: str = ""
+    webhooks_file: str = ""
+    #: Delivery: attempts before webhooks-dlq, full-jitter backoff base and cap (seconds),
+    #: deliveries in flight per worker.
+    webhook_max_attempts: int = 6
+    webhook_backoff_s: float = 0.5
+    webhook_backoff_max_s: float = 60.0
+    webhook_concurrency: int = 8
+    #: Interval of the abandoned-cart scan (seconds).
+    abandon_check_s: float = 60.0
 
     @property
     def session_idle_ms(self) -> int:
@@ -84,6 +117,20 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         tls_cert=env.get("PERSONA_TLS_CERT", ""),
         tls_key=env.get("PERSONA_TLS_KEY", ""),
         tls_ca=env.get("PERSONA_TLS_CA", ""),
+        api_keys_file=env.get("PERSONA_API_KEYS_FILE", ""),
+        ingest_max_bytes=_int(env, "PERSONA_INGEST_MAX_BYTES", 1024 * 1024),
+        ingest_max_events=_int(env, "PERSONA_INGEST_MAX_EVENTS", 500),
+        ingest_timeout_s=float(env.get("PERSONA_INGEST_TIMEOUT_S") or 10.0),
+        cors_origins=tuple(o.strip().rstrip("/") for o in env.get("PERSONA_CORS_ORIGINS", "").split(",")
+                           if o.strip()),
+        demo_key=env.get("PERSONA_DEMO_KEY", ""),
+        webhooks=env.get("PERSONA_WEBHOOKS", ""),
+        webhooks_file=env.get("PERSONA_WEBHOOKS_FILE", ""),
+        webhook_max_attempts=max(1, _int(env, "PERSONA_WEBHOOK_MAX_ATTEMPTS", 6)),
+        webhook_backoff_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_S", 0.5),
+        webhook_backoff_max_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_MAX_S", 60.0),
+        webhook_concurrency=max(1, _int(env, "PERSONA_WEBHOOK_CONCURRENCY", 8)),
+        abandon_check_s=_float(env, "PERSONA_ABANDON_CHECK_S", 60.0),
     )
 
 

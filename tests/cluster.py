@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app import broker as bundled_broker
 from app.replay import replay
@@ -65,6 +65,36 @@ class Broker:
             finally:
                 await consumer.stop()
             return out
+        return asyncio.run(run())
+
+    def read_all(self, topic: str, timeout: float = 30.0) -> list[bytes]:
+        """Every record value now on ``topic``, read up to each partition's high watermark.
+
+        Exact (no wait for records that never come): the high watermark in fetch answers
+        is right even where the broker's ListOffsets is not (BROKER.md).
+        """
+        async def run():
+            consumer = AIOKafkaConsumer(bootstrap_servers=f"127.0.0.1:{self.port}",
+                                        enable_auto_commit=False)
+            await consumer.start()
+            try:
+                await consumer.topics()
+                tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                out, deadline = [], time.monotonic() + timeout
+                while True:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    for records in batch.values():
+                        out.extend(r.value for r in records)
+                    behind = [tp for tp in tps if consumer.highwater(tp) is None
+                              or await consumer.position(tp) < consumer.highwater(tp)]
+                    if not behind:
+                        return out
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{topic}: not read to the end in {timeout}s")
+            finally:
+                await consumer.stop()
         return asyncio.run(run())
 
 

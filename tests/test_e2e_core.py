@@ -129,5 +129,7 @@ def test_routes_need_keys_and_default_views_are_closed(broker, cluster):
     assert http("GET", url, key=READ)[0] == 404
     assert http("GET", url, key=ADMIN)[0] == 404
     assert http("GET", f"{worker.url}/v1/customers/bad%20id!/profile", key=READ)[0] == 400
-    for path in ("/table/", "/table/profiles/", "/router/", "/graph/", "/"):
+    for path in ("/table/", "/table/profiles/", "/router/", "/graph/", "/stats/"):
         assert http("GET", f"{worker.url}{path}", key=ADMIN)[0] == 404, path
+    # Faust's production index stays at "/": a constant, no data.
+    assert http("GET", f"{worker.url}/") == (200, {"status": "OK"})

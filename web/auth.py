@@ -40,7 +40,16 @@ def parse_keys(spec: str) -> list[tuple[bytes, frozenset]]:
     return keys
 
 
-KEYS = parse_keys(settings.api_keys)
+def configured_keys() -> list[tuple[bytes, frozenset]]:
+    spec = settings.api_keys
+    if settings.api_keys_file:
+        with open(settings.api_keys_file) as f:
+            lines = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        spec = ",".join([spec, *lines])
+    return parse_keys(spec)
+
+
+KEYS = configured_keys()
 
 
 def scopes_for(header: str | None, keys=None) -> frozenset | None:
@@ -56,14 +65,28 @@ def scopes_for(header: str | None, keys=None) -> frozenset | None:
     return found
 
 
-def require(scope: str) -> Callable:
-    """View-method decorator: 401 without a valid key, 403 without the scope."""
+def require(scope: str, query_key: bool = False) -> Callable:
+    """View-method decorator: 401 without a valid key, 403 without the scope.
+
+    ``query_key=True`` (only for ``ingest``, i.e. ``POST /v1/events``) also accepts the
+    key as ``?key=`` when no Authorization header is sent, because ``sendBeacon``
+    cannot set headers. Such a key must be an ingest-only ("publishable") key: a key
+    with any other scope in a URL is refused with 403, since URLs end up in logs.
+    """
     assert scope in SCOPES
+    assert not query_key or scope == "ingest"
 
     def decorator(fun: Callable) -> Callable:
         @wraps(fun)
         async def checked(view, request, *args, **kwargs):
-            scopes = scopes_for(request.headers.get("Authorization"))
+            header = request.headers.get("Authorization")
+            if header is None and query_key and request.query.get("key"):
+                scopes = scopes_for("Bearer " + request.query["key"])
+                if scopes is not None and scopes != {"ingest"}:
+                    return view.json({"error": "forbidden", "detail": "only ingest-only keys "
+                                      "may be sent as ?key="}, status=403)
+            else:
+                scopes = scopes_for(header)
             if scopes is None:
                 return view.json(UNAUTHORIZED, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="persona"'})

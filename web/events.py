@@ -1,0 +1,180 @@
+"""``POST /v1/events`` (scope ``ingest``): validate a whole request, then produce it.
+
+Body: one event (JSON object), a JSON array of events, or NDJSON
+(``application/x-ndjson``); ``text/plain`` (what ``sendBeacon`` sends) holds either.
+Every event of a request is validated before anything is produced: one invalid event
+-> 400 with per-item errors and nothing on the topic. Internal command types (``erase``
+and anything else that is not a shop type) are unknown here. A missing ``event_id`` is
+assigned (uuid4), a missing ``ts`` is the receive time. Each event (the client's JSON
+plus the assigned fields) goes to ``events`` keyed by customer_id; the answer is 202
+only after the broker acknowledged every one, else 503 with Retry-After.
+
+Retrying a 503 is safe when the client sets ``event_id`` itself (the SDK and
+``app.client`` do): the state rules drop a redelivered event id.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import orjson
+from faust.web import View
+
+from app.events import SHOP_TYPES, InvalidEvent, validate_dict
+from app.main import app
+from app.settings import settings
+from app.topics import events
+from web.auth import require
+
+log = logging.getLogger(__name__)
+JSON, NDJSON, TEXT = "application/json", "application/x-ndjson", "text/plain"
+RETRY_AFTER_S = 2
+UNKNOWN_TYPE = {"type": [f"Must be one of: {', '.join(SHOP_TYPES)}."]}
+
+
+class Reject(Exception):
+    """An answer other than 202; nothing has been produced."""
+
+    def __init__(self, status: int, body: dict, headers: dict | None = None):
+        super().__init__(body.get("error"))
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def cors_headers(request, preflight: bool = False) -> dict:
+    origin = request.headers.get("Origin")
+    allowed = settings.cors_origins
+    if not origin or not (origin in allowed or "*" in allowed):
+        return {}
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    if preflight:
+        headers.update({
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Max-Age": "600",
+        })
+    return headers
+
+
+async def read_capped(request, limit: int) -> bytes:
+    """The body, never reading more than ``limit`` + one chunk into memory."""
+    too_big = Reject(413, {"error": "request too large", "max_bytes": limit})
+    if request.content_length is not None and request.content_length > limit:
+        raise too_big
+    buf = bytearray()
+    while chunk := await request.content.read(64 * 1024):
+        buf += chunk
+        if len(buf) > limit:
+            raise too_big
+    return bytes(buf)
+
+
+def too_many(n: int) -> Reject:
+    return Reject(413, {"error": "too many events", "max_events": settings.ingest_max_events,
+                        "events": n})
+
+
+def decode(body: bytes, content_type: str) -> list:
+    """Items of the request: decoded JSON values, or InvalidEvent for a bad NDJSON line."""
+    if content_type in (JSON, TEXT):
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if content_type == JSON:
+                raise Reject(400, {"error": "malformed JSON", "detail": str(exc)}) from None
+        else:
+            return data if isinstance(data, list) else [data]
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if len(lines) > settings.ingest_max_events:
+        raise too_many(len(lines))
+    items = []
+    for line in lines:
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            items.append(InvalidEvent("malformed JSON", {"_schema": [str(exc)]}))
+    return items
+
+
+def prepare(item, now_ms: int) -> dict:
+    """The event as it goes to the topic (client JSON + assigned fields), validated."""
+    if isinstance(item, InvalidEvent):
+        raise item
+    if not isinstance(item, dict):
+        raise InvalidEvent("event is not a JSON object", {"_schema": ["Expected a JSON object."]})
+    if item.get("type") not in SHOP_TYPES:  # erase and other internal commands included
+        raise InvalidEvent("unknown event type", UNKNOWN_TYPE)
+    event = dict(item)
+    event.setdefault("event_id", str(uuid.uuid4()))
+    event.setdefault("ts", now_ms)
+    validate_dict(event)
+    return event
+
+
+def validated(items: list, now_ms: int) -> list[tuple[bytes, bytes, str]]:
+    if not items:
+        raise Reject(400, {"error": "no events"})
+    if len(items) > settings.ingest_max_events:
+        raise too_many(len(items))
+    records, errors = [], []
+    for index, item in enumerate(items):
+        try:
+            event = prepare(item, now_ms)
+            records.append((event["customer_id"].encode(), orjson.dumps(event), event["event_id"]))
+        except InvalidEvent as exc:
+            errors.append({"index": index, "reason": exc.reason, "errors": exc.errors})
+        except Exception as exc:  # never a 500 for a client's data
+            log.warning("event %s could not be validated: %r", index, exc)
+            errors.append({"index": index, "reason": "invalid event",
+                           "errors": {"_schema": ["Could not be validated."]}})
+    if errors:
+        raise Reject(400, {"error": "invalid events", "invalid": len(errors),
+                           "total": len(items), "items": errors})
+    return records
+
+
+async def produce(records) -> None:
+    """Send every record, then wait for the broker's acknowledgement of each."""
+    futures = [await events.send(key=key, value=value) for key, value, _ in records]
+    for fut in futures:
+        await fut
+
+
+async def ingest(request) -> tuple[int, dict]:
+    content_type = request.content_type  # without parameters such as charset
+    if content_type not in (JSON, NDJSON, TEXT):
+        raise Reject(415, {"error": "unsupported content type", "accepted": [JSON, NDJSON, TEXT]})
+    body = await read_capped(request, settings.ingest_max_bytes)
+    records = validated(decode(body, content_type), int(time.time() * 1000))
+    try:
+        await asyncio.wait_for(produce(records), settings.ingest_timeout_s)
+    except Exception as exc:  # broker down, timeout, producer error: never a 202
+        log.warning("ingest of %s events failed: %r", len(records), exc)
+        raise Reject(503, {"error": "unavailable", "detail": "the broker did not acknowledge "
+                           "the events; retry with the same event_ids"},
+                     {"Retry-After": str(RETRY_AFTER_S)}) from None
+    return 202, {"accepted": len(records), "event_ids": [eid for _, _, eid in records]}
+
+
+@app.page("/v1/events")
+class Events(View):
+    async def post(self, request):
+        response = await self._post(request)
+        response.headers.update(cors_headers(request))
+        return response
+
+    @require("ingest", query_key=True)
+    async def _post(self, request):
+        try:
+            status, body = await ingest(request)
+            return self.json(body, status=status)
+        except Reject as exc:
+            response = self.json(exc.body, status=exc.status, headers=exc.headers)
+            if exc.status == 413:
+                response.force_close()  # do not drain a huge body
+            return response
+
+    async def options(self, request):
+        headers = {"Allow": "POST, OPTIONS", **cors_headers(request, preflight=True)}
+        return self.bytes(b"", status=204, headers=headers)

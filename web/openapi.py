@@ -1,0 +1,147 @@
+"""The OpenAPI 3 description of every route, served at ``GET /openapi.json`` (no auth).
+
+No auth because it describes the API and holds no customer data (like the SDK).
+Event schemas are generated from the marshmallow schemas in ``app.events``, so they
+cannot drift; ``tests/test_openapi.py`` checks that the documented paths and methods
+are exactly the routes the app registers. ``python -m web.openapi`` prints it.
+"""
+from __future__ import annotations
+
+import orjson
+from faust.web import View
+from marshmallow import fields
+
+from app.events import SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
+from app.main import app
+
+BEARER = [{"bearer": []}]
+OBJ = {"type": "object"}
+
+
+def field_schema(field) -> dict:
+    if isinstance(field, Timestamp):
+        return {"oneOf": [{"type": "string", "format": "date-time"},
+                          {"type": "integer", "description": "epoch milliseconds"}]}
+    if isinstance(field, fields.Nested):
+        return schema_of(field.schema)
+    if isinstance(field, fields.List):
+        return {"type": "array", "items": field_schema(field.inner)}
+    kind = {fields.Integer: "integer", fields.Float: "number", fields.Boolean: "boolean"}
+    out = {"type": next((t for c, t in kind.items() if isinstance(field, c)), "string")}
+    if field.allow_none:
+        out["nullable"] = True
+    return out
+
+
+def schema_of(schema) -> dict:
+    props = {name: field_schema(f) for name, f in schema.fields.items()}
+    required = sorted(name for name, f in schema.fields.items() if f.required)
+    return {"type": "object", "properties": props, **({"required": required} if required else {})}
+
+
+def event_schema(event_type: str) -> dict:
+    envelope = schema_of(Envelope())
+    envelope["properties"]["type"] = {"type": "string", "enum": [event_type]}
+    envelope["required"] = [r for r in envelope["required"] if r != "ts"]  # server fills ts
+    body = schema_of(TYPE_SCHEMAS[event_type])
+    return {"allOf": [envelope, body], "additionalProperties": True}
+
+
+def op(summary: str, responses: dict, security=None, **extra) -> dict:
+    out = {"summary": summary, "responses": {
+        str(code): {"description": d} if isinstance(d, str) else d
+        for code, d in responses.items()}, **extra}
+    out["security"] = security if security is not None else []
+    return out
+
+
+def json_response(description: str, ref: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+CID = [{"name": "customer_id", "in": "path", "required": True,
+        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:@\-]{1,128}$"}}]
+AUTH_ERRORS = {401: "no valid API key", 403: "the key lacks the scope"}
+READ_ERRORS = {400: "malformed customer id", **AUTH_ERRORS, 404: "unknown customer",
+               503: "owner restoring the partition or unreachable; see Retry-After"}
+
+
+def read_op(summary: str) -> dict:
+    return {"get": op(summary, {200: json_response(summary, "State"), **READ_ERRORS},
+                      BEARER, parameters=CID, description="scope: read")}
+
+
+BATCH = {"oneOf": [{"$ref": "#/components/schemas/Event"},
+                   {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}]}
+INGEST = op(
+    "Ingest events (scope: ingest)",
+    {202: json_response("all events acknowledged by the broker", "Accepted"),
+     400: json_response("invalid events; nothing produced", "Invalid"), **AUTH_ERRORS,
+     413: "over PERSONA_INGEST_MAX_BYTES or PERSONA_INGEST_MAX_EVENTS",
+     415: "unsupported content type", 503: "broker did not acknowledge; see Retry-After"},
+    [{"bearer": []}, {"publishableKey": []}],
+    requestBody={"required": True, "content": {
+        "application/json": {"schema": BATCH},
+        "application/x-ndjson": {"schema": {"type": "string", "description": "one event a line"}},
+        "text/plain": {"schema": {"type": "string", "description": "JSON or NDJSON (sendBeacon)"}}}},
+)
+
+SPEC = {
+    "openapi": "3.0.3",
+    "info": {"title": "Persona", "version": "1",
+             "description": "Real-time customer state: events in, per-customer state out."},
+    "paths": {
+        "/health": {"get": op("Liveness", {200: "alive"})},
+        "/ready": {"get": op("Readiness (recovery done)", {200: "ready", 503: "recovering"})},
+        "/openapi.json": {"get": op("This document", {200: "OpenAPI 3 JSON"})},
+        "/sdk/persona.js": {"get": op("Browser SDK", {200: "JavaScript"})},
+        "/demo/shop": {"get": op("Demo shop page using the SDK",
+                                 {200: "HTML", 404: "demo disabled (PERSONA_DEMO_KEY unset)"})},
+        "/v1/events": {
+            "post": INGEST,
+            "options": op("CORS preflight (PERSONA_CORS_ORIGINS)", {204: "preflight answer"}),
+        },
+        "/v1/customers/{customer_id}/activity": read_op("Current session"),
+        "/v1/customers/{customer_id}/profile": read_op("Profile"),
+        "/v1/customers/{customer_id}/recommendations": read_op("Recommendations"),
+        "/v1/customers/{customer_id}": {"delete": op(
+            "Erase a customer (scope: admin)",
+            {202: "erase queued on events", 400: "malformed customer id", **AUTH_ERRORS,
+             503: "broker unavailable; see Retry-After"}, BEARER, parameters=CID)},
+    },
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "PERSONA_API_KEYS entry; scopes ingest, read, admin"},
+            "publishableKey": {"type": "apiKey", "in": "query", "name": "key",
+                               "description": "POST /v1/events only, ingest-only keys only"},
+        },
+        "schemas": {
+            "Event": {"oneOf": [{"$ref": f"#/components/schemas/{t}"} for t in SHOP_TYPES]},
+            **{t: event_schema(t) for t in SHOP_TYPES},
+            "Accepted": {"type": "object", "properties": {
+                "accepted": {"type": "integer"},
+                "event_ids": {"type": "array", "items": {"type": "string"}}}},
+            "Invalid": {"type": "object", "properties": {
+                "error": {"type": "string"}, "invalid": {"type": "integer"},
+                "total": {"type": "integer"},
+                "items": {"type": "array", "items": {"type": "object", "properties": {
+                    "index": {"type": "integer"}, "reason": {"type": "string"},
+                    "errors": {"type": "object"}}}}}},
+            "State": {**OBJ, "properties": {"customer_id": {"type": "string"},
+                                            "as_of": {"type": "integer"}}},
+        },
+    },
+}
+DOCUMENT = orjson.dumps(SPEC, option=orjson.OPT_INDENT_2)
+
+
+@app.page("/openapi.json")
+class OpenApi(View):
+    async def get(self, request):
+        return self.bytes(DOCUMENT, content_type="application/json")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(DOCUMENT.decode())

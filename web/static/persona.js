@@ -1,0 +1,131 @@
+/* Persona browser SDK: plain JavaScript, no build step.
+ *
+ *   persona.init({endpoint: "https://persona.example.com", key: "<ingest-only key>"});
+ *   persona.identify("customer-42");          // optional; else an anonymous id is kept
+ *   persona.track("product_view", {product_id: "p1", price: 9.5});
+ *
+ * Events are batched in memory and sent to POST {endpoint}/v1/events every
+ * flushIntervalMs, when maxBatch events wait, and with navigator.sendBeacon when the
+ * page is hidden. Bodies are text/plain JSON arrays and the key goes in ?key= (an
+ * ingest-only, publishable key): that is a CORS "simple" request, so no preflight, and
+ * it is what sendBeacon can send. Each event gets its event_id here, so a retry after a
+ * failure (backoff with jitter) is deduplicated by the server. Nothing in here ever
+ * throws into the host page.
+ */
+(function (global) {
+  "use strict";
+  var cfg = null, queue = [], customerId = null, sessionId = null, timer = null;
+  var inflight = null, failures = 0, retryAt = 0;
+  var stats = {queued: 0, sent: 0, dropped: 0, failures: 0};
+
+  function warn(msg, err) {
+    try { if (cfg && cfg.debug && global.console) console.warn("[persona] " + msg, err || ""); } catch (e) { /* ignore */ }
+  }
+  function guard(fn) {
+    return function () {
+      try { return fn.apply(null, arguments); } catch (e) { warn("error", e); }
+    };
+  }
+  function uuid() {
+    var c = global.crypto;
+    if (c && c.randomUUID) return c.randomUUID();
+    return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, function (ch) {
+      var r = Math.random() * 16 | 0;
+      return (ch === "x" ? r : (r & 3 | 8)).toString(16);
+    });
+  }
+  function stored(storage, name, make) {
+    try {
+      var v = global[storage].getItem(name);
+      if (!v) { v = make(); global[storage].setItem(name, v); }
+      return v;
+    } catch (e) { return make(); }
+  }
+  function url() {
+    return cfg.endpoint.replace(/\/+$/, "") + "/v1/events?key=" + encodeURIComponent(cfg.key);
+  }
+
+  function init(options) {
+    options = options || {};
+    if (!options.endpoint || !options.key) { warn("init needs endpoint and key"); return; }
+    cfg = {
+      endpoint: String(options.endpoint), key: String(options.key), debug: !!options.debug,
+      flushIntervalMs: options.flushIntervalMs || 2000, maxBatch: options.maxBatch || 100,
+      maxQueue: options.maxQueue || 1000, maxBackoffMs: options.maxBackoffMs || 30000
+    };
+    customerId = customerId || stored("localStorage", "persona.customer_id",
+                                      function () { return "anon-" + uuid(); });
+    sessionId = stored("sessionStorage", "persona.session_id", uuid);
+    if (timer) clearInterval(timer);
+    timer = setInterval(guard(flush), cfg.flushIntervalMs);
+    if (global.addEventListener) {
+      global.addEventListener("pagehide", guard(beacon));
+      global.document && document.addEventListener("visibilitychange", guard(function () {
+        if (document.visibilityState === "hidden") beacon();
+      }));
+    }
+  }
+
+  function identify(id) {
+    if (!id) return;
+    customerId = String(id);
+    try { global.localStorage.setItem("persona.customer_id", customerId); } catch (e) { /* private mode */ }
+  }
+
+  function track(type, fields) {
+    if (!cfg) { warn("track before init"); return; }
+    var ev = {}, k;
+    for (k in (fields || {})) if (Object.prototype.hasOwnProperty.call(fields, k)) ev[k] = fields[k];
+    ev.type = String(type); ev.event_id = uuid(); ev.customer_id = customerId;
+    ev.session_id = sessionId; ev.ts = Date.now(); ev.v = 1;
+    queue.push(ev); stats.queued++;
+    if (queue.length > cfg.maxQueue) { queue.splice(0, queue.length - cfg.maxQueue); stats.dropped++; }
+    if (queue.length >= cfg.maxBatch) flush();
+    return ev.event_id;
+  }
+
+  function retryLater(batch) {
+    queue = batch.concat(queue).slice(0, cfg.maxQueue);
+    failures++; stats.failures++;
+    var wait = Math.min(cfg.maxBackoffMs, 500 * Math.pow(2, failures - 1));
+    retryAt = Date.now() + wait / 2 + Math.random() * wait / 2;
+  }
+
+  /* Send what waits; resolves when done (never rejects). */
+  function flush() {
+    if (!cfg || inflight) return inflight || Promise.resolve();
+    if (!queue.length || Date.now() < retryAt || typeof fetch !== "function") return Promise.resolve();
+    var batch = queue.splice(0, cfg.maxBatch), body = JSON.stringify(batch);
+    inflight = fetch(url(), {
+      method: "POST", body: body, headers: {"Content-Type": "text/plain"},
+      credentials: "omit", keepalive: body.length < 60000
+    }).then(function (r) {
+      if (r.status === 202) { failures = 0; retryAt = 0; stats.sent += batch.length; }
+      else if (r.status >= 500 || r.status === 429 || r.status === 408) retryLater(batch);
+      else { stats.dropped += batch.length; warn("events rejected with " + r.status); }
+    }, function (err) { retryLater(batch); warn("send failed", err); })
+      .then(function () { inflight = null; }, function () { inflight = null; });
+    return inflight;
+  }
+
+  /* Page is going away: hand everything to the browser (sendBeacon survives unload). */
+  function beacon() {
+    if (!cfg || !queue.length) return;
+    var nav = global.navigator;
+    while (queue.length) {
+      var batch = queue.slice(0, cfg.maxBatch);
+      var ok = nav && nav.sendBeacon &&
+        nav.sendBeacon(url(), new Blob([JSON.stringify(batch)], {type: "text/plain"}));
+      if (!ok) return;  // stays queued; the next flush or page load retries
+      queue.splice(0, batch.length); stats.sent += batch.length;
+    }
+  }
+
+  global.persona = {
+    init: guard(init), identify: guard(identify), track: guard(track),
+    flush: function () { try { return flush(); } catch (e) { warn("error", e); return Promise.resolve(); } },
+    customerId: function () { return customerId; },
+    stats: function () { return {queued: stats.queued, sent: stats.sent, dropped: stats.dropped,
+                                 failures: stats.failures, pending: queue.length}; }
+  };
+})(typeof window !== "undefined" ? window : this);
