@@ -68,8 +68,12 @@ def partition_of(topic: str, key: bytes):
 
 def erase(customer_id: str) -> None:
     for table in (sessions, profiles):
-        if customer_id in table:
-            del table[customer_id]  # writes a changelog tombstone
+        # Tombstone even if the key is already gone here: after a crash the local
+        # store can be ahead of the changelog, and the redelivered command repairs it.
+        try:
+            del table[customer_id]
+        except KeyError:
+            pass
 
 
 async def to_outbox(records: list) -> None:
@@ -117,9 +121,13 @@ async def handle(event, idle_ms: int) -> None:
     new_profile = profile_state.apply(profile, ev, new_session)
     if SUBSCRIPTIONS:
         await notify(ev, webhooks.triggers(session, new_session, profile, new_profile, ev, idle_ms))
-    if new_session is not session:
+    # A redelivered event changes nothing, but after a kill -9 the local RocksDB can hold
+    # state whose changelog record was never sent: write it again so the changelog (and
+    # any worker restoring from it) catches up.
+    redelivered = profile is not None and ev["event_id"] in profile["event_ids"]
+    if new_session is not session or (redelivered and session is not None):
         sessions[cid] = new_session
-    if new_profile is not profile:
+    if new_profile is not profile or redelivered:
         profiles[cid] = new_profile
 
 

@@ -97,3 +97,20 @@ async def test_erase_removes_the_customer_from_both_tables(outbox):
         await agent.put(erase, key=b"c1", partition=0)
     assert "c1" not in sessions and "c1" not in profiles
     assert "c2" in profiles
+
+
+async def test_a_redelivered_event_republishes_the_state(outbox, monkeypatch):
+    """After a crash the local store can be ahead of the changelog: a duplicate re-sends it."""
+    writes = []
+    original = profiles.on_key_set
+
+    def spy(key, value):
+        writes.append(key)
+        return original(key, value)
+
+    monkeypatch.setattr(profiles, "on_key_set", spy)
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=b"c1", partition=0)
+        await agent.put(ev(1), key=b"c1", partition=0)  # redelivered
+    assert writes == ["c1", "c1"]
+    assert profiles["c1"]["counts"] == {"product_view": 1}

@@ -180,6 +180,9 @@ def test_chaos(broker, cluster):
         w = live[customers.index(cid) % len(live)]
         got = poll(lambda w=w, cid=cid: http("GET", f"{w.url}/v1/customers/{cid}/profile", READ),
                    lambda r, cid=cid: r == (200, final[cid]), timeout=120)
+        if got[0] == 200 and got[1] != final[cid]:
+            diff = {k: (got[1].get(k), v) for k, v in final[cid].items() if got[1].get(k) != v}
+            pytest.fail(f"{cid} differs (got, want): {diff}\n{[w.log for w in cluster.workers]}")
         assert got == (200, final[cid]), (cid, got)
     reader.stop_flag.set()
     reader.join(30)
