@@ -5,6 +5,10 @@ The agent only wires the stream to the pure rules in ``app.session_state`` and
 anything that fails validation is parked on ``events-dlq`` with the reason and the
 original bytes, and the partition moves on.
 
+Events are taken in batches: each customer's new state is computed event by event
+with the pure rules and written back once per batch (fewer changelog records, one
+RocksDB write per table), before the batch's offsets are acked.
+
 Webhooks: after deciding the new states, the agent puts one delivery request per
 (trigger, matching subscription) on the ``webhook-deliveries`` outbox (``app.webhooks``)
 and waits for the broker's acknowledgement *before* writing the tables, so a crash in
@@ -17,8 +21,10 @@ import asyncio
 import base64
 import logging
 import time
+import weakref
 
 import orjson
+from faust.streams import _current_event
 
 from app import profile_state, session_state, webhooks
 from app.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
@@ -66,16 +72,6 @@ def partition_of(topic: str, key: bytes):
     return app.consumer.key_partition(topic, key)
 
 
-def erase(customer_id: str) -> None:
-    for table in (sessions, profiles):
-        # Tombstone even if the key is already gone here: after a crash the local
-        # store can be ahead of the changelog, and the redelivered command repairs it.
-        try:
-            del table[customer_id]
-        except KeyError:
-            pass
-
-
 async def to_outbox(records: list) -> None:
     """Send outbox records and wait until the broker has them all."""
     futures = [await webhook_deliveries.send(key=key, value=value) for key, value in records]
@@ -97,48 +93,106 @@ async def dead_letter(event, reason: str, errors: dict) -> None:
                           value=dlq_record(event.value, reason, errors, message))
 
 
-async def handle(event, idle_ms: int) -> None:
-    ev = parse(event.value)
+class Pending:
+    """One customer's state while a batch is applied; written back once at its end."""
+
+    __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased")
+
+    def __init__(self, cid: str):
+        self.session, self.profile = sessions.get(cid), profiles.get(cid)
+        self.event = None
+        self.dirty_session = self.dirty_profile = self.erased = False
+
+
+def apply(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
+    """Apply one valid event to a customer's pending state (pure rules + triggers)."""
     cid = ev["customer_id"]
-    if misrouted(event.message, cid):
-        # Re-key: the copy lands in the customer's partition and is processed there.
-        await events.send(key=cid.encode(), value=event.value)
-        return
     if ev["type"] == ERASE:
         if SUBSCRIPTIONS:  # cancels this customer's pending deliveries (agents/webhooks.py)
-            await to_outbox([webhooks.erase_marker(cid, int(time.time() * 1000))])
-        erase(cid)
+            outbox.append(webhooks.erase_marker(cid, int(time.time() * 1000)))
+        p.session = p.profile = None
+        p.erased, p.dirty_session, p.dirty_profile = True, False, False
         return
-    session = sessions.get(cid)
     if ev["type"] == SESSION_TIMEOUT:  # from the abandoned-cart scan; never touches the profile
-        new_session, fired = webhooks.on_session_timeout(session, ev, idle_ms)
-        await notify(ev, fired)
-        if new_session is not session:
-            sessions[cid] = new_session
+        new_session, fired = webhooks.on_session_timeout(p.session, ev, idle_ms)
+        outbox.extend(requests(ev, fired))
+        if new_session is not p.session:
+            p.session, p.dirty_session = new_session, True
         return
-    new_session = session_state.apply(session, ev, idle_ms)
-    profile = profiles.get(cid)
-    new_profile = profile_state.apply(profile, ev, new_session)
+    new_session = session_state.apply(p.session, ev, idle_ms)
+    new_profile = profile_state.apply(p.profile, ev, new_session)
     if SUBSCRIPTIONS:
-        await notify(ev, webhooks.triggers(session, new_session, profile, new_profile, ev, idle_ms))
+        fired = webhooks.triggers(p.session, new_session, p.profile, new_profile, ev, idle_ms)
+        outbox.extend(requests(ev, fired))
     # A redelivered event changes nothing, but after a kill -9 the local RocksDB can hold
     # state whose changelog record was never sent: write it again so the changelog (and
     # any worker restoring from it) catches up.
-    redelivered = profile is not None and ev["event_id"] in profile["event_ids"]
-    if new_session is not session or (redelivered and session is not None):
-        sessions[cid] = new_session
-    if new_profile is not profile or redelivered:
-        profiles[cid] = new_profile
+    redelivered = p.profile is not None and ev["event_id"] in p.profile["event_ids"]
+    if new_session is not p.session or (redelivered and new_session is not None):
+        p.session, p.dirty_session = new_session, True
+    if new_profile is not p.profile or redelivered:
+        p.profile, p.dirty_profile = new_profile, True
 
 
-@app.agent(events, concurrency=1)
-async def process_events(stream):
-    idle_ms = settings.session_idle_ms
-    async for event in stream.events():
+def requests(ev: dict, fired: list) -> list:
+    if not (fired and SUBSCRIPTIONS):
+        return []
+    return webhooks.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000))
+
+
+def write_back(cid: str, p: Pending) -> None:
+    """Write one customer's final state of the batch (one changelog record per table).
+
+    Faust sends a table write to the changelog partition of the *current* event; in a
+    batch that is the last event of the batch, so make it this customer's last event.
+    """
+    token = _current_event.set(weakref.ref(p.event))
+    try:
+        for table, value, dirty in ((sessions, p.session, p.dirty_session),
+                                    (profiles, p.profile, p.dirty_profile)):
+            if value is not None and dirty:
+                table[cid] = value
+            elif value is None and p.erased:
+                # Tombstone even if the key is already gone here: after a crash the local
+                # store can be ahead of the changelog; the redelivered command repairs it.
+                try:
+                    del table[cid]
+                except KeyError:
+                    pass
+    finally:
+        _current_event.reset(token)
+
+
+async def process_batch(batch, idle_ms: int) -> None:
+    pending: dict[str, Pending] = {}
+    outbox: list = []
+    for event in batch:
         try:
-            await handle(event, idle_ms)
+            ev = parse(event.value)
+            cid = ev["customer_id"]
+            if misrouted(event.message, cid):
+                # Re-key: the copy lands in the customer's partition and is processed there.
+                await events.send(key=cid.encode(), value=event.value)
+                continue
+            p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
+            apply(p, ev, idle_ms, outbox)
+            p.event = event
         except InvalidEvent as exc:
             await dead_letter(event, exc.reason, exc.errors)
         except Exception as exc:  # a bug must not stall the partition: park the event
             log.exception("processing failed; dead-lettering the event")
             await dead_letter(event, "processing failed", {"_error": [repr(exc)]})
+    # Webhooks first: once the broker has them, a crash before the table writes only
+    # redelivers the events, which fire the same triggers again (same webhook-id).
+    await to_outbox(outbox)
+    for cid, p in pending.items():
+        if p.event is not None:
+            write_back(cid, p)
+
+
+@app.agent(events, concurrency=1)
+async def process_events(stream):
+    """Events in batches (up to BATCH_MAX or BATCH_WITHIN_S); acked after the writes."""
+    idle_ms = settings.session_idle_ms
+    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+        await process_batch(batch, idle_ms)

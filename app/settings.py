@@ -86,6 +86,10 @@ class Settings:
     webhook_backoff_s: float = 0.5
     webhook_backoff_max_s: float = 60.0
     webhook_concurrency: int = 8
+    #: The customers agent takes up to this many events, or what arrived within
+    #: ``batch_within_s``, and writes each customer's state once per batch.
+    batch_max: int = 500
+    batch_within_s: float = 0.05
     #: Interval of the abandoned-cart scan (seconds).
     abandon_check_s: float = 60.0
 
@@ -131,6 +135,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         webhook_backoff_max_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_MAX_S", 60.0),
         webhook_concurrency=max(1, _int(env, "PERSONA_WEBHOOK_CONCURRENCY", 8)),
         abandon_check_s=_float(env, "PERSONA_ABANDON_CHECK_S", 60.0),
+        batch_max=max(1, _int(env, "PERSONA_BATCH_MAX", 500)),
+        batch_within_s=_float(env, "PERSONA_BATCH_WITHIN_S", 0.05),
     )
 
 

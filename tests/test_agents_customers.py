@@ -5,6 +5,7 @@ produce path is covered by the end-to-end tests.
 """
 from __future__ import annotations
 
+import asyncio
 from unittest.mock import AsyncMock
 
 import orjson
@@ -108,9 +109,27 @@ async def test_a_redelivered_event_republishes_the_state(outbox, monkeypatch):
         writes.append(key)
         return original(key, value)
 
-    monkeypatch.setattr(profiles, "on_key_set", spy)
     async with customers.process_events.test_context() as agent:
         await agent.put(ev(1), key=b"c1", partition=0)
-        await agent.put(ev(1), key=b"c1", partition=0)  # redelivered
-    assert writes == ["c1", "c1"]
-    assert profiles["c1"]["counts"] == {"product_view": 1}
+    before = profiles["c1"]
+    monkeypatch.setattr(profiles, "on_key_set", spy)
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=b"c1", partition=0)  # redelivered in a later batch
+    assert writes == ["c1"]
+    assert profiles["c1"] == before and before["counts"] == {"product_view": 1}
+
+
+async def test_a_batch_writes_each_customer_once(outbox, monkeypatch):
+    writes = []
+    original = profiles.on_key_set
+    monkeypatch.setattr(profiles, "on_key_set", lambda k, v: (writes.append(k), original(k, v)))
+    async with customers.process_events.test_context() as agent:
+        for i in range(1, 6):
+            await agent.put(ev(i), key=b"c1", partition=0, wait=False)
+        await agent.put(ev(6, cid="c2"), key=b"c2", partition=0, wait=False)
+        for _ in range(100):  # the batch closes after PERSONA_BATCH_WITHIN_S
+            if "c2" in profiles:
+                break
+            await asyncio.sleep(0.05)
+    assert profiles["c1"]["counts"] == {"product_view": 5}
+    assert sorted(writes) == ["c1", "c2"]
