@@ -69,7 +69,19 @@ def misrouted(message, customer_id: str) -> bool:
 
 def partition_of(topic: str, key: bytes):
     """The partition the default partitioner gives ``key`` (None if metadata is unknown)."""
-    return app.consumer.key_partition(topic, key)
+    partition = _partition_cache.get((topic, key))
+    if partition is None:
+        partition = app.consumer.key_partition(topic, key)
+        if partition is not None:
+            if len(_partition_cache) > 100_000:
+                _partition_cache.clear()
+            _partition_cache[(topic, key)] = partition
+    return partition
+
+
+# murmur2 in pure Python costs more than the rest of the routing check; a topic's
+# partition count only changes with a planned migration (which needs a restart).
+_partition_cache: dict = {}
 
 
 async def to_outbox(records: list) -> None:
