@@ -1,50 +1,29 @@
-"""Every topic of the app. Values are raw bytes: agents validate them themselves."""
+"""Every topic of the app. Keys and values are raw bytes: agents validate them themselves.
+
+All are declared ``internal`` so Faust creates them (with these partition counts) when
+they are missing.
+"""
 from app.main import app
 from app.settings import settings
 
-#: Shop events and erase commands, key = customer_id (utf-8), JSON envelope value.
-events = app.topic(
-    "events",
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,  # declared (created if missing) with this partition count
-)
+
+def _raw_topic(name: str, partitions: int):
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=partitions, internal=True)
+
+
+#: Shop events and internal commands (erase, session_timeout); key = customer_id (utf-8),
+#: JSON envelope value.
+events = _raw_topic("events", settings.partitions)
 
 #: Events that failed validation: {"reason", "errors", "raw" (original bytes, utf-8 or base64)}.
-events_dlq = app.topic(
-    "events-dlq",
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=1,
-    internal=True,
-)
+events_dlq = _raw_topic("events-dlq", 1)
 
 #: Webhook outbox: one delivery request per (trigger, subscription), or an erase marker;
 #: key = customer_id, JSON value (see app/webhooks.py). Written by agents/customers.py,
 #: consumed by agents/webhooks.py.
-webhook_deliveries = app.topic(
-    "webhook-deliveries",
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
+webhook_deliveries = _raw_topic("webhook-deliveries", settings.partitions)
 
 #: Deliveries that failed for good: {"delivery", "error", "status", "attempts", ...};
 #: ``persona-redrive`` sends them back to webhook-deliveries.
-webhooks_dlq = app.topic(
-    "webhooks-dlq",
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=1,
-    internal=True,
-)
+webhooks_dlq = _raw_topic("webhooks-dlq", 1)
