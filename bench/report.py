@@ -1,0 +1,132 @@
+"""One table of figures and ratios (ours / limit), printed and written as JSON."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: Targets from issue 7 (per worker, real-Kafka producer settings), shown as notes.
+TARGETS = {
+    "ingest_off": ">= 6,000 events/s",
+    "two_off": ">= 1.6x one worker",
+    "idle_rps": ">= 10,000 req/s",
+    "idle_p99": "<= 3 ms",
+    "busy_p99": "<= 10 ms",
+    "restore": ">= 50,000 records/s",
+}
+
+
+def _row(rows, name, ours, limit=None, unit="", note=""):
+    ratio = (ours / limit) if (ours is not None and limit) else None
+    rows.append({"figure": name, "ours": ours, "limit": limit, "ratio": ratio, "unit": unit,
+                 "note": note})
+
+
+def rows(res: dict) -> list[dict]:
+    out: list[dict] = []
+    lim = res.get("limits", {})
+    state = lim.get("state_eps")
+    runs = res.get("runs", {})
+    one = {k: runs.get(f"1w_{k}", {}).get("eps") for k in ("on", "off")}
+    for key, r in runs.items():
+        workers, compat = key.split("_")
+        if workers == "1w":
+            note = TARGETS["ingest_off"] if compat == "off" else "producer capped (BROKER.md)"
+            if r.get("profiled"):
+                note += "; py-spy attached (slows it)"
+            _row(out, f"ingest e2e, {r['label']}", r["eps"], state, "events/s",
+                 f"limit: pure state; {note}")
+        else:
+            base = one.get(compat)
+            note = "limit: 2x one worker"
+            if base:
+                note += f"; scaling x{r['eps'] / base:.2f}"
+            if compat == "off":
+                note += "; " + TARGETS["two_off"]
+            _row(out, f"ingest e2e, {r['label']}", r["eps"], 2 * base if base else None,
+                 "events/s", note)
+        if r.get("worker_cpu_us_per_event") and state:
+            _row(out, f"worker CPU per event, {r['label']}", r["worker_cpu_us_per_event"],
+                 1e6 / state, "us", f"limit: pure state apply (parse adds "
+                 f"{1e6 / lim['parse_eps']:,.0f}); load-independent; broker "
+                 f"{r['broker_cpu_us_per_event']:,.0f} us/event more")
+        _row(out, f"changelog records/event, {r['label']}", r["changelog_per_event"],
+             lim.get("min_writes_per_event"), "records",
+             "limit: one write per changed customer per 500-event batch")
+    if "raw_consume_eps" in runs.get("1w_on", {}):
+        _row(out, "raw aiokafka consume (baseline)", runs["1w_on"]["raw_consume_eps"], None,
+             "msgs/s")
+    if lim:
+        _row(out, "parse + validate only (baseline)", lim["parse_eps"], None, "events/s")
+        _row(out, "pure state apply (the limit)", state, None, "events/s",
+             f"+orjson encode of changed values: {lim['state_json_eps']:,.0f}/s")
+    bare = res.get("bare")
+    look = runs.get("1w_off", {})
+    if "lookups_idle" in look:
+        idle, busy = look["lookups_idle"], look["lookups_ingesting"]
+        _row(out, "lookups idle, req/s", idle["rps"], bare and bare["rps"], "req/s",
+             f"limit: bare aiohttp; {TARGETS['idle_rps']}")
+        _row(out, "lookups idle, p50", idle["p50_ms"], bare and bare["p50_ms"], "ms")
+        _row(out, "lookups idle, p99", idle["p99_ms"], bare and bare["p99_ms"], "ms",
+             TARGETS["idle_p99"])
+        _row(out, "lookups while ingesting, req/s", busy["rps"], bare and bare["rps"], "req/s")
+        _row(out, "lookups while ingesting, p99", busy["p99_ms"], bare and bare["p99_ms"], "ms",
+             TARGETS["busy_p99"])
+        _row(out, "ingest while serving lookups", busy["ingest_eps"], one.get("off"),
+             "events/s", "limit: ingest alone" +
+             ("" if busy["ingesting_throughout"] else "; ingest ended inside the window"))
+    rec = runs.get("1w_on", {}).get("recovery")
+    if rec and "restore_s" in rec:
+        _row(out, "recovery: start to /ready", rec["ready_s"], rec["empty_start_s"], "s",
+             f"limit: start with empty changelogs; group join took {rec['assigned_s']:.1f}s")
+        _row(out, "recovery: start to sample answering", rec["answers_s"], None, "s")
+        _row(out, "recovery: changelog records restored/s", rec["records_per_s"], None,
+             "records/s", f"{rec['records']:,} records in {rec['restore_s']:.1f}s (Faust's "
+             f"restore log lines); {TARGETS['restore']}" + (
+                 f"; CPU worker {rec['worker_cpu_s']:.0f}s, broker {rec['broker_cpu_s']:.0f}s"
+                 if "worker_cpu_s" in rec else ""))
+    return out
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.2f}"
+
+
+def table(rs: list[dict]) -> str:
+    head = ("figure", "ours", "limit", "ours/limit", "unit", "note")
+    body = [(r["figure"], _fmt(r["ours"]), _fmt(r["limit"]),
+             "-" if r["ratio"] is None else f"{r['ratio']:.2f}", r["unit"], r["note"])
+            for r in rs]
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(5)]
+    lines = []
+    for i, line in enumerate([head, *body]):
+        cells = [c.ljust(w) if j in (0, 4) else c.rjust(w)
+                 for j, (c, w) in enumerate(zip(line, widths, strict=False))]
+        lines.append("  ".join(cells) + "  " + line[5])
+        if i == 0:
+            lines.append("-" * (sum(widths) + 2 * 5 + 4))
+    return "\n".join(lines)
+
+
+def write(res: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(res["meta"]["started"]))
+    text = json.dumps(res, indent=2, default=str)
+    path = RESULTS / f"{stamp}.json"
+    path.write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    return path
+
+
+if __name__ == "__main__":  # python -m bench.report [results.json]: re-print a saved table
+    import sys
+
+    saved = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else RESULTS / "latest.json")
+                       .read_text())
+    print(table(rows(saved)))

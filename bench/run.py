@@ -1,0 +1,147 @@
+"""``make bench``: Persona's throughput, lookup and recovery figures against their limits.
+
+    .venv/bin/python -m bench.run [--quick] [--events N] [--customers N] [--repeat N]
+                                  [--lookup-seconds S] [--skip PHASES] [--profile]
+                                  [--worker-env NAME=VALUE] [--app-root DIR] [--label TEXT]
+
+Every run starts its own bundled broker(s) and ``faust worker`` processes on free
+ports (nothing else may be running on them; no fixed port is used). Phases, in order:
+limits (pure functions), bare-aiohttp lookup limit, 1 worker with the local-broker
+compatibility switch on (+ raw aiokafka consume baseline, + recovery), 1 worker with
+it off (real-Kafka producer settings; + lookups idle and while ingesting), 2 workers
+on, 2 workers off. ``--skip`` takes a comma list of: on, off, two, lookups, recovery.
+``--profile`` records the 1-worker compat-off ingest with py-spy (needs root or
+ptrace rights) into bench/results/profile-<time>.txt and prints its top functions.
+``--worker-env`` passes settings to the workers (e.g. Faust's PRODUCER_LINGER=0.005)
+and ``--app-root`` runs the workers from another checkout: both compare a lever
+against the same events. The table goes to stdout and, as JSON, to
+bench/results/<time>.json and latest.json. Figures are medians where repeated; the
+"worker CPU us/event" in the log and JSON does not depend on machine load.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import gen, limits, load, report, scenarios
+from bench.profile import summary
+
+IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="2k customers, 40k events, 1 repeat")
+    p.add_argument("--events", type=int)
+    p.add_argument("--customers", type=int)
+    p.add_argument("--partitions", type=int, default=8)
+    p.add_argument("--repeat", type=int, help="repeats of the cheap measurements (median)")
+    p.add_argument("--lookup-seconds", type=float)
+    p.add_argument("--skip", default="", help="comma list: on,off,two,lookups,recovery")
+    p.add_argument("--profile", action="store_true", help="py-spy the 1-worker ingest")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra worker environment, e.g. Faust's PRODUCER_LINGER=0.005")
+    p.add_argument("--app-root", type=Path, default=scenarios.ROOT,
+                   help="run the workers from another checkout (compare a branch)")
+    p.add_argument("--label", default="", help="free text stored with the results")
+    a = p.parse_args(argv)
+    a.events = a.events or (40_000 if a.quick else 200_000)
+    a.customers = a.customers or (2_000 if a.quick else 10_000)
+    a.repeat = a.repeat or (1 if a.quick else 3)
+    a.lookup_seconds = a.lookup_seconds or (5.0 if a.quick else 10.0)
+    a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    return a
+
+
+def meta(args) -> dict:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    except OSError:
+        rev = ""
+    return {"started": time.time(), "args": {k: (sorted(v) if isinstance(v, set) else v)
+                                             for k, v in vars(args).items()},
+            "cpus": os.cpu_count(), "label": args.label, "python": platform.python_version(), "git": rev,
+            "load_tool": load.tool(), "loadavg_start": os.getloadavg()}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    res: dict = {"meta": meta(args), "runs": {}}
+    tmp = Path(tempfile.mkdtemp(prefix="persona-bench-"))
+    log(f"generating {args.events:,} events for {args.customers:,} customers (seed {args.seed})")
+    records = gen.generate(args.customers, args.events, args.seed)
+    res["mix"] = gen.mix(records)
+    customers = sorted({k.decode() for k, _ in records})
+    ids = random.Random(args.seed).sample(customers, min(500, len(customers)))
+    profile = None
+    if args.profile:
+        profile = report.RESULTS / f"profile-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    ctx = scenarios.Ctx(tmp=tmp, records=records, customers=args.customers,
+                        partitions=args.partitions, repeat=args.repeat,
+                        lookup_s=args.lookup_seconds, ids=ids, profile=profile, log=log,
+                        worker_env=dict(e.split("=", 1) for e in args.worker_env),
+                        app_root=args.app_root.resolve())
+    try:
+        log("limits: parse, pure state apply (no Kafka, no Faust)")
+        lim = limits.measure(records, IDLE_MS, args.repeat)
+        body = lim.pop("sample_view")
+        res["limits"] = lim
+        log(f"  parse {lim['parse_eps']:,.0f}/s; state {lim['state_eps']:,.0f}/s")
+        if "lookups" not in args.skip:
+            log(f"lookup limit: bare aiohttp ({load.tool()}, 16 connections)")
+            res["bare"] = scenarios.bare_limit(ctx, body)
+            log(f"  {res['bare']['rps']:,.0f} req/s p99 {res['bare']['p99_ms']:.1f} ms")
+        plan = [("1w_on", True, 1), ("1w_off", False, 1), ("2w_on", True, 2),
+                ("2w_off", False, 2)]
+        for key, compat, workers in plan:
+            if ("on" if compat else "off") in args.skip or (workers == 2 and "two" in args.skip):
+                continue
+            after = None
+            if key == "1w_on" and "recovery" not in args.skip:
+                after = scenarios.recovery(ctx)
+            if key == "1w_off" and "lookups" not in args.skip:
+                after = scenarios.lookups(ctx)
+            log(f"ingest: {workers} worker(s), compat {'on' if compat else 'off'}")
+            ctx.profile = profile if key == "1w_off" else None
+            res["runs"][key] = scenarios.ingest(ctx, compat, workers,
+                                                raw_baseline=(key == "1w_on"), after=after)
+            res["runs"][key]["loadavg_after"] = os.getloadavg()
+            res["runs"][key]["profiled"] = bool(ctx.profile)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res["meta"]["loadavg_end"] = os.getloadavg()
+    res["meta"]["seconds"] = time.time() - res["meta"]["started"]
+    res["table"] = report.rows(res)
+    if profile and profile.exists():
+        res["profile"] = {"file": str(profile), **summary(profile)}
+    path = report.write(res)
+    print()
+    print(f"Persona benchmark: {args.events:,} events, {args.customers:,} customers, "
+          f"{args.partitions} partitions, {os.cpu_count()} CPUs, load avg "
+          f"{res['meta']['loadavg_start'][0]:.1f} -> {res['meta']['loadavg_end'][0]:.1f}, "
+          f"{res['meta']['seconds'] / 60:.1f} min")
+    print(report.table(res["table"]))
+    if "profile" in res:
+        print("\npy-spy, 1 worker compat off, top self time:")
+        for name, pct in res["profile"]["self"][:15]:
+            print(f"  {pct:5.1f}%  {name}")
+    print(f"\nwritten: {path} and {report.RESULTS / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

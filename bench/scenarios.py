@@ -1,0 +1,201 @@
+"""The measured scenarios, each on a fresh bundled broker with a fresh ``events`` topic.
+
+End-to-end ingest: ``events`` is pre-filled (batched producer), then the workers start.
+Completion is detected by the Faust group's committed offsets on ``events`` reaching
+the per-partition counts this run produced (never ListOffsets: wrong for batched
+producers on this broker); Faust flushes its producer before each commit, so by then
+every table update is in the changelogs. The figures then come from the changelogs
+themselves: start = earlier of "first /ready 200" and the first changelog record's
+timestamp, end = the last changelog record's timestamp (producer create time, same
+clock); records = the changelogs' fetch high watermarks (correct on this broker).
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import bare, gen, kafka, load
+from bench.procs import API_KEY, ROOT, Broker, Worker, cpu_seconds, free_port, get, get_json
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    records: list
+    customers: int
+    partitions: int
+    repeat: int
+    lookup_s: float
+    ids: list = field(default_factory=list)
+    profile: Path | None = None
+    worker_env: dict = field(default_factory=dict)
+    app_root: Path = ROOT
+    log: callable = print
+
+
+def _consumed(b: Broker, ends: dict, workers: list[Worker], timeout: float) -> float:
+    def alive() -> bool:
+        return all(w.alive() for w in workers)
+
+    return asyncio.run(kafka.wait_consumed(b.bootstrap, "events", ends, timeout, alive))
+
+
+SPY_EXTRA: list[str] = []  # e.g. ["--gil"]: only samples holding the GIL
+
+
+def _spy(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy record (raw collapsed stacks: load into speedscope or flamegraph.pl)."""
+    import shutil
+    import sys
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([exe, "record", "--format", "raw", "--threads", *SPY_EXTRA, "-r", "100",
+                             "-o", str(out),
+                             "--pid", str(pid)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+
+
+def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
+           after=None) -> dict:
+    n = len(ctx.records)
+    label = f"{workers} worker{'s' if workers > 1 else ''}, compat {'on' if compat else 'off'}"
+    with Broker(ctx.tmp) as b:
+        ends, secs = asyncio.run(kafka.prefill(b.bootstrap, "events", ctx.records,
+                                               ctx.partitions))
+        out = {"label": label, "events": n, "prefill_eps": n / secs}
+        if raw_baseline:
+            runs = [asyncio.run(kafka.raw_consume(b.bootstrap, "events", ends))
+                    for _ in range(ctx.repeat)]
+            out["raw_consume_eps"] = statistics.median(runs)
+            out["raw_consume_runs"] = [round(r) for r in runs]
+        ws = [Worker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env, ctx.app_root).start()
+              for _ in range(workers)]
+        try:
+            ready = [w.wait_ready() for w in ws]
+            pids = [w.pid for w in ws] + [b.proc.pid]
+            cpu0 = [cpu_seconds(p) for p in pids]
+            sys0 = cpu_seconds(ws[0].pid, system_only=True)
+            spy = None
+            if ctx.profile and workers == 1:
+                spy = _spy(ws[0].pid, ctx.profile)
+            ctx.log(f"  {label}: ready {ready[0] - ws[0].started:.1f}s after start; ingesting")
+            done = _consumed(b, ends, ws, timeout=max(600, n / 100))
+            cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
+            sys_share = (cpu_seconds(ws[0].pid, system_only=True) - sys0) / max(cpu[0], 1e-3)
+            if spy:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+            stats = asyncio.run(kafka.changelog_stats(b.bootstrap))
+            start = min(min(ready), stats["first_ts"] or min(ready))
+            out.update({
+                "ready_s": ready[0] - ws[0].started,
+                "ready_all_s": [round(r - w.started, 2)
+                                for r, w in zip(ready, ws, strict=True)],
+                "active_partitions": [(get_json(f"{w.url}/ready")[1] or {}).get(
+                    "active_partitions") for w in ws],
+                "eps": n / (stats["last_ts"] - start),
+                "span_eps": n / max(1e-3, stats["last_ts"] - stats["first_ts"]),
+                "seconds": stats["last_ts"] - start,
+                "detect_lag_s": done - stats["last_ts"],
+                "changelog_records": stats["records"],
+                "changelog_per_event": stats["records"] / n,
+                # CPU per event (noise-robust): workers summed, and the broker's share.
+                "worker_cpu_us_per_event": 1e6 * sum(cpu[:-1]) / n,
+                "broker_cpu_us_per_event": 1e6 * cpu[-1] / n,
+                "worker_cpu_system_share": sys_share,
+            })
+            ctx.log(f"  {label}: {out['eps']:,.0f} events/s, "
+                    f"{out['changelog_per_event']:.2f} changelog records/event, worker CPU "
+                    f"{out['worker_cpu_us_per_event']:,.0f} us/event, broker "
+                    f"{out['broker_cpu_us_per_event']:,.0f} us/event")
+            if after:
+                out.update(after(b, ws, out))
+        finally:
+            for w in ws:
+                w.stop()
+    return out
+
+
+def lookups(ctx: Ctx):
+    """Idle lookups, then lookups while the worker ingests a further batch."""
+    def run(b: Broker, ws: list[Worker], done: dict) -> dict:
+        w = ws[0]
+        ids = [i for i in ctx.ids if get(f"{w.url}{load.PATH.format(i)}", API_KEY) == 200]
+        idle = load.median_run(w.url, ids, API_KEY, ctx.lookup_s, ctx.repeat)
+        ctx.log(f"  lookups idle: {idle['rps']:,.0f} req/s p99 {idle['p99_ms']:.1f} ms")
+        n_extra = max(len(ctx.records) // 4, int(3000 * ctx.lookup_s))
+        extra = gen.generate(ctx.customers, n_extra, seed=8,
+                             start_ms=gen.START_MS + len(ctx.records) * gen.STEP_MS)
+        asyncio.run(kafka.prefill(b.bootstrap, "events", extra, ctx.partitions))
+        before = asyncio.run(kafka.changelog_stats(b.bootstrap))["records"]
+        t0 = time.time()
+        busy = load.run(w.url, ids, API_KEY, ctx.lookup_s)
+        t1 = time.time()
+        after_ = asyncio.run(kafka.changelog_stats(b.bootstrap))["records"]
+        time.sleep(1.0)
+        still = asyncio.run(kafka.changelog_stats(b.bootstrap))["records"] > after_
+        busy["ingest_eps"] = (after_ - before) / done["changelog_per_event"] / (t1 - t0)
+        busy["ingesting_throughout"] = still
+        ctx.log(f"  lookups while ingesting: {busy['rps']:,.0f} req/s p99 "
+                f"{busy['p99_ms']:.1f} ms, ingest {busy['ingest_eps']:,.0f} events/s")
+        return {"lookups_idle": idle, "lookups_ingesting": busy, "lookup_ids": len(ids)}
+    return run
+
+
+RESTORE_FROM = "Restoring state from changelog topics"
+RESTORE_DONE = "Done reading from changelog topics"
+ASSIGNED = "Setting newly assigned partitions"
+
+
+def recovery(ctx: Ctx):
+    """Stop the worker, wipe its data dir, start it: time to /ready and to answers.
+
+    The restore rate is the changelog records over the restore window Faust logs
+    ("Restoring state from changelog topics" .. "Done reading from changelog topics");
+    the group re-join before it (waiting out the stopped member) is reported apart.
+    """
+    def run(b: Broker, ws: list[Worker], done: dict) -> dict:
+        w = ws[0]
+        sample = ctx.ids[:50]
+        w.stop()
+        w.wipe()
+        since = w.log_size()
+        broker_cpu0 = cpu_seconds(b.proc.pid)
+        w.start()
+        ready = w.wait_ready(timeout=900)
+        cpu = {"worker_cpu_s": cpu_seconds(w.pid),
+               "broker_cpu_s": cpu_seconds(b.proc.pid) - broker_cpu0}
+        pending = set(sample)
+        while pending and time.time() - ready < 120:
+            pending = {i for i in pending if get(f"{w.url}{load.PATH.format(i)}", API_KEY) != 200}
+        answers = time.time()
+        records = done["changelog_records"]
+        marks = w.log_times(since, ASSIGNED, RESTORE_FROM, RESTORE_DONE)
+        restore_s = marks.get(RESTORE_DONE, ready) - marks.get(RESTORE_FROM, w.started)
+        out = {"recovery": {"ready_s": ready - w.started, "answers_s": answers - w.started,
+                            "unanswered": len(pending), "records": records,
+                            "assigned_s": marks.get(ASSIGNED, w.started) - w.started,
+                            "restore_s": restore_s,
+                            "records_per_s": records / max(restore_s, 1e-3),
+                            "empty_start_s": done["ready_s"], **cpu}}
+        r = out["recovery"]
+        ctx.log(f"  recovery: ready in {r['ready_s']:.1f}s (group join {r['assigned_s']:.1f}s, "
+                f"restore {restore_s:.1f}s: {r['records_per_s']:,.0f} records/s; CPU worker "
+                f"{cpu['worker_cpu_s']:.0f}s, broker {cpu['broker_cpu_s']:.0f}s)")
+        return out
+    return run
+
+
+def bare_limit(ctx: Ctx, body: dict) -> dict:
+    port = free_port()
+    proc = bare.start(port, body, ctx.tmp)
+    try:
+        return load.median_run(f"http://127.0.0.1:{port}", ctx.ids, API_KEY, ctx.lookup_s,
+                               ctx.repeat)
+    finally:
+        proc.terminate()
+        proc.wait(10)
