@@ -97,8 +97,8 @@ async def wait_consumed(bootstrap: str, topic: str, ends: dict, timeout: float,
                         alive=lambda: True) -> float:
     """Poll the group's committed offsets until every partition reached its produced end.
 
-    Faust flushes its producer (the changelog writes) before it commits, so a committed
-    end means every table update of those events has been sent. Returns the wall time.
+    Every event has then been processed; its table updates may still sit in Faust's
+    producer buffer (see ``settled_changelogs``). Returns the wall time.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -112,6 +112,27 @@ async def wait_consumed(bootstrap: str, topic: str, ends: dict, timeout: float,
             raise RuntimeError("a worker exited during ingest")
         await asyncio.sleep(0.5)
     raise TimeoutError(f"group did not reach the end offsets in {timeout}s: {done} vs {ends}")
+
+
+async def settled_changelogs(bootstrap: str, quiet: float = 2.0, timeout: float = 300) -> dict:
+    """``changelog_stats`` once the changelogs stopped growing for ``quiet`` seconds.
+
+    A committed end offset does not prove every table update was produced: Faust's
+    ``ProducerBuffer.flush()`` (awaited before each commit) returns when no buffered
+    message was handed to aiokafka within 0.1 s, so under load the commit can run
+    ahead of changelog records still waiting in Faust's buffer.
+    """
+    deadline = time.monotonic() + timeout
+    last = await changelog_stats(bootstrap)
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        now = await changelog_stats(bootstrap)
+        if now["records"] != last["records"]:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            break
+    return last
 
 
 async def changelog_stats(bootstrap: str, topics=CHANGELOGS) -> dict:

@@ -57,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--app-root", type=Path, default=scenarios.ROOT,
                    help="run the workers from another checkout (compare a branch)")
     p.add_argument("--label", default="", help="free text stored with the results")
+    p.add_argument("--keep", action="store_true", help="keep the worker/broker logs (tmp dir)")
     a = p.parse_args(argv)
     a.events = a.events or (40_000 if a.quick else 200_000)
     a.customers = a.customers or (2_000 if a.quick else 10_000)
@@ -122,7 +123,10 @@ def main(argv=None) -> int:
             res["runs"][key]["loadavg_after"] = os.getloadavg()
             res["runs"][key]["profiled"] = bool(ctx.profile)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            log(f"logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     res["meta"]["loadavg_end"] = os.getloadavg()
     res["meta"]["seconds"] = time.time() - res["meta"]["started"]
     res["table"] = report.rows(res)

@@ -3,9 +3,9 @@
 End-to-end ingest: ``events`` is pre-filled (batched producer), then the workers start.
 Completion is detected by the Faust group's committed offsets on ``events`` reaching
 the per-partition counts this run produced (never ListOffsets: wrong for batched
-producers on this broker); Faust flushes its producer before each commit, so by then
-every table update is in the changelogs. The figures then come from the changelogs
-themselves: start = earlier of "first /ready 200" and the first changelog record's
+producers on this broker), then by the changelogs' high watermarks staying still for
+2 s (Faust may commit before its producer buffer is empty, see
+``kafka.settled_changelogs``). The figures then come from the changelogs themselves: start = earlier of "first /ready 200" and the first changelog record's
 timestamp, end = the last changelog record's timestamp (producer create time, same
 clock); records = the changelogs' fetch high watermarks (correct on this broker).
 """
@@ -89,7 +89,8 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
             if spy:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
-            stats = asyncio.run(kafka.changelog_stats(b.bootstrap))
+            stats = asyncio.run(kafka.settled_changelogs(b.bootstrap))
+            dlq = asyncio.run(kafka.changelog_stats(b.bootstrap, ("events-dlq",)))["records"]
             start = min(min(ready), stats["first_ts"] or min(ready))
             out.update({
                 "ready_s": ready[0] - ws[0].started,
@@ -103,6 +104,7 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
                 "detect_lag_s": done - stats["last_ts"],
                 "changelog_records": stats["records"],
                 "changelog_per_event": stats["records"] / n,
+                "dlq_records": dlq,  # events the agent parked (should be 0 here)
                 # CPU per event (noise-robust): workers summed, and the broker's share.
                 "worker_cpu_us_per_event": 1e6 * sum(cpu[:-1]) / n,
                 "broker_cpu_us_per_event": 1e6 * cpu[-1] / n,
