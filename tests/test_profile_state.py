@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
 import random
 
 import pytest
@@ -10,17 +9,8 @@ import pytest
 from app import profile_state as ps
 from app import session_state as ss
 
-IDLE = 30 * 60 * 1000
 HL = ps.HALF_LIFE_MS
-T0 = 1_700_000_000_000
-_n = itertools.count()
-
-
-def ev(kind: str, ts: int = T0, **fields) -> dict:
-    e = {"event_id": fields.pop("event_id", f"e{next(_n):05d}"), "type": kind,
-         "customer_id": "c1", "session_id": fields.pop("session_id", None), "ts": ts, "v": 1}
-    e.update(fields)
-    return e
+from tests.builders import IDLE, T0, ev  # noqa: E402
 
 
 def view_ev(pid="p1", ts=T0, category="shoes", **kw):

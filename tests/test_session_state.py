@@ -7,17 +7,7 @@ import itertools
 import pytest
 
 from app import session_state as ss
-
-IDLE = 30 * 60 * 1000
-T0 = 1_700_000_000_000
-_n = itertools.count()
-
-
-def ev(kind: str, ts: int = T0, **fields) -> dict:
-    e = {"event_id": fields.pop("event_id", f"e{next(_n):05d}"), "type": kind,
-         "customer_id": "c1", "session_id": fields.pop("session_id", None), "ts": ts, "v": 1}
-    e.update(fields)
-    return e
+from tests.builders import IDLE, T0, ev  # noqa: E402
 
 
 def add(pid, ts=T0, qty=1, price=10.0, **kw):
