@@ -200,6 +200,22 @@ async def process_batch(batch, idle_ms: int) -> None:
     for cid, p in pending.items():
         if p.event is not None:
             write_back(cid, p)
+    await changelog_durable()
+
+
+async def changelog_durable() -> None:
+    """Wait until the broker has every changelog record of the batch.
+
+    The batch's offsets are acked (and may be committed) when this returns. Faust's own
+    pre-commit flush gives up after 0.1 s without progress, so under load a commit could
+    otherwise run ahead of the changelog and a crash would lose those updates.
+    """
+    producer = app.producer
+    if producer.state != "running":  # Faust's agent test context has no producer
+        return
+    while producer.buffer.size:
+        await producer.buffer.flush()
+    await producer.flush()
 
 
 @app.agent(events, concurrency=1)
