@@ -72,6 +72,7 @@ class Producer(threading.Thread):
     def __init__(self, port: int, events: list[dict], rate: float):
         super().__init__(daemon=True)
         self.port, self.events, self.rate, self.sent, self.error = port, events, rate, 0, None
+        self.retries = 0
 
     def run(self):
         try:
@@ -85,13 +86,27 @@ class Producer(threading.Thread):
         start = time.monotonic()
         try:
             for e in self.events:
-                await producer.send_and_wait("events", orjson.dumps(e), key=e["customer_id"].encode())
+                await self._send(producer, e)
                 self.sent += 1
                 ahead = self.sent / self.rate - (time.monotonic() - start)
                 if ahead > 0:
                     await asyncio.sleep(ahead)
         finally:
             await producer.stop()
+
+    async def _send(self, producer, e, attempts: int = 30):
+        """Retry like a real producer would: a resend carries the same event_id."""
+        for attempt in range(attempts):
+            try:
+                await producer.send_and_wait("events", orjson.dumps(e),
+                                             key=e["customer_id"].encode())
+                return
+            except Exception as exc:  # broker busy during a rebalance storm
+                self.retries += 1
+                if attempt == attempts - 1:
+                    raise
+                print(f"chaos producer retry after {exc!r}")
+                await asyncio.sleep(0.5)
 
 
 class Reader(threading.Thread):
@@ -174,7 +189,8 @@ def test_chaos(broker, cluster):
     ready_times.append(time.monotonic() - t0)
 
     producer.join(timeout=len(events) / RATE + 120)
-    assert producer.error is None and producer.sent == len(events)
+    assert producer.error is None, repr(producer.error)
+    assert producer.sent == len(events)
     live = [w for w in cluster.workers if w.alive()]
     for cid in customers:
         w = live[customers.index(cid) % len(live)]
