@@ -1,6 +1,8 @@
 """End to end: real broker, real worker process, real events, answers over HTTP."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app import profile_state, session_state
@@ -92,10 +94,6 @@ def test_unkeyed_and_duplicate_events(broker, cluster):
     cart = {"event_id": "dup-1", "type": "cart_add", "customer_id": "rekey-1",
             "ts": 1700000001000, "product_id": "p1", "quantity": 2, "price": 10.0}
     broker.produce([view, cart, cart, cart])  # keyed by customer_id, cart delivered 3 times
-    import asyncio
-
-    from app.replay import replay
-    from app.settings import load
     unkeyed = {**view, "event_id": "nokey-1", "customer_id": "rekey-2"}
     # A producer that sends without a key: the agent re-keys it to the owner's partition.
     asyncio.run(_send_unkeyed(broker, unkeyed))
@@ -103,7 +101,6 @@ def test_unkeyed_and_duplicate_events(broker, cluster):
     assert got[0] == 200 and got[1]["cart_value"] == 20.0 and got[1]["cart"][0]["quantity"] == 2
     got = poll(lambda: profile(worker, "rekey-2"), lambda r: r[0] == 200)
     assert got[0] == 200 and got[1]["event_counts"] == {"product_view": 1}
-    del replay, load
 
 
 async def _send_unkeyed(broker, event):

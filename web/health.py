@@ -2,6 +2,7 @@
 from faust.web import View
 
 from app.main import app
+from web.routing import worker_ready
 
 
 @app.page("/health")
@@ -14,7 +15,7 @@ class Health(View):
 class Ready(View):
     async def get(self, request):
         recovery = app.tables.recovery
-        ready = recovery.completed.is_set() and not app.rebalancing
+        ready = worker_ready()
         body = {
             "ready": ready,
             "rebalancing": bool(app.rebalancing),

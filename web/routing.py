@@ -50,16 +50,21 @@ def _owner_and_tp(table, key: str):
     return (URL(url), tp) if url else None
 
 
+def worker_ready() -> bool:
+    """First recovery done, no rebalance running, not stopping (also ``GET /ready``).
+
+    ``rebalancing`` spans revocation .. end of recovery of the new assignment;
+    ``completed`` only covers the first recovery; a stopping worker's stores close.
+    """
+    return (app.tables.recovery.completed.is_set() and not app.rebalancing
+            and not app.should_stop)
+
+
 def serving(tp: TP) -> bool:
     """True if this worker owns ``tp`` and has fully restored it."""
-    recovery = app.tables.recovery
-    # ``rebalancing`` spans revocation .. end of recovery of the new assignment;
-    # ``completed`` only covers the first recovery; a stopping worker's stores close.
-    if app.rebalancing or app.should_stop or not recovery.completed.is_set():
+    if not worker_ready() or not app.assignor.is_active(tp):
         return False
-    if tp not in app.assignor.assigned_actives():
-        return False
-    return recovery.active_remaining().get(tp, 0) <= 0
+    return app.tables.recovery.active_remaining().get(tp, 0) <= 0
 
 
 def _is_self(url) -> bool:
