@@ -31,6 +31,7 @@ from app.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.main import app
 from app.settings import settings
 from app.topics import events, events_dlq, webhook_deliveries
+from tables.documents import encode, read
 from tables.profiles import profiles
 from tables.sessions import sessions
 
@@ -111,7 +112,7 @@ class Pending:
     __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased")
 
     def __init__(self, cid: str):
-        self.session, self.profile = sessions.get(cid), profiles.get(cid)
+        self.session, self.profile = read(sessions, cid), read(profiles, cid)
         self.event = None
         self.dirty_session = self.dirty_profile = self.erased = False
 
@@ -163,7 +164,7 @@ def write_back(cid: str, p: Pending) -> None:
         for table, value, dirty in ((sessions, p.session, p.dirty_session),
                                     (profiles, p.profile, p.dirty_profile)):
             if value is not None and dirty:
-                table[cid] = value
+                table[cid] = encode(value)
             elif value is None and p.erased:
                 # Tombstone even if the key is already gone here: after a crash the local
                 # store can be ahead of the changelog; the redelivered command repairs it.

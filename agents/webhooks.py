@@ -35,6 +35,7 @@ from app import webhooks
 from app.main import app
 from app.settings import settings
 from app.topics import events, webhook_deliveries, webhooks_dlq
+from tables.documents import read
 from tables.sessions import sessions
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ async def scan_idle_carts() -> None:
                 await asyncio.sleep(0)
                 if app.rebalancing:
                     return
-            session = sessions.get(cid)
+            session = read(sessions, cid)
             if not (webhooks.abandonable(session) and webhooks.idle(session, now, idle_ms)):
                 continue
             command = webhooks.timeout_command(session, now)

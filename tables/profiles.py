@@ -1,10 +1,4 @@
-"""customer_id -> Profile (a JSON dict built by app.profile_state)."""
-from app.main import app
-from app.settings import settings
+"""customer_id -> Profile (JSON built by app.profile_state; see tables.documents)."""
+from tables.documents import document_table
 
-profiles = app.Table(
-    "profiles",
-    default=None,
-    key_type=str,
-    partitions=settings.partitions,
-)
+profiles = document_table("profiles", help="customer_id -> profile")

@@ -1,10 +1,4 @@
-"""customer_id -> current Session (a JSON dict built by app.session_state)."""
-from app.main import app
-from app.settings import settings
+"""customer_id -> current Session (JSON built by app.session_state; see tables.documents)."""
+from tables.documents import document_table
 
-sessions = app.Table(
-    "sessions",
-    default=None,
-    key_type=str,
-    partitions=settings.partitions,
-)
+sessions = document_table("sessions", help="customer_id -> current session")

@@ -13,6 +13,7 @@ import pytest
 
 import agents.customers as customers
 from app.main import app
+from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions
 
@@ -51,7 +52,7 @@ async def test_events_update_both_tables_and_duplicates_are_noops(outbox):
                         key=b"c1", partition=0)
         await agent.put(ev(2, "cart_add", product_id="p1", quantity=2, price=5.0),
                         key=b"c1", partition=0)  # redelivered
-    session, profile = sessions["c1"], profiles["c1"]
+    session, profile = read(sessions, "c1"), read(profiles, "c1")
     assert session["events"] == 2
     assert session["cart"]["p1"]["quantity"] == 2
     assert profile["counts"] == {"product_view": 1, "cart_add": 1}
@@ -68,7 +69,7 @@ async def test_invalid_events_go_to_the_dlq_and_the_agent_keeps_going(outbox):
     assert reasons == ["malformed JSON", "invalid cart_add event"]
     record = orjson.loads(outbox["dlq"].await_args_list[0].kwargs["value"])
     assert record["raw"] == "{not json" and record["source"]["partition"] == 0
-    assert profiles["c1"]["counts"] == {"product_view": 1}
+    assert read(profiles, "c1")["counts"] == {"product_view": 1}
 
 
 async def test_unexpected_errors_are_parked_not_crashing(outbox, monkeypatch):
@@ -111,12 +112,12 @@ async def test_a_redelivered_event_republishes_the_state(outbox, monkeypatch):
 
     async with customers.process_events.test_context() as agent:
         await agent.put(ev(1), key=b"c1", partition=0)
-    before = profiles["c1"]
+    before = read(profiles, "c1")
     monkeypatch.setattr(profiles, "on_key_set", spy)
     async with customers.process_events.test_context() as agent:
         await agent.put(ev(1), key=b"c1", partition=0)  # redelivered in a later batch
     assert writes == ["c1"]
-    assert profiles["c1"] == before and before["counts"] == {"product_view": 1}
+    assert read(profiles, "c1") == before and before["counts"] == {"product_view": 1}
 
 
 async def test_a_batch_writes_each_customer_once(outbox, monkeypatch):
@@ -131,5 +132,16 @@ async def test_a_batch_writes_each_customer_once(outbox, monkeypatch):
             if "c2" in profiles:
                 break
             await asyncio.sleep(0.05)
-    assert profiles["c1"]["counts"] == {"product_view": 5}
+    assert read(profiles, "c1")["counts"] == {"product_view": 5}
     assert sorted(writes) == ["c1", "c2"]
+
+
+async def test_values_are_stored_as_one_orjson_document(outbox):
+    """The same bytes go to the store and the changelog; json-codec bytes still read back."""
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=b"c1", partition=0)
+    stored = profiles.data["c1"]
+    assert isinstance(stored, bytes) and orjson.loads(stored) == read(profiles, "c1")
+    profiles.data["c2"] = b'{"counts": {"search": 2}}'  # as Faust's json codec wrote it
+    assert read(profiles, "c2") == {"counts": {"search": 2}}
+    assert read(profiles, "nobody") is None

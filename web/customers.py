@@ -18,6 +18,7 @@ from app.events import ID_RE, erase_command
 from app.main import app
 from app.recommend import recommend
 from app.topics import events
+from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions
 from web.auth import require
@@ -43,7 +44,7 @@ class Activity(View):
     @require("read")
     async def get(self, request, customer_id):
         def answer():
-            session = sessions.get(customer_id)
+            session = read(sessions, customer_id)
             if session is None:
                 return not_found(self, customer_id)
             return self.json(session_state.view(session))
@@ -57,7 +58,7 @@ class Profile(View):
     @require("read")
     async def get(self, request, customer_id):
         def answer():
-            profile = profiles.get(customer_id)
+            profile = read(profiles, customer_id)
             if profile is None:
                 return not_found(self, customer_id)
             return self.json(profile_state.view(profile))
@@ -84,7 +85,7 @@ class Recommendations(View):
             return bad
 
         def answer():
-            session, profile = sessions.get(customer_id), profiles.get(customer_id)
+            session, profile = read(sessions, customer_id), read(profiles, customer_id)
             if session is None and profile is None:
                 return not_found(self, customer_id)
             return self.json(recommend(session, profile, limit=limit))

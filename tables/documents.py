@@ -1,0 +1,37 @@
+"""How Persona's tables hold values: one JSON document per customer, as orjson bytes.
+
+The tables use Faust's ``raw`` value serializer and the agents encode each new state
+once with orjson: the same bytes go to RocksDB and to the changelog. Faust's default
+``json`` codec would encode every write twice (store + changelog) with the stdlib
+encoder. The bytes are plain JSON, so stores and changelogs written with the ``json``
+codec read back unchanged.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import orjson
+
+from app.main import app
+from app.settings import settings
+
+
+def document_table(name: str, help: str):
+    # value_type=bytes selects Faust's raw serializer; key_type=str keeps the JSON keys
+    # that existing stores and changelogs were written with.
+    return app.Table(name, default=None, key_type=str, value_type=bytes,
+                     partitions=settings.partitions, help=help)
+
+
+def encode(value: dict) -> bytes:
+    return orjson.dumps(value)
+
+
+def read(table, key: str) -> Optional[dict]:
+    """The decoded value of ``key``, None if absent: one store read.
+
+    ``table.get`` would read the store twice (a ``__contains__`` check, then the
+    value) because Faust's table is a ``UserDict`` with ``__missing__``.
+    """
+    raw = table.data.get(key)
+    return None if raw is None else orjson.loads(raw)
