@@ -20,7 +20,7 @@ import orjson
 
 from app import broker, otto
 from app.replay import replay
-from app.settings import load
+from app.settings import WORKER_ARGV, load
 
 DEMO_KEY = "demo-key"
 
@@ -61,7 +61,7 @@ def main() -> None:
         # The bundled broker keeps topics in memory: local state from an earlier run is stale.
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     worker = subprocess.Popen(
-        [str(Path(sys.executable).with_name("faust")), "-A", "app.main", "worker", "-l", "info",
+        [str(Path(sys.executable).with_name("faust")), *WORKER_ARGV,
          "--web-port", str(settings.web_port)],
         env=env, stdout=open(run_dir / "worker.log", "ab"), stderr=subprocess.STDOUT)
     procs.append(worker)

@@ -1,4 +1,5 @@
 """The one Faust app. Run with ``faust -A app.main worker`` (see Procfile)."""
+import sys
 from pathlib import Path
 
 import faust
@@ -22,4 +23,7 @@ app = faust.App(
 
 
 def main() -> None:
+    """``persona-worker worker ...``: Faust's command line, on uvloop unless -L is given."""
+    if not {"-L", "--loop"} & set(sys.argv):
+        sys.argv[1:1] = ["-L", "uvloop"]
     app.main()

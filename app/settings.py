@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Mapping
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
+#: Arguments of the ``faust`` command that runs a worker (the Procfile says the same).
+#: uvloop: ~13 % less worker CPU per event than asyncio's loop (bench, see README).
+WORKER_ARGV = ("-L", "uvloop", "-A", "app.main", "worker", "-l", "info")
 
 
 def _number(env: Mapping[str, str], name: str, default, cast):

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app import broker as bundled_broker
+from app.settings import WORKER_ARGV
 
 ROOT = Path(__file__).resolve().parents[1]
 FAUST = Path(sys.executable).with_name("faust")
@@ -121,8 +122,7 @@ class Worker:
     def start(self) -> "Worker":
         self.started = time.time()
         self.proc = subprocess.Popen(
-            [str(FAUST), "-A", "app.main", "worker", "-l", "info", "--web-port",
-             str(self.port)], cwd=self.root, env=self.env, stdout=open(self.log, "ab"),
+            [str(FAUST), *WORKER_ARGV, "--web-port", str(self.port)], cwd=self.root, env=self.env, stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT)
         return self
 

@@ -11,7 +11,9 @@ compatibility switch on (+ raw aiokafka consume baseline, + recovery), 1 worker 
 it off (real-Kafka producer settings; + lookups idle and while ingesting), 2 workers
 on, 2 workers off. ``--skip`` takes a comma list of: on, off, two, lookups, recovery.
 ``--profile`` records the 1-worker compat-off ingest with py-spy (needs root or
-ptrace rights) into bench/results/profile-<time>.txt and prints its top functions.
+ptrace rights) into bench/results/profile-<time>.txt and prints its top functions;
+also the idle lookups (…-lookups.txt), the compat-on ingest (…-on.txt) and the
+recovery (…-on-recovery.txt).
 ``--worker-env`` passes settings to the workers (e.g. Faust's PRODUCER_LINGER=0.005)
 and ``--app-root`` runs the workers from another checkout: both compare a lever
 against the same events. The table goes to stdout and, as JSON, to
@@ -117,7 +119,11 @@ def main(argv=None) -> int:
             if key == "1w_off" and "lookups" not in args.skip:
                 after = scenarios.lookups(ctx)
             log(f"ingest: {workers} worker(s), compat {'on' if compat else 'off'}")
-            ctx.profile = profile if key == "1w_off" else None
+            ctx.profile = None
+            if profile and key == "1w_off":
+                ctx.profile = profile
+            elif profile and key == "1w_on":  # its ingest and the recovery
+                ctx.profile = profile.with_name(profile.stem + "-on.txt")
             res["runs"][key] = scenarios.ingest(ctx, compat, workers,
                                                 raw_baseline=(key == "1w_on"), after=after)
             res["runs"][key]["loadavg_after"] = os.getloadavg()

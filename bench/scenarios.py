@@ -127,7 +127,12 @@ def lookups(ctx: Ctx):
     def run(b: Broker, ws: list[Worker], done: dict) -> dict:
         w = ws[0]
         ids = [i for i in ctx.ids if get(f"{w.url}{load.PATH.format(i)}", API_KEY) == 200]
+        spy = _spy(w.pid, ctx.profile.with_name(ctx.profile.stem + "-lookups.txt")) \
+            if ctx.profile else None
         idle = load.median_run(w.url, ids, API_KEY, ctx.lookup_s, ctx.repeat)
+        if spy:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         ctx.log(f"  lookups idle: {idle['rps']:,.0f} req/s p99 {idle['p99_ms']:.1f} ms")
         n_extra = max(len(ctx.records) // 4, int(3000 * ctx.lookup_s))
         extra = gen.generate(ctx.customers, n_extra, seed=8,
@@ -168,7 +173,12 @@ def recovery(ctx: Ctx):
         since = w.log_size()
         broker_cpu0 = cpu_seconds(b.proc.pid)
         w.start()
+        spy = _spy(w.pid, ctx.profile.with_name(ctx.profile.stem + "-recovery.txt")) \
+            if ctx.profile else None
         ready = w.wait_ready(timeout=900)
+        if spy:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         cpu = {"worker_cpu_s": cpu_seconds(w.pid),
                "broker_cpu_s": cpu_seconds(b.proc.pid) - broker_cpu0}
         pending = set(sample)

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app import broker as bundled_broker
 from app.replay import replay
+from app.settings import WORKER_ARGV
 
 ROOT = Path(__file__).resolve().parents[1]
 FAUST = Path(sys.executable).with_name("faust")
@@ -113,7 +114,7 @@ class Worker:
                "PERSONA_DATA_DIR": str(self.data_dir), "PORT": str(self.port)}
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [str(FAUST), "-A", "app.main", "worker", "-l", "info", "--web-port", str(self.port)],
+            [str(FAUST), *WORKER_ARGV, "--web-port", str(self.port)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         return self
 
