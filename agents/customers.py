@@ -30,7 +30,7 @@ from app import profile_state, session_state, webhooks
 from app.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.main import app
 from app.settings import settings
-from app.topics import events, events_dlq, webhook_deliveries
+from app.topics import events, events_dlq, partition_of, webhook_deliveries
 from tables.documents import encode, read
 from tables.profiles import profiles
 from tables.sessions import sessions
@@ -68,21 +68,6 @@ def misrouted(message, customer_id: str) -> bool:
     return partition is not None and partition != message.partition
 
 
-def partition_of(topic: str, key: bytes):
-    """The partition the default partitioner gives ``key`` (None if metadata is unknown)."""
-    partition = _partition_cache.get((topic, key))
-    if partition is None:
-        partition = app.consumer.key_partition(topic, key)
-        if partition is not None:
-            if len(_partition_cache) > 100_000:
-                _partition_cache.clear()
-            _partition_cache[(topic, key)] = partition
-    return partition
-
-
-# murmur2 in pure Python costs more than the rest of the routing check; a topic's
-# partition count only changes with a planned migration (which needs a restart).
-_partition_cache: dict = {}
 
 
 async def to_outbox(records: list) -> None:
@@ -176,10 +161,17 @@ def write_back(cid: str, p: Pending) -> None:
         _current_event.reset(token)
 
 
+# A 500-event batch takes a few hundred ms of CPU: hand the loop to the web views (and
+# heartbeats) every YIELD_EVERY events so lookups stay fast while ingesting.
+YIELD_EVERY = 25
+
+
 async def process_batch(batch, idle_ms: int) -> None:
     pending: dict[str, Pending] = {}
     outbox: list = []
-    for event in batch:
+    for i, event in enumerate(batch):
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
         try:
             ev = parse(event.value)
             cid = ev["customer_id"]
@@ -198,9 +190,11 @@ async def process_batch(batch, idle_ms: int) -> None:
     # Webhooks first: once the broker has them, a crash before the table writes only
     # redelivers the events, which fire the same triggers again (same webhook-id).
     await to_outbox(outbox)
-    for cid, p in pending.items():
+    for i, (cid, p) in enumerate(pending.items()):
         if p.event is not None:
-            write_back(cid, p)
+            write_back(cid, p)  # both tables, no yield in between: reads see both or neither
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
     await changelog_durable()
 
 

@@ -27,3 +27,24 @@ webhook_deliveries = _raw_topic("webhook-deliveries", settings.partitions)
 #: Deliveries that failed for good: {"delivery", "error", "status", "attempts", ...};
 #: ``persona-redrive`` sends them back to webhook-deliveries.
 webhooks_dlq = _raw_topic("webhooks-dlq", 1)
+
+
+def partition_of(topic: str, key: bytes):
+    """The partition the default partitioner gives ``key`` (None if metadata is unknown).
+
+    Used to check an event's partition and to route a read to the key's owner. Faust's
+    producer-side ``key_partition`` lacks metadata for topics not produced to yet.
+    """
+    partition = _partition_cache.get((topic, key))
+    if partition is None:
+        partition = app.consumer.key_partition(topic, key)
+        if partition is not None:
+            if len(_partition_cache) > 100_000:
+                _partition_cache.clear()
+            _partition_cache[(topic, key)] = partition
+    return partition
+
+
+# murmur2 in pure Python costs more than the rest of a routing check; a topic's
+# partition count only changes with a planned migration (which needs a restart).
+_partition_cache: dict = {}

@@ -21,6 +21,7 @@ from yarl import URL
 
 from app.main import app
 from app.settings import settings
+from app.topics import partition_of
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Persona-Forwarded"
@@ -42,7 +43,7 @@ def _owner_and_tp(table, key: str):
     entry for a topic the worker has not produced to yet; the consumer's has.
     """
     topic = table.changelog_topic.get_topic_name()
-    partition = app.consumer.key_partition(topic, key.encode())
+    partition = partition_of(topic, key.encode())
     if partition is None:
         return None
     tp = TP(topic, partition)
@@ -64,7 +65,9 @@ def serving(tp: TP) -> bool:
     """True if this worker owns ``tp`` and has fully restored it."""
     if not worker_ready() or not app.assignor.is_active(tp):
         return False
-    return app.tables.recovery.active_remaining().get(tp, 0) <= 0
+    recovery = app.tables.recovery  # as recovery.active_remaining()[tp], without the O(tps) copy
+    highwater, offset = recovery.active_highwaters.get(tp), recovery.active_offsets.get(tp)
+    return highwater is None or offset is None or highwater - offset <= 0
 
 
 def _is_self(url) -> bool:
