@@ -4,6 +4,7 @@ from pathlib import Path
 
 import faust
 
+from app import faust_workarounds
 from app.settings import faust_options, settings
 from app.webhooks import configured as webhook_subscriptions
 
@@ -20,6 +21,7 @@ app = faust.App(
     autodiscover=["agents", "tables", "web"],
     **faust_options(settings),
 )
+faust_workarounds.install(app)  # Faust races that skip events around rebalances
 
 
 def main() -> None:

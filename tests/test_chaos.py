@@ -23,7 +23,7 @@ from app.settings import settings
 from tests.cluster import http, poll
 from tests.conftest import READ
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 RATE = 60.0  # events/s
 KINDS = ["product_view"] * 6 + ["cart_add", "cart_add", "cart_remove", "search",
                                 "payment_preference", "purchase"]

@@ -16,6 +16,7 @@ import logging
 import ssl
 
 import aiohttp
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from yarl import URL
 
@@ -43,7 +44,10 @@ def _owner_and_tp(table, key: str):
     entry for a topic the worker has not produced to yet; the consumer's has.
     """
     topic = table.changelog_topic.get_topic_name()
-    partition = partition_of(topic, key.encode())
+    try:
+        partition = partition_of(topic, key.encode())
+    except ConsumerNotStarted:  # a worker still starting: 503, like any unknown assignment
+        return None
     if partition is None:
         return None
     tp = TP(topic, partition)
