@@ -4,7 +4,7 @@ from pathlib import Path
 
 import faust
 
-from app import faust_workarounds
+from app import broker_compat, faust_workarounds
 from app.settings import faust_options, settings
 from app.webhooks import configured as webhook_subscriptions
 
@@ -22,6 +22,8 @@ app = faust.App(
     **faust_options(settings),
 )
 faust_workarounds.install(app)  # Faust races that skip events around rebalances
+if settings.local_broker_compat:
+    broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)
 
 
 def main() -> None:

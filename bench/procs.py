@@ -1,9 +1,10 @@
 """Processes of a benchmark run: the bundled broker and real ``faust worker`` processes.
 
 Like ``tests/cluster.py`` but the compatibility switch is a parameter. With the switch
-off (real-Kafka producer settings: batched producer) the group timers are still set
-short through Faust's own environment variables (``BROKER_*``), so the two labels
-differ only in the producer batch size, not in how long a group join takes.
+off (real-Kafka settings) the group timers are still set short through Faust's own
+environment variables (``BROKER_*``). The producer batches either way (since
+app/broker_compat.py; before it the switch meant one record per produce batch), so the
+two labels differ only in the end-offset correction restores use.
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def rows(res: dict) -> list[dict]:
     for key, r in runs.items():
         workers, compat = key.split("_")
         if workers == "1w":
-            note = TARGETS["ingest_off"] if compat == "off" else "producer capped (BROKER.md)"
+            note = TARGETS["ingest_off"] if compat == "off" else "what make run gives"
             if r.get("profiled"):
                 note += "; py-spy attached (slows it)"
             _row(out, f"ingest e2e, {r['label']}", r["eps"], state, "events/s",
