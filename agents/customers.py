@@ -77,12 +77,6 @@ async def to_outbox(records: list) -> None:
         await asyncio.gather(*futures)
 
 
-async def notify(ev: dict, fired: list) -> None:
-    if fired and SUBSCRIPTIONS:
-        now = int(time.time() * 1000)
-        await to_outbox(webhooks.delivery_requests(SUBSCRIPTIONS, ev, fired, now))
-
-
 async def dead_letter(event, reason: str, errors: dict) -> None:
     message = event.message
     log.info("dead-lettering event at %s[%s]@%s: %s", message.topic, message.partition,

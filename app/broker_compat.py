@@ -23,7 +23,7 @@ _list_offsets = AIOKafkaConsumerThread._highwaters
 
 async def true_end_offsets(bootstrap, ends: dict) -> dict:
     """``ends`` (ListOffsets answers) corrected with fetch high watermarks."""
-    probe = [tp for tp, end in ends.items() if end]
+    probe = {tp for tp, end in ends.items() if end}
     if not probe:
         return dict(ends)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,

@@ -29,7 +29,7 @@ _seek_to_committed = ThreadDelegateConsumer.seek_to_committed
 async def _seek_to_committed_or_beginning(self):
     committed = await _seek_to_committed(self)
     never_committed = [tp for tp, offset in committed.items()
-                       if not offset and not self._is_changelog_tp(tp)]
+                       if offset is None and not self._is_changelog_tp(tp)]
     if never_committed and self.app.conf.consumer_auto_offset_reset == "earliest":
         await self._thread.seek_to_beginning(*never_committed)
     return committed

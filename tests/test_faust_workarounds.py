@@ -17,12 +17,12 @@ from app import faust_workarounds
 from app.main import app
 from tables.profiles import profiles
 
-EVENTS0, EVENTS1 = TP("events", 0), TP("events", 1)
+EVENTS0, EVENTS1, EVENTS2 = TP("events", 0), TP("events", 1), TP("events", 2)
 CHANGELOG = TP("persona-profiles-changelog", 1)
 
 
 async def test_never_committed_stream_partitions_are_rewound_to_the_beginning(monkeypatch):
-    committed = {EVENTS0: 17, EVENTS1: None, CHANGELOG: None}
+    committed = {EVENTS0: 17, EVENTS1: None, EVENTS2: 0, CHANGELOG: None}  # 0 is committed
     monkeypatch.setattr(faust_workarounds, "_seek_to_committed", AsyncMock(return_value=committed))
     consumer = SimpleNamespace(
         _is_changelog_tp=lambda tp: tp is CHANGELOG,
