@@ -19,8 +19,8 @@ test: $(STAMP)
 	@# headless Chromium + driver for tests/test_browser.py (Debian packages; needs root)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
-		|| echo 'chromium could not be installed: tests/test_browser.py will be skipped'
-	$(PY) -m pytest -q -p no:cacheprovider --durations=10
+		|| echo 'chromium could not be installed: tests/test_browser.py will be skipped (listed at the end)'
+	$(PY) -m pytest -q -p no:cacheprovider -rs --durations=10
 
 # Only the chaos test (tests/test_chaos.py, ~2 min; also part of `make test`).
 chaos: $(STAMP)

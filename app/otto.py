@@ -1,6 +1,6 @@
 """Convert the real OTTO shopper sample into Persona event envelopes (JSONL).
 
-Mapping (see ../shared/data/README.md): session -> customer_id ``otto-<session>``,
+Mapping (see app/sample_data/README.md, which also carries the data's CC-BY 4.0 attribution): session -> customer_id ``otto-<session>``,
 clicks -> product_view, carts -> cart_add, orders -> purchase (orders with the same
 timestamp form one purchase). The sample has no prices, categories, order ids or
 currencies: those are derived deterministically from the product id and listed in
@@ -16,7 +16,8 @@ from typing import Iterable, Iterator
 
 import orjson
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "otto-sessions-sample.jsonl"
+# The sample ships inside the package, so a fresh clone (or an installed wheel) has it.
+SAMPLE = Path(__file__).resolve().parent / "sample_data" / "otto-sessions-sample.jsonl"
 NAMESPACE = uuid.UUID("0f0e7b8c-6a53-4c5e-8d0b-7c1d2a3b4c5d")
 CATEGORIES = ("fashion", "shoes", "home", "garden", "electronics", "toys", "sports", "beauty")
 

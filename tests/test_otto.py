@@ -1,4 +1,4 @@
-"""Tests of app.otto against the real OTTO sample (read in place, never copied)."""
+"""Tests of app.otto against the real OTTO sample (bundled in app/sample_data)."""
 from __future__ import annotations
 
 import collections
@@ -8,9 +8,6 @@ import pytest
 
 from app import otto
 from app.events import validate_dict
-
-pytestmark = pytest.mark.skipif(not otto.SAMPLE.exists(), reason="OTTO sample not available")
-
 
 @pytest.fixture(scope="module")
 def records() -> list:
