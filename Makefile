@@ -13,7 +13,7 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m app.devrun
+	$(PY) -m app.cli.devrun
 
 test: $(STAMP)
 	@# headless Chromium + driver for tests/test_browser.py (Debian packages; needs root)

@@ -1,7 +1,7 @@
 """events -> validate -> sessions + profiles tables; invalid events -> events-dlq.
 
-The agent only wires the stream to the pure rules in ``app.session_state`` and
-``app.profile_state`` and writes the results back. It never raises on bad input:
+The agent only wires the stream to the pure rules in ``app.rules.session_state`` and
+``app.rules.profile_state`` and writes the results back. It never raises on bad input:
 anything that fails validation is parked on ``events-dlq`` with the reason and the
 original bytes, and the partition moves on.
 
@@ -21,22 +21,22 @@ import asyncio
 import base64
 import logging
 import time
-import weakref
 
 import orjson
-from faust.streams import _current_event
 
-from app import profile_state, session_state, webhooks
-from app.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
+from app.kafka.internals import as_current_event, drain_producer
 from app.main import app
+from app.rules import profile_state, session_state, triggers
+from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.settings import settings
 from app.topics import events, events_dlq, partition_of, webhook_deliveries
+from app.webhooks import formats
 from tables.documents import encode, read
 from tables.profiles import profiles
 from tables.sessions import sessions
 
 log = logging.getLogger(__name__)
-SUBSCRIPTIONS = webhooks.configured()  # a bad PERSONA_WEBHOOKS stops the worker at start
+SUBSCRIPTIONS = settings.webhooks  # validated by app.settings before the worker starts
 
 
 def dlq_record(raw: bytes, reason: str, errors: dict, message) -> bytes:
@@ -96,25 +96,25 @@ class Pending:
         self.dirty_session = self.dirty_profile = self.erased = False
 
 
-def apply(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
+def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
     """Apply one valid event to a customer's pending state (pure rules + triggers)."""
     cid = ev["customer_id"]
     if ev["type"] == ERASE:
         if SUBSCRIPTIONS:  # cancels this customer's pending deliveries (agents/webhooks.py)
-            outbox.append(webhooks.erase_marker(cid, int(time.time() * 1000)))
+            outbox.append(formats.erase_marker(cid, int(time.time() * 1000)))
         p.session = p.profile = None
         p.erased, p.dirty_session, p.dirty_profile = True, False, False
         return
     if ev["type"] == SESSION_TIMEOUT:  # from the abandoned-cart scan; never touches the profile
-        new_session, fired = webhooks.on_session_timeout(p.session, ev, idle_ms)
+        new_session, fired = triggers.on_session_timeout(p.session, ev, idle_ms)
         outbox.extend(requests(ev, fired))
         if new_session is not p.session:
             p.session, p.dirty_session = new_session, True
         return
-    new_session = session_state.apply(p.session, ev, idle_ms)
-    new_profile = profile_state.apply(p.profile, ev, new_session)
+    new_session = session_state.apply_to_session(p.session, ev, idle_ms)
+    new_profile = profile_state.apply_to_profile(p.profile, ev, new_session)
     if SUBSCRIPTIONS:
-        fired = webhooks.triggers(p.session, new_session, p.profile, new_profile, ev, idle_ms)
+        fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
         outbox.extend(requests(ev, fired))
     # A redelivered event changes nothing, but after a kill -9 the local RocksDB can hold
     # state whose changelog record was never sent: write it again so the changelog (and
@@ -129,7 +129,7 @@ def apply(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
 def requests(ev: dict, fired: list) -> list:
     if not (fired and SUBSCRIPTIONS):
         return []
-    return webhooks.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000))
+    return formats.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000))
 
 
 def write_back(cid: str, p: Pending) -> None:
@@ -138,8 +138,7 @@ def write_back(cid: str, p: Pending) -> None:
     Faust sends a table write to the changelog partition of the *current* event; in a
     batch that is the last event of the batch, so make it this customer's last event.
     """
-    token = _current_event.set(weakref.ref(p.event))
-    try:
+    with as_current_event(p.event):
         for table, value, dirty in ((sessions, p.session, p.dirty_session),
                                     (profiles, p.profile, p.dirty_profile)):
             if value is not None and dirty:
@@ -151,8 +150,6 @@ def write_back(cid: str, p: Pending) -> None:
                     del table[cid]
                 except KeyError:
                     pass
-    finally:
-        _current_event.reset(token)
 
 
 # A 500-event batch takes a few hundred ms of CPU: hand the loop to the web views (and
@@ -174,7 +171,7 @@ async def process_batch(batch, idle_ms: int) -> None:
                 await events.send(key=cid.encode(), value=event.value)
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
-            apply(p, ev, idle_ms, outbox)
+            apply_event(p, ev, idle_ms, outbox)
             p.event = event
         except InvalidEvent as exc:
             await dead_letter(event, exc.reason, exc.errors)
@@ -202,9 +199,7 @@ async def changelog_durable() -> None:
     producer = app.producer
     if producer.state != "running":  # Faust's agent test context has no producer
         return
-    while producer.buffer.size:
-        await producer.buffer.flush()
-    await producer.flush()
+    await drain_producer(producer)
 
 
 @app.agent(events, concurrency=1)

@@ -31,16 +31,17 @@ from collections import OrderedDict
 import aiohttp
 import orjson
 
-from app import webhooks
 from app.main import app
+from app.rules import triggers
 from app.settings import settings
 from app.topics import events, webhook_deliveries, webhooks_dlq
+from app.webhooks import formats, policy, signing
 from tables.documents import read
 from tables.sessions import sessions
 
 log = logging.getLogger(__name__)
-SUBSCRIPTIONS = {s.id: s for s in webhooks.configured()}  # validated when the worker starts
-WANTS_ABANDONED = any(webhooks.CART_ABANDONED in s.events for s in SUBSCRIPTIONS.values())
+SUBSCRIPTIONS = {s.id: s for s in settings.webhooks}  # validated by app.settings
+WANTS_ABANDONED = any(triggers.CART_ABANDONED in s.events for s in SUBSCRIPTIONS.values())
 POLL_S = 0.2
 MAX_ERASED = 100_000
 _erased: OrderedDict = OrderedDict()  # customer_id -> erased_at (ms), this worker's outbox
@@ -78,8 +79,8 @@ async def produce(topic, key: bytes, value: bytes) -> None:
 
 async def post(sub, record: dict) -> tuple:
     """One attempt: (status or None, error text, Retry-After header)."""
-    body = webhooks.body(record)
-    headers = webhooks.headers(sub.secret, record["webhook_id"], body)
+    body = formats.body(record)
+    headers = signing.headers(sub.secret, record["webhook_id"], body)
     try:
         async with app.http_client.post(
                 sub.url, data=body, headers=headers, allow_redirects=False,
@@ -107,7 +108,7 @@ async def park(record: dict, error: str, status, attempts: int) -> None:
                 record.get("webhook_id"), record.get("kind"), record.get("subscription_id"),
                 attempts, error)
     key = str(record.get("customer_id", "")).encode()
-    await produce(webhooks_dlq, key, webhooks.dlq_entry(record, error, status, attempts, now_ms()))
+    await produce(webhooks_dlq, key, formats.dlq_entry(record, error, status, attempts, now_ms()))
 
 
 async def deliver_one(record: dict) -> None:
@@ -131,19 +132,19 @@ async def deliver_one(record: dict) -> None:
             return await produce(webhook_deliveries, record["customer_id"].encode(),
                                  orjson.dumps(again))
         attempts += 1
-        outcome = webhooks.classify(status)
-        if outcome == webhooks.OK:
+        outcome = policy.classify(status)
+        if outcome == policy.OK:
             log.info("webhook %s delivered to %s (attempt %d)", record["webhook_id"], sub.id,
                      attempts)
             return
-        if outcome == webhooks.GIVE_UP or attempts >= settings.webhook_max_attempts:
+        if outcome == policy.GIVE_UP or attempts >= settings.webhook_max_attempts:
             if status == 410:
                 log.warning("subscription %s answered 410 Gone: permanent failure", sub.id)
             return await park(record, error, status, attempts)
-        delay = webhooks.retry_after_s(retry_after, settings.webhook_backoff_max_s) \
+        delay = policy.retry_after_s(retry_after, settings.webhook_backoff_max_s) \
             if status == 429 else None
         if delay is None:
-            delay = webhooks.backoff_delay(attempts, settings.webhook_backoff_s,
+            delay = policy.backoff_delay(attempts, settings.webhook_backoff_s,
                                            settings.webhook_backoff_max_s)
         log.info("webhook %s attempt %d to %s failed (%s); retry in %.2fs",
                  record["webhook_id"], attempts, sub.id, error, delay)
@@ -183,9 +184,9 @@ async def scan_idle_carts() -> None:
                 if app.rebalancing:
                     return
             session = read(sessions, cid)
-            if not (webhooks.abandonable(session) and webhooks.idle(session, now, idle_ms)):
+            if not (triggers.abandonable(session) and triggers.idle(session, now, idle_ms)):
                 continue
-            command = webhooks.timeout_command(session, now)
+            command = triggers.timeout_command(session, now)
             if _commands.get(cid, (None,))[0] == command["event_id"]:
                 continue  # sent recently, not processed yet
             await events.send(key=cid.encode(), value=orjson.dumps(command))

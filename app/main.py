@@ -1,16 +1,16 @@
-"""The one Faust app. Run with ``faust -A app.main worker`` (see Procfile)."""
+"""The one Faust app, built from ``app.settings``. Run with ``faust -A app.main worker``.
+
+Importing it validates every setting first (``app.settings``): Faust only logs errors
+raised while autodiscovering agents and views and starts without them, so no setting is
+parsed in those modules. ``app.kafka.install`` checks the Faust version and patches.
+"""
 import sys
 from pathlib import Path
 
 import faust
 
-from app import broker_compat, faust_workarounds
+from app.kafka import install as install_kafka_plumbing
 from app.settings import faust_options, settings
-from app.webhooks import configured as webhook_subscriptions
-
-# Faust only logs errors raised while autodiscovering agents and starts without them, so a
-# bad PERSONA_WEBHOOKS / PERSONA_WEBHOOKS_FILE must fail here, naming the entry and field.
-webhook_subscriptions()
 
 # Faust creates only the last level of its data dir.
 Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)
@@ -21,9 +21,7 @@ app = faust.App(
     autodiscover=["agents", "tables", "web"],
     **faust_options(settings),
 )
-faust_workarounds.install(app)  # Faust races that skip events around rebalances
-if settings.local_broker_compat:
-    broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)
+install_kafka_plumbing(app, settings.local_broker_compat)  # version check + patches
 
 
 def main() -> None:

@@ -1,20 +1,31 @@
-"""Every Persona setting, read once from the environment into one object.
+"""Every Persona setting, read once from the environment into one validated object.
 
-Faust's own settings keep Faust's environment names (``BROKER_URL`` etc. are read
-by Faust itself); this module holds Persona's settings and the one switch that
-adapts Faust to the bundled local broker. Each variable is documented in README.md.
+The one door for configuration: numbers, booleans, API keys (and their file), webhook
+subscriptions (inline or file) and TLS files are parsed and checked here, when
+``app.settings`` is first imported, i.e. before the worker connects to anything. A bad
+value raises ``ConfigError`` naming the variable; ``settings`` (the module attribute) then
+ends the process with that one line and exit status 2, so a misconfigured worker never
+starts half-working. Each variable is documented in README.md.
 """
 from __future__ import annotations
 
 import os
 import ssl
+import sys
 from dataclasses import dataclass
 from typing import Mapping
+
+from app.apikeys import parse_keys
+from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
 #: Arguments of the ``faust`` command that runs a worker (the Procfile says the same).
 #: uvloop: ~13 % less worker CPU per event than asyncio's loop (bench, see README).
 WORKER_ARGV = ("-L", "uvloop", "-A", "app.main", "worker", "-l", "info")
+
+
+class ConfigError(ValueError):
+    """An invalid setting; the message starts with the variable's name."""
 
 
 def _number(env: Mapping[str, str], name: str, default, cast):
@@ -23,16 +34,22 @@ def _number(env: Mapping[str, str], name: str, default, cast):
         return default
     try:
         return cast(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number ({cast.__name__}), got {raw!r}") from exc
+    except ValueError:
+        raise ConfigError(f"{name} must be a number ({cast.__name__}), got {raw!r}") from None
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    return _number(env, name, default, int)
+def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0, hi: int = 2**31) -> int:
+    value = _number(env, name, default, int)
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    return _number(env, name, default, float)
+def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -> float:
+    value = _number(env, name, default, float)
+    if not value >= lo:  # also refuses nan
+        raise ConfigError(f"{name} must be a number >= {lo}, got {value}")
+    return value
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -43,7 +60,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if raw.lower() in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name} must be a boolean (1/0/true/false), got {raw!r}")
+    raise ConfigError(f"{name} must be a boolean (1/0/true/false), got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -59,15 +76,14 @@ class Settings:
     data_dir: str
     session_idle_s: int
     standby_replicas: int
-    api_keys: str
+    #: ``[(sha256 digest, scopes)]`` from PERSONA_API_KEYS and PERSONA_API_KEYS_FILE.
+    api_keys: tuple
     store: str
     #: Optional TLS for the web server: PEM certificate chain and key paths.
     tls_cert: str = ""
     tls_key: str = ""
     #: CA bundle workers use to verify each other when TLS is on (self-signed setups).
     tls_ca: str = ""
-    #: Optional file of API key entries (same format as PERSONA_API_KEYS, one or more per line).
-    api_keys_file: str = ""
     #: POST /v1/events limits: request body bytes and events per request (over -> 413).
     ingest_max_bytes: int = 1024 * 1024
     ingest_max_events: int = 500
@@ -77,10 +93,9 @@ class Settings:
     cors_origins: tuple = ()
     #: Ingest-only key the demo shop page (/demo/shop) sends with; empty = demo disabled.
     demo_key: str = ""
-    #: Webhook subscriptions, raw: a JSON list (PERSONA_WEBHOOKS) or the path of a JSON file
-    #: (PERSONA_WEBHOOKS_FILE); parsed and validated by ``app.webhooks.configured()``.
-    webhooks: str = ""
-    webhooks_file: str = ""
+    #: Webhook subscriptions (``app.webhooks.subscriptions.Subscription``), from a JSON list
+    #: (PERSONA_WEBHOOKS) or the path of a JSON file (PERSONA_WEBHOOKS_FILE).
+    webhooks: tuple = ()
     #: Delivery: attempts before webhooks-dlq, full-jitter backoff base and cap (seconds),
     #: deliveries in flight per worker.
     webhook_max_attempts: int = 6
@@ -99,46 +114,100 @@ class Settings:
         return self.session_idle_s * 1000
 
 
+def _api_keys(env: Mapping[str, str]) -> tuple:
+    keys = parse_keys(env.get("PERSONA_API_KEYS", ""), "PERSONA_API_KEYS")
+    path = env.get("PERSONA_API_KEYS_FILE", "")
+    if path:
+        try:
+            with open(path) as f:
+                lines = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError as exc:
+            raise ConfigError(f"PERSONA_API_KEYS_FILE: cannot read {path}: {exc.strerror}") from None
+        keys += parse_keys(",".join(lines), f"PERSONA_API_KEYS_FILE {path}")
+    return tuple(keys)
+
+
+def _tls(env: Mapping[str, str]) -> tuple[str, str, str]:
+    cert, key, ca = (env.get(f"PERSONA_TLS_{n}", "") for n in ("CERT", "KEY", "CA"))
+    if key and not cert:
+        raise ConfigError("PERSONA_TLS_KEY is set but PERSONA_TLS_CERT is not")
+    for name, path in (("PERSONA_TLS_CERT", cert), ("PERSONA_TLS_KEY", key), ("PERSONA_TLS_CA", ca)):
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{name}: no such file {path!r}")
+    try:
+        if cert:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key or None)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"PERSONA_TLS_CERT/PERSONA_TLS_KEY: not a usable PEM chain and key "
+                          f"({exc})") from None
+    try:
+        if ca:
+            ssl.create_default_context(cafile=ca)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"PERSONA_TLS_CA: not a usable PEM CA bundle ({exc})") from None
+    return cert, key, ca
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
+    """All settings from ``env`` (default: the process environment); ConfigError if invalid."""
     env = os.environ if env is None else env
     user_url = env.get("KAFKA_BROKER_URL", "").strip()
-    local_port = _int(env, "PERSONA_LOCAL_BROKER_PORT", LOCAL_BROKER_PORT_DEFAULT)
+    local_port = _int(env, "PERSONA_LOCAL_BROKER_PORT", LOCAL_BROKER_PORT_DEFAULT, 1, 65535)
     broker_url = user_url or f"kafka://127.0.0.1:{local_port}"
     # The compatibility switch defaults to "on" only for the bundled broker.
     compat = _bool(env, "PERSONA_LOCAL_BROKER_COMPAT", not user_url)
-    web_port = _int(env, "PORT", _int(env, "PERSONA_WEB_PORT", 6066))
+    web_port = _int(env, "PORT", _int(env, "PERSONA_WEB_PORT", 6066, 1, 65535), 1, 65535)
     data_dir = env.get("PERSONA_DATA_DIR") or os.path.join("data", f"worker-{web_port}")
+    tls_cert, tls_key, tls_ca = _tls(env)
+    try:
+        api_keys = _api_keys(env)
+        webhooks = load_subscriptions(env.get("PERSONA_WEBHOOKS", ""),
+                                      env.get("PERSONA_WEBHOOKS_FILE", ""))
+    except (ValueError, WebhookConfigError) as exc:
+        raise ConfigError(str(exc)) from None
     return Settings(
         broker_url=broker_url,
         local_broker_compat=compat,
-        partitions=_int(env, "PERSONA_PARTITIONS", 8),
+        partitions=_int(env, "PERSONA_PARTITIONS", 8, 1, 10_000),
         web_host=env.get("PERSONA_WEB_HOST", "127.0.0.1"),
         web_port=web_port,
         data_dir=data_dir,
-        session_idle_s=_int(env, "SESSION_IDLE_S", 1800),
-        standby_replicas=_int(env, "PERSONA_STANDBY_REPLICAS", 0),
-        api_keys=env.get("PERSONA_API_KEYS", ""),
+        session_idle_s=_int(env, "SESSION_IDLE_S", 1800, 1),
+        standby_replicas=_int(env, "PERSONA_STANDBY_REPLICAS", 0, 0, 16),
+        api_keys=api_keys,
         store=env.get("PERSONA_STORE", "rocksdb://"),
-        tls_cert=env.get("PERSONA_TLS_CERT", ""),
-        tls_key=env.get("PERSONA_TLS_KEY", ""),
-        tls_ca=env.get("PERSONA_TLS_CA", ""),
-        api_keys_file=env.get("PERSONA_API_KEYS_FILE", ""),
-        ingest_max_bytes=_int(env, "PERSONA_INGEST_MAX_BYTES", 1024 * 1024),
-        ingest_max_events=_int(env, "PERSONA_INGEST_MAX_EVENTS", 500),
-        ingest_timeout_s=float(env.get("PERSONA_INGEST_TIMEOUT_S") or 10.0),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_ca=tls_ca,
+        ingest_max_bytes=_int(env, "PERSONA_INGEST_MAX_BYTES", 1024 * 1024, 1024),
+        ingest_max_events=_int(env, "PERSONA_INGEST_MAX_EVENTS", 500, 1),
+        ingest_timeout_s=_float(env, "PERSONA_INGEST_TIMEOUT_S", 10.0, 0.1),
         cors_origins=tuple(o.strip().rstrip("/") for o in env.get("PERSONA_CORS_ORIGINS", "").split(",")
                            if o.strip()),
         demo_key=env.get("PERSONA_DEMO_KEY", ""),
-        webhooks=env.get("PERSONA_WEBHOOKS", ""),
-        webhooks_file=env.get("PERSONA_WEBHOOKS_FILE", ""),
-        webhook_max_attempts=max(1, _int(env, "PERSONA_WEBHOOK_MAX_ATTEMPTS", 6)),
+        webhooks=webhooks,
+        webhook_max_attempts=_int(env, "PERSONA_WEBHOOK_MAX_ATTEMPTS", 6, 1),
         webhook_backoff_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_S", 0.5),
         webhook_backoff_max_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_MAX_S", 60.0),
-        webhook_concurrency=max(1, _int(env, "PERSONA_WEBHOOK_CONCURRENCY", 8)),
-        abandon_check_s=_float(env, "PERSONA_ABANDON_CHECK_S", 60.0),
-        batch_max=max(1, _int(env, "PERSONA_BATCH_MAX", 500)),
+        webhook_concurrency=_int(env, "PERSONA_WEBHOOK_CONCURRENCY", 8, 1),
+        abandon_check_s=_float(env, "PERSONA_ABANDON_CHECK_S", 60.0, 0.1),
+        batch_max=_int(env, "PERSONA_BATCH_MAX", 500, 1),
         batch_within_s=_float(env, "PERSONA_BATCH_WITHIN_S", 0.05),
     )
+
+
+def load_or_exit(env: Mapping[str, str] | None = None) -> Settings:
+    """``load()``, or one line naming the bad variable on stderr and exit status 2."""
+    try:
+        return load(env)
+    except ConfigError as exc:
+        print(f"persona: invalid setting: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def peer_ssl(s: Settings):
+    """What workers pass as ``ssl=`` when forwarding to each other."""
+    return ssl.create_default_context(cafile=s.tls_ca) if s.tls_ca else True
 
 
 def faust_options(s: Settings) -> dict:
@@ -163,7 +232,7 @@ def faust_options(s: Settings) -> dict:
         ctx.load_cert_chain(s.tls_cert, s.tls_key or None)
         opts.update(web_ssl_context=ctx, canonical_url=f"https://{s.web_host}:{s.web_port}")
     # Let the producer batch changelog records (bench: -26% worker CPU/event). On the
-    # bundled broker this needs app.broker_compat (true end offsets for restores).
+    # bundled broker this needs app.kafka.broker_compat (true end offsets for restores).
     opts.update(producer_linger=0.005)
     if s.local_broker_compat:
         opts.update(
@@ -174,4 +243,4 @@ def faust_options(s: Settings) -> dict:
     return opts
 
 
-settings = load()
+settings = load_or_exit()

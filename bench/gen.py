@@ -1,4 +1,4 @@
-"""Deterministic, realistic shop traffic valid per ``app/events.py``.
+"""Deterministic, realistic shop traffic valid per ``app/rules/events.py``.
 
 ``generate(customers, events, seed)`` returns ``[(key, value), ...]`` (bytes) in
 stream order (event time ascending). Customer activity is skewed (a few heavy

@@ -1,7 +1,7 @@
 """In-process limits over the same events, no Kafka and no Faust.
 
-- ``parse``: ``app.events.parse`` (orjson decode + marshmallow validation), events/s.
-- ``state``: ``session_state.apply`` + ``profile_state.apply`` over the validated
+- ``parse``: ``app.rules.events.parse`` (orjson decode + marshmallow validation), events/s.
+- ``state``: ``session_state.apply_to_session`` + ``profile_state.apply_to_profile`` over the validated
   events into plain dicts: the limit the end-to-end figure is compared with.
 - ``state_json``: the same plus one orjson encode of each changed value (what a
   changelog write needs at least), and counts of changed values (changelog records
@@ -14,8 +14,8 @@ import time
 
 import orjson
 
-from app import profile_state, session_state
-from app.events import parse
+from app.rules import profile_state, session_state
+from app.rules.events import parse
 
 BATCH = 500  # events per batch for the "one write per customer per batch" estimate
 
@@ -29,9 +29,9 @@ def _apply_all(events: list[dict], idle_ms: int, encode: bool) -> tuple[float, d
     for ev in events:
         cid = ev["customer_id"]
         old_s = sessions.get(cid)
-        s = session_state.apply(old_s, ev, idle_ms)
+        s = session_state.apply_to_session(old_s, ev, idle_ms)
         old_p = profiles.get(cid)
-        p = profile_state.apply(old_p, ev, s)
+        p = profile_state.apply_to_profile(old_p, ev, s)
         if encode:
             changed.append((cid, s is not old_s, p is not old_p))
         if s is not old_s:

@@ -3,7 +3,7 @@
 Like ``tests/cluster.py`` but the compatibility switch is a parameter. With the switch
 off (real-Kafka settings) the group timers are still set short through Faust's own
 environment variables (``BROKER_*``). The producer batches either way (since
-app/broker_compat.py; before it the switch meant one record per produce batch), so the
+app/kafka/broker_compat.py; before it the switch meant one record per produce batch), so the
 two labels differ only in the end-offset correction restores use.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from app import broker as bundled_broker
+from app.cli import broker as bundled_broker
 from app.settings import WORKER_ARGV
 
 ROOT = Path(__file__).resolve().parents[1]

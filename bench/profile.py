@@ -13,8 +13,8 @@ from pathlib import Path
 _LINE = re.compile(r":\d+\)")
 #: Inclusive buckets, first match wins, checked from the innermost frame outwards.
 LAYERS = (
-    ("app state rules (apply)", ("app/session_state.py", "app/profile_state.py")),
-    ("event parse + validate (marshmallow)", ("app/events.py",)),
+    ("app state rules (apply)", ("app/rules/session_state.py", "app/rules/profile_state.py")),
+    ("event parse + validate (marshmallow)", ("app/rules/events.py",)),
     ("table get/set (faust + rocksdb + json codec)", ("faust/stores/", "faust/tables/",
                                                        "faust/serializers/", "utils/json.py")),
     ("producer send (changelog) aiokafka+faust", ("aiokafka/producer/", "faust/transport/producer",

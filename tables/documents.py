@@ -12,6 +12,7 @@ from typing import Optional
 
 import orjson
 
+from app.kafka.internals import store_get
 from app.main import app
 from app.settings import settings
 
@@ -30,8 +31,7 @@ def encode(value: dict) -> bytes:
 def read(table, key: str) -> Optional[dict]:
     """The decoded value of ``key``, None if absent: one store read.
 
-    ``table.get`` would read the store twice (a ``__contains__`` check, then the
-    value) because Faust's table is a ``UserDict`` with ``__missing__``.
+    ``table.get`` would read the store twice (see ``app.kafka.internals.store_get``).
     """
-    raw = table.data.get(key)
+    raw = store_get(table, key)
     return None if raw is None else orjson.loads(raw)

@@ -1,4 +1,4 @@
-"""customer_id -> Profile (JSON built by app.profile_state; see tables.documents)."""
+"""customer_id -> Profile (JSON built by app.rules.profile_state; see tables.documents)."""
 from tables.documents import document_table
 
 profiles = document_table("profiles", help="customer_id -> profile")

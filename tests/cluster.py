@@ -15,8 +15,8 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app import broker as bundled_broker
-from app.replay import replay
+from app.cli import broker as bundled_broker
+from app.cli.replay import replay
 from app.settings import WORKER_ARGV
 
 ROOT = Path(__file__).resolve().parents[1]

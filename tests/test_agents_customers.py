@@ -76,7 +76,7 @@ async def test_unexpected_errors_are_parked_not_crashing(outbox, monkeypatch):
     def boom(*args):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(customers.session_state, "apply", boom)
+    monkeypatch.setattr(customers.session_state, "apply_to_session", boom)
     async with customers.process_events.test_context() as agent:
         await agent.put(ev(1), key=b"c1", partition=0)
     (call,) = outbox["dlq"].await_args_list

@@ -1,11 +1,11 @@
-"""app.broker_compat against the real bundled broker: batched records, true end offsets."""
+"""app.kafka.broker_compat against the real bundled broker: batched records, true end offsets."""
 from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.broker_compat import true_end_offsets
+from app.kafka.broker_compat import true_end_offsets
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +34,6 @@ async def test_end_offsets_of_batched_partitions_come_from_fetch_high_watermarks
         listed = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
-    assert listed[tps[0]] < 40, "the broker's ListOffsets bug is gone: drop app.broker_compat"
+    assert listed[tps[0]] < 40, "the broker's ListOffsets bug is gone: drop app.kafka.broker_compat"
     fixed = await true_end_offsets(bootstrap, listed)
     assert fixed == {tps[0]: 40, tps[1]: 1, tps[2]: 0}

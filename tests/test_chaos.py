@@ -16,9 +16,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app import profile_state, session_state
-from app.events import validate_dict
-from app.otto import load_sample
+from app.cli.otto import load_sample
+from app.rules import profile_state, session_state
+from app.rules.events import validate_dict
 from app.settings import settings
 from tests.cluster import http, poll
 from tests.conftest import READ
@@ -61,8 +61,8 @@ def truths(events: list[dict]) -> tuple[dict, dict]:
         ev = validate_dict(raw)
         cid = ev["customer_id"]
         s, p = state.get(cid, (None, None))
-        s = session_state.apply(s, ev, settings.session_idle_ms)
-        p = profile_state.apply(p, ev, s)
+        s = session_state.apply_to_session(s, ev, settings.session_idle_ms)
+        p = profile_state.apply_to_profile(p, ev, s)
         state[cid] = (s, p)
         seen.setdefault(cid, set()).add(orjson.dumps(profile_state.view(p), option=orjson.OPT_SORT_KEYS))
     return seen, {cid: profile_state.view(p) for cid, (_, p) in state.items()}

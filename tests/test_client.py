@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from app.client import AsyncPersonaClient, PersonaClient, PersonaError, batches
-from app.events import SHOP_TYPES, validate_dict
+from app.rules.events import SHOP_TYPES, validate_dict
 from tests.cluster import free_port
 
 

@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from app import profile_state, session_state
-from app.otto import load_sample
+from app.cli.otto import load_sample
+from app.rules import profile_state, session_state
 from tests.cluster import http, poll
 from tests.conftest import ADMIN, INGEST, READ
 from tests.expected import fold

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from app.client import PersonaClient, PersonaError
-from app.events import SHOP_TYPES, TYPE_SCHEMAS
+from app.rules.events import SHOP_TYPES, TYPE_SCHEMAS
 from tests.cluster import Cluster, http, poll
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 

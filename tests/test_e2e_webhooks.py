@@ -163,7 +163,7 @@ def dlq_of(broker, cid: str) -> list[dict]:
 
 def redrive(broker, hooks_env, *args) -> str:
     env = {**os.environ, **hooks_env, "KAFKA_BROKER_URL": broker.url}
-    done = subprocess.run([sys.executable, "-m", "app.redrive", *args], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "app.cli.redrive", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout

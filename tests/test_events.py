@@ -1,4 +1,4 @@
-"""Pure tests of app.events: parsing, validation, upcasting, generated event ids."""
+"""Pure tests of app.rules.events: parsing, validation, upcasting, generated event ids."""
 from __future__ import annotations
 
 import uuid
@@ -6,8 +6,8 @@ import uuid
 import orjson
 import pytest
 
-from app import events
-from app.events import CURRENT_VERSION, InvalidEvent, parse, validate_dict
+from app.rules import events
+from app.rules.events import CURRENT_VERSION, InvalidEvent, parse, validate_dict
 
 TS = 1_700_000_000_000
 EID = "11111111-2222-3333-4444-555555555555"

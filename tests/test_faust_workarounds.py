@@ -1,4 +1,4 @@
-"""The two Faust workarounds (app/faust_workarounds.py) and routing while a worker starts.
+"""The two Faust workarounds (app/kafka/workarounds.py) and routing while a worker starts.
 
 The races themselves only show with real processes (tests/test_chaos.py); these pin down
 what each piece does.
@@ -13,7 +13,7 @@ from faust.transport.consumer import ThreadDelegateConsumer
 from faust.types import TP
 
 import web.routing as routing
-from app import faust_workarounds
+from app.kafka import workarounds
 from app.main import app
 from tables.profiles import profiles
 
@@ -23,28 +23,28 @@ CHANGELOG = TP("persona-profiles-changelog", 1)
 
 async def test_never_committed_stream_partitions_are_rewound_to_the_beginning(monkeypatch):
     committed = {EVENTS0: 17, EVENTS1: None, EVENTS2: 0, CHANGELOG: None}  # 0 is committed
-    monkeypatch.setattr(faust_workarounds, "_seek_to_committed", AsyncMock(return_value=committed))
+    monkeypatch.setattr(workarounds, "_seek_to_committed", AsyncMock(return_value=committed))
     consumer = SimpleNamespace(
         _is_changelog_tp=lambda tp: tp is CHANGELOG,
         app=SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset="earliest")),
         _thread=SimpleNamespace(seek_to_beginning=AsyncMock()))
-    assert await faust_workarounds._seek_to_committed_or_beginning(consumer) == committed
+    assert await workarounds._seek_to_committed_or_beginning(consumer) == committed
     consumer._thread.seek_to_beginning.assert_awaited_once_with(EVENTS1)
 
     consumer.app.conf.consumer_auto_offset_reset = "latest"  # then Faust's choice stands
     consumer._thread.seek_to_beginning.reset_mock()
-    await faust_workarounds._seek_to_committed_or_beginning(consumer)
+    await workarounds._seek_to_committed_or_beginning(consumer)
     consumer._thread.seek_to_beginning.assert_not_awaited()
 
 
 async def test_the_consumer_stays_stopped_from_rebalance_complete_until_faust_resumes_it():
-    assert ThreadDelegateConsumer.seek_to_committed is faust_workarounds._seek_to_committed_or_beginning
+    assert ThreadDelegateConsumer.seek_to_committed is workarounds._seek_to_committed_or_beginning
     fake = SimpleNamespace(consumer=MagicMock())
-    await faust_workarounds._no_fetch_until_seeked(fake)
+    await workarounds._no_fetch_until_seeked(fake)
     fake.consumer.stop_flow.assert_called_once_with()
     signal = app.on_rebalance_complete  # connected for this app as the sender
     receivers = set(signal._receivers).union(*signal._filter_receivers.values())
-    assert faust_workarounds._no_fetch_until_seeked in receivers
+    assert workarounds._no_fetch_until_seeked in receivers
 
 
 def test_reads_answer_unknown_owner_while_the_consumer_is_not_started(monkeypatch):

@@ -7,8 +7,8 @@ import pkgutil
 import orjson
 
 import web
-from app.events import SHOP_TYPES
 from app.main import app
+from app.rules.events import SHOP_TYPES
 
 
 def registered_routes() -> set[tuple[str, str]]:

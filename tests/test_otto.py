@@ -1,4 +1,4 @@
-"""Tests of app.otto against the real OTTO sample (bundled in app/sample_data)."""
+"""Tests of app.cli.otto against the real OTTO sample (bundled in app/sample_data)."""
 from __future__ import annotations
 
 import collections
@@ -6,8 +6,9 @@ import collections
 import orjson
 import pytest
 
-from app import otto
-from app.events import validate_dict
+from app.cli import otto
+from app.rules.events import validate_dict
+
 
 @pytest.fixture(scope="module")
 def records() -> list:

@@ -1,4 +1,4 @@
-"""Pure tests of app.profile_state, folded through session_state like the agents do."""
+"""Pure tests of app.rules.profile_state, folded through session_state like the agents do."""
 from __future__ import annotations
 
 import copy
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from app import profile_state as ps
-from app import session_state as ss
+from app.rules import profile_state as ps
+from app.rules import session_state as ss
 
 HL = ps.HALF_LIFE_MS
 from tests.builders import IDLE, T0, ev  # noqa: E402
@@ -33,8 +33,8 @@ def pay(method, ts=T0, **kw):
 def fold(events, session=None, profile=None):
     """Apply each event to the session, then to the profile with the new session."""
     for e in events:
-        session = ss.apply(session, e, IDLE)
-        profile = ps.apply(profile, e, session)
+        session = ss.apply_to_session(session, e, IDLE)
+        profile = ps.apply_to_profile(profile, e, session)
     return profile
 
 
@@ -53,8 +53,8 @@ def test_first_last_seen_out_of_order():
 def test_dedupe_by_event_id():
     e = add()
     once = fold([e, view_ev(ts=T0 + 1)])
-    session = ss.apply(None, e, IDLE)
-    assert ps.apply(once, dict(e), session) is once
+    session = ss.apply_to_session(None, e, IDLE)
+    assert ps.apply_to_profile(once, dict(e), session) is once
     assert fold([e, view_ev(ts=T0 + 1, event_id="v"), e, dict(e)])["counts"] == {
         "cart_add": 1, "product_view": 1}
 
@@ -105,7 +105,7 @@ def test_session_id_change_counts_sessions():
 def test_abandoned_cart_counted_when_next_session_starts():
     p = fold([add("p1", T0)])
     assert p["abandoned_carts"] == 0  # still open, not yet abandoned
-    p = fold([view_ev(ts=T0 + IDLE + 1)], ss.apply(None, add("p1", T0), IDLE), p)
+    p = fold([view_ev(ts=T0 + IDLE + 1)], ss.apply_to_session(None, add("p1", T0), IDLE), p)
     assert p["abandoned_carts"] == 1 and p["sessions"] == 2
 
 
@@ -199,9 +199,9 @@ def test_input_never_mutated():
                                    view_ev(ts=T0 + 5 * IDLE)]
     session = profile = None
     for e in events:
-        session = ss.apply(session, e, IDLE)
+        session = ss.apply_to_session(session, e, IDLE)
         snap = copy.deepcopy((profile, e, session))
-        new = ps.apply(profile, e, session)
+        new = ps.apply_to_profile(profile, e, session)
         assert (profile, e, session) == snap
         assert new is not profile
         profile = new

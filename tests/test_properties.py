@@ -1,7 +1,7 @@
 """Property tests: the profile fold is order independent and idempotent.
 
-Random valid event streams for one customer (validated through app.events) are folded
-through session_state.apply and profile_state.apply, as the ingest agent does.
+Random valid event streams for one customer (validated through app.rules.events) are folded
+through session_state.apply_to_session and profile_state.apply_to_profile, as the ingest agent does.
 Session-derived counters (sessions, abandoned carts) depend on arrival order by design
 (a late event of an earlier session changes no session) and are not compared here.
 """
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import profile_state as ps
-from app import session_state as ss
-from app.events import validate_dict
+from app.rules import profile_state as ps
+from app.rules import session_state as ss
+from app.rules.events import validate_dict
 
 IDLE = 30 * 60 * 1000
 T0 = 1_700_000_000_000
@@ -64,8 +64,8 @@ def streams(draw) -> list:
 
 def fold(events, session=None, profile=None):
     for e in events:
-        session = ss.apply(session, e, IDLE)
-        profile = ps.apply(profile, e, session)
+        session = ss.apply_to_session(session, e, IDLE)
+        profile = ps.apply_to_profile(profile, e, session)
     return session, profile
 
 

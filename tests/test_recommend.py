@@ -1,11 +1,11 @@
-"""Pure tests of app.recommend over sessions and profiles built by the real rules."""
+"""Pure tests of app.rules.recommend over sessions and profiles built by the real rules."""
 from __future__ import annotations
 
 import itertools
 
-from app import profile_state as ps
-from app import session_state as ss
-from app.recommend import recommend
+from app.rules import profile_state as ps
+from app.rules import session_state as ss
+from app.rules.recommend import recommend
 
 IDLE = 30 * 60 * 1000
 T0 = 1_700_000_000_000
@@ -33,8 +33,8 @@ def buy(pid, ts, category="shoes"):
 def fold(events):
     session = profile = None
     for e in events:
-        session = ss.apply(session, e, IDLE)
-        profile = ps.apply(profile, e, session)
+        session = ss.apply_to_session(session, e, IDLE)
+        profile = ps.apply_to_profile(profile, e, session)
     return session, profile
 
 

@@ -47,7 +47,7 @@ def test_a_copy_of_the_tracked_files_alone_converts_the_bundled_sample(tmp_path)
         if src.is_file():
             (lonely / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, lonely / rel)
-    code = ("import sys; from app import otto; "
+    code = ("import sys; from app.cli import otto; "
             "assert str(otto.SAMPLE).startswith(sys.argv[1]), otto.SAMPLE; "
             "events = otto.load_sample(); print(len(events), len({e['customer_id'] for e in events}))")
     env = {**os.environ, "PYTHONPATH": str(lonely)}

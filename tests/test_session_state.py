@@ -1,4 +1,4 @@
-"""Pure tests of app.session_state: session boundaries, cart, freshest-wins, purity."""
+"""Pure tests of app.rules.session_state: session boundaries, cart, freshest-wins, purity."""
 from __future__ import annotations
 
 import copy
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from app import session_state as ss
+from app.rules import session_state as ss
 from tests.builders import IDLE, T0, ev  # noqa: E402
 
 
@@ -26,26 +26,26 @@ def purchase(pids, ts=T0, order_id="o1", **kw):
 
 def fold(events, session=None):
     for e in events:
-        session = ss.apply(session, e, IDLE)
+        session = ss.apply_to_session(session, e, IDLE)
     return session
 
 
 def test_first_event_starts_session():
-    s = ss.apply(None, ev("search", query="q", results_count=1), IDLE)
+    s = ss.apply_to_session(None, ev("search", query="q", results_count=1), IDLE)
     assert s["started_at"] == s["last_event_at"] == T0
     assert s["session_id"] == f"s-{T0}"
     assert s["events"] == 1 and s["customer_id"] == "c1"
 
 
 def test_session_id_from_event():
-    s = ss.apply(None, ev("search", query="q", session_id="web-42"), IDLE)
+    s = ss.apply_to_session(None, ev("search", query="q", session_id="web-42"), IDLE)
     assert s["session_id"] == "web-42"
 
 
 def test_idle_gap_starts_new_session_exact_idle_does_not():
     s = fold([add("p1"), ev("search", T0 + IDLE, query="q")])
     assert s["session_id"] == f"s-{T0}" and s["events"] == 2
-    s2 = ss.apply(s, ev("search", T0 + 2 * IDLE + 1, query="q"), IDLE)
+    s2 = ss.apply_to_session(s, ev("search", T0 + 2 * IDLE + 1, query="q"), IDLE)
     assert s2["session_id"] == f"s-{T0 + 2 * IDLE + 1}"
     assert s2["events"] == 1 and s2["cart"] == {}
 
@@ -57,18 +57,18 @@ def test_new_session_id_starts_new_session():
 
 def test_older_event_of_other_session_id_ignored():
     s = fold([ev("search", T0, query="q", session_id="B")])
-    assert ss.apply(s, add("p1", T0 - 1000, session_id="A"), IDLE) is s
+    assert ss.apply_to_session(s, add("p1", T0 - 1000, session_id="A"), IDLE) is s
 
 
 def test_late_event_older_than_idle_ignored():
     s = fold([add("p1", T0)])
     late = add("p2", T0 - IDLE - 1)
-    assert ss.apply(s, late, IDLE) is s
+    assert ss.apply_to_session(s, late, IDLE) is s
 
 
 def test_late_event_within_idle_merged_start_moves_back():
     s = fold([add("p1", T0)])
-    s2 = ss.apply(s, add("p2", T0 - IDLE), IDLE)
+    s2 = ss.apply_to_session(s, add("p2", T0 - IDLE), IDLE)
     assert s2 is not s
     assert s2["started_at"] == T0 - IDLE and s2["last_event_at"] == T0
     assert set(ss.cart_lines(s2)) == {"p1", "p2"} and s2["events"] == 2
@@ -77,7 +77,7 @@ def test_late_event_within_idle_merged_start_moves_back():
 def test_duplicate_event_returns_same_object():
     e = add("p1")
     s = fold([e, add("p2", T0 + 5)])
-    assert ss.apply(s, dict(e), IDLE) is s
+    assert ss.apply_to_session(s, dict(e), IDLE) is s
 
 
 @pytest.mark.parametrize("perm", list(itertools.permutations(range(4))))
@@ -181,7 +181,7 @@ def test_input_never_mutated():
     session = None
     for e in evs:
         before_s, before_e = copy.deepcopy(session), copy.deepcopy(e)
-        new = ss.apply(session, e, IDLE)
+        new = ss.apply_to_session(session, e, IDLE)
         assert session == before_s and e == before_e
         session = new
 

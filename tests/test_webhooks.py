@@ -9,9 +9,10 @@ import json
 import orjson
 import pytest
 
-from app import profile_state, session_state, webhooks
-from app.events import validate_dict
-from app.webhooks import CART_ABANDONED, CART_UPDATED, PURCHASE
+from app.rules import profile_state, session_state, triggers
+from app.rules.events import validate_dict
+from app.rules.triggers import CART_ABANDONED, CART_UPDATED, PURCHASE
+from app.webhooks import formats, policy, signing, subscriptions
 
 IDLE_MS = 30 * 60 * 1000
 T0 = 1_700_000_000_000
@@ -26,7 +27,7 @@ def expected_signature(key: bytes, msg_id: str, ts: int, body: bytes) -> str:
 
 def test_sign_plain_secret_uses_utf8_bytes():
     body = b'{"type":"cart.updated","data":{"x":1}}'
-    got = webhooks.sign("s3cr\u00e9t", "msg_1", 1700000000, body)
+    got = signing.sign("s3cr\u00e9t", "msg_1", 1700000000, body)
     assert got == expected_signature("s3cr\u00e9t".encode("utf-8"), "msg_1", 1700000000, body)
 
 
@@ -34,40 +35,40 @@ def test_sign_whsec_secret_is_base64_decoded():
     key = bytes(range(32))
     secret = "whsec_" + base64.b64encode(key).decode()
     body = b'{"a": 1}'
-    assert webhooks.sign(secret, "msg_x", 42, body) == expected_signature(key, "msg_x", 42, body)
-    assert webhooks.sign(secret, "msg_x", 42, body) != expected_signature(secret.encode(), "msg_x", 42, body)
+    assert signing.sign(secret, "msg_x", 42, body) == expected_signature(key, "msg_x", 42, body)
+    assert signing.sign(secret, "msg_x", 42, body) != expected_signature(secret.encode(), "msg_x", 42, body)
 
 
 def test_standard_webhooks_reference_vector():
     # The example of the Standard Webhooks libraries' test suites.
-    got = webhooks.sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    got = signing.sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
                         1614265330, b'{"test": 2432232314}')
     assert got == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
 def test_headers_carry_id_timestamp_and_a_verifiable_signature():
-    h = webhooks.headers("topsecret", "msg_abc", b"{}", now=1700000123)
+    h = signing.headers("topsecret", "msg_abc", b"{}", now=1700000123)
     assert h["webhook-id"] == "msg_abc" and h["webhook-timestamp"] == "1700000123"
     assert h["webhook-signature"] == expected_signature(b"topsecret", "msg_abc", 1700000123, b"{}")
     assert h["content-type"] == "application/json"
 
 
 def test_webhook_id_is_deterministic_per_event_subscription_and_kind():
-    a = webhooks.webhook_id("ev-1", "crm", PURCHASE)
-    assert a == webhooks.webhook_id("ev-1", "crm", PURCHASE) and a.startswith("msg_")
-    assert len({a, webhooks.webhook_id("ev-2", "crm", PURCHASE),
-                webhooks.webhook_id("ev-1", "erp", PURCHASE),
-                webhooks.webhook_id("ev-1", "crm", CART_UPDATED)}) == 4
+    a = formats.webhook_id("ev-1", "crm", PURCHASE)
+    assert a == formats.webhook_id("ev-1", "crm", PURCHASE) and a.startswith("msg_")
+    assert len({a, formats.webhook_id("ev-2", "crm", PURCHASE),
+                formats.webhook_id("ev-1", "erp", PURCHASE),
+                formats.webhook_id("ev-1", "crm", CART_UPDATED)}) == 4
 
 
 # --- retry policy ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("attempt,bound", [(1, 0.5), (2, 1.0), (3, 2.0), (6, 16.0), (8, 60.0), (30, 60.0)])
 def test_backoff_is_full_jitter_below_a_capped_exponential(attempt, bound):
-    assert webhooks.backoff_delay(attempt, 0.5, 60.0, rand=lambda: 1.0) == bound
-    assert webhooks.backoff_delay(attempt, 0.5, 60.0, rand=lambda: 0.0) == 0.0
+    assert policy.backoff_delay(attempt, 0.5, 60.0, rand=lambda: 1.0) == bound
+    assert policy.backoff_delay(attempt, 0.5, 60.0, rand=lambda: 0.0) == 0.0
     for _ in range(200):
-        assert 0.0 <= webhooks.backoff_delay(attempt, 0.5, 60.0) <= bound
+        assert 0.0 <= policy.backoff_delay(attempt, 0.5, 60.0) <= bound
 
 
 @pytest.mark.parametrize("status,outcome", [
@@ -77,15 +78,15 @@ def test_backoff_is_full_jitter_below_a_capped_exponential(attempt, bound):
     (410, "give_up"), (422, "give_up"),
 ])
 def test_status_classification(status, outcome):
-    assert webhooks.classify(status) == outcome
+    assert policy.classify(status) == outcome
 
 
 def test_retry_after_seconds_capped():
-    assert webhooks.retry_after_s("3", 60.0) == 3.0
-    assert webhooks.retry_after_s("3600", 60.0) == 60.0
-    assert webhooks.retry_after_s("-5", 60.0) == 0.0
-    assert webhooks.retry_after_s(None, 60.0) is None
-    assert webhooks.retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", 60.0) is None
+    assert policy.retry_after_s("3", 60.0) == 3.0
+    assert policy.retry_after_s("3600", 60.0) == 60.0
+    assert policy.retry_after_s("-5", 60.0) == 0.0
+    assert policy.retry_after_s(None, 60.0) is None
+    assert policy.retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", 60.0) is None
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -96,21 +97,21 @@ GOOD = [{"id": "crm", "url": "https://crm.example/hooks", "secret": "whsec_" + b
 
 
 def test_parse_subscriptions():
-    subs = webhooks.parse_subscriptions(json.dumps(GOOD))
+    subs = subscriptions.parse_subscriptions(json.dumps(GOOD))
     assert [s.id for s in subs] == ["crm", "bi"]
     assert subs[0].events == {PURCHASE, CART_ABANDONED} and subs[0].timeout_s == 2.5
-    assert subs[1].timeout_s == webhooks.DEFAULT_TIMEOUT_S
-    assert webhooks.load_subscriptions("", "") == ()
+    assert subs[1].timeout_s == subscriptions.DEFAULT_TIMEOUT_S
+    assert subscriptions.load_subscriptions("", "") == ()
 
 
 def test_subscriptions_from_a_file(tmp_path):
     path = tmp_path / "hooks.json"
     path.write_text(json.dumps(GOOD))
-    assert len(webhooks.load_subscriptions("", str(path))) == 2
-    with pytest.raises(webhooks.WebhookConfigError, match="not both"):
-        webhooks.load_subscriptions(json.dumps(GOOD), str(path))
-    with pytest.raises(webhooks.WebhookConfigError, match="cannot read"):
-        webhooks.load_subscriptions("", str(tmp_path / "missing.json"))
+    assert len(subscriptions.load_subscriptions("", str(path))) == 2
+    with pytest.raises(subscriptions.WebhookConfigError, match="not both"):
+        subscriptions.load_subscriptions(json.dumps(GOOD), str(path))
+    with pytest.raises(subscriptions.WebhookConfigError, match="cannot read"):
+        subscriptions.load_subscriptions("", str(tmp_path / "missing.json"))
 
 
 @pytest.mark.parametrize("raw,message", [
@@ -129,8 +130,8 @@ def test_subscriptions_from_a_file(tmp_path):
     (json.dumps([GOOD[1], GOOD[1]]), "duplicate subscription id"),
 ])
 def test_bad_subscriptions_fail_clearly(raw, message):
-    with pytest.raises(webhooks.WebhookConfigError, match=message):
-        webhooks.parse_subscriptions(raw)
+    with pytest.raises(subscriptions.WebhookConfigError, match=message):
+        subscriptions.parse_subscriptions(raw)
 
 
 # --- triggers --------------------------------------------------------------------------
@@ -147,16 +148,16 @@ class Customer:
         self.fired: list = []
 
     def send(self, event) -> list:
-        s = session_state.apply(self.session, event, IDLE_MS)
-        p = profile_state.apply(self.profile, event, s)
-        fired = webhooks.triggers(self.session, s, self.profile, p, event, IDLE_MS)
+        s = session_state.apply_to_session(self.session, event, IDLE_MS)
+        p = profile_state.apply_to_profile(self.profile, event, s)
+        fired = triggers.triggered(self.session, s, self.profile, p, event, IDLE_MS)
         self.session, self.profile = s, p
         self.fired += fired
         return [k for k, _ in fired]
 
     def timeout(self, now_ms) -> list:
-        command = validate_dict(webhooks.timeout_command(self.session, now_ms))
-        self.session, fired = webhooks.on_session_timeout(self.session, command, IDLE_MS)
+        command = validate_dict(triggers.timeout_command(self.session, now_ms))
+        self.session, fired = triggers.on_session_timeout(self.session, command, IDLE_MS)
         self.fired += fired
         return [k for k, _ in fired]
 
@@ -232,35 +233,35 @@ def test_session_timeout_fires_once_and_the_replacement_does_not_fire_again():
 def test_timeout_command_ignored_when_the_session_moved_on():
     c = Customer()
     c.send(add(T0, "e1"))
-    command = validate_dict(webhooks.timeout_command(c.session, T0 + IDLE_MS + 1))
+    command = validate_dict(triggers.timeout_command(c.session, T0 + IDLE_MS + 1))
     c.send(add(T0 + IDLE_MS, "e2", pid="p2"))         # activity before the command is handled
-    assert webhooks.on_session_timeout(c.session, command, IDLE_MS) == (c.session, [])
-    assert webhooks.on_session_timeout(None, command, IDLE_MS) == (None, [])
+    assert triggers.on_session_timeout(c.session, command, IDLE_MS) == (c.session, [])
+    assert triggers.on_session_timeout(None, command, IDLE_MS) == (None, [])
 
 
 def test_timeout_command_is_a_valid_internal_event_with_a_stable_id():
     c = Customer()
     c.send(add(T0, "e1"))
-    a = webhooks.timeout_command(c.session, T0 + IDLE_MS + 1)
-    b = webhooks.timeout_command(c.session, T0 + IDLE_MS + 9000)
+    a = triggers.timeout_command(c.session, T0 + IDLE_MS + 1)
+    b = triggers.timeout_command(c.session, T0 + IDLE_MS + 9000)
     assert a["event_id"] == b["event_id"] and validate_dict(a)["type"] == "session_timeout"
 
 
 # --- outbox records --------------------------------------------------------------------
 
 def test_delivery_requests_one_per_matching_subscription():
-    subs = webhooks.parse_subscriptions(json.dumps(GOOD))
+    subs = subscriptions.parse_subscriptions(json.dumps(GOOD))
     event = ev("purchase", T0, "e9", order_id="o1", currency="EUR", total=1.0,
                items=[{"product_id": "p1", "quantity": 1, "price": 1.0}])
     fired = [(CART_UPDATED, {"cart": []}), (PURCHASE, {"order": {"order_id": "o1"}})]
-    out = webhooks.delivery_requests(subs, event, fired, now_ms=T0 + 5)
+    out = formats.delivery_requests(subs, event, fired, now_ms=T0 + 5)
     records = [orjson.loads(v) for _, v in out]
     assert {k for k, _ in out} == {b"c1"}
     assert [(r["kind"], r["subscription_id"]) for r in records] == [(CART_UPDATED, "bi"), (PURCHASE, "crm")]
-    assert records[1]["webhook_id"] == webhooks.webhook_id("e9", "crm", PURCHASE)
+    assert records[1]["webhook_id"] == formats.webhook_id("e9", "crm", PURCHASE)
     assert records[1]["attempts"] == 0 and records[1]["created_at"] == T0 + 5
-    assert webhooks.delivery_requests(subs, event, fired, now_ms=T0 + 99)[1][1] != out[1][1]
-    body = orjson.loads(webhooks.body(records[1]))
+    assert formats.delivery_requests(subs, event, fired, now_ms=T0 + 99)[1][1] != out[1][1]
+    body = orjson.loads(formats.body(records[1]))
     assert body == {"type": PURCHASE, "timestamp": "2023-11-14T22:13:20.000+00:00",
                     "data": {"order": {"order_id": "o1"}}}
 
@@ -268,12 +269,12 @@ def test_delivery_requests_one_per_matching_subscription():
 def test_dlq_entry_and_redrive_reset_attempts():
     record = {"webhook_id": "msg_1", "subscription_id": "crm", "kind": PURCHASE,
               "customer_id": "c1", "attempts": 3, "not_before": 5, "data": {}}
-    entry = orjson.loads(webhooks.dlq_entry(record, "HTTP 500", 500, 6, T0))
+    entry = orjson.loads(formats.dlq_entry(record, "HTTP 500", 500, 6, T0))
     assert entry["error"] == "HTTP 500" and entry["attempts"] == 6 and entry["status"] == 500
     assert entry["subscription_id"] == "crm" and entry["delivery"] == record
-    again = webhooks.redriven(entry, T0 + 1)
+    again = formats.redriven(entry, T0 + 1)
     assert again["attempts"] == 0 and "not_before" not in again
     assert again["webhook_id"] == "msg_1" and again["redriven_at"] == T0 + 1
-    key, marker = webhooks.erase_marker("c1", T0)
+    key, marker = formats.erase_marker("c1", T0)
     assert key == b"c1" and orjson.loads(marker) == {"type": "erase", "customer_id": "c1",
                                                        "erased_at": T0}

@@ -1,66 +1,30 @@
-"""API keys with scopes (``ingest``, ``read``, ``admin``).
+"""Request authentication: API keys with scopes (``ingest``, ``read``, ``admin``).
 
-``PERSONA_API_KEYS`` is a comma-separated list of ``<key>:<scope>[|<scope>...]``;
-a key may be given as ``sha256:<hex digest>`` so the plain key never sits in the
-environment. Only digests are kept in memory; every check compares digests in
+The keys are parsed once at start by ``app.settings`` (``PERSONA_API_KEYS`` and
+``PERSONA_API_KEYS_FILE``, format in ``app.apikeys``); every check compares digests in
 constant time against all configured keys. ``admin`` implies every scope.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 from functools import wraps
 from typing import Callable
 
+from app.apikeys import SCOPES, digest
 from app.settings import settings
 
-SCOPES = ("ingest", "read", "admin")
 UNAUTHORIZED = {"error": "unauthorized", "detail": "a valid API key is required"}
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-def parse_keys(spec: str) -> list[tuple[bytes, frozenset]]:
-    keys = []
-    for entry in filter(None, (e.strip() for e in spec.split(","))):
-        key, sep, scopes = entry.rpartition(":")
-        if not sep or not key:
-            raise ValueError(f"PERSONA_API_KEYS entry {entry!r} must be <key>:<scope>[|scope]")
-        wanted = frozenset(s.strip() for s in scopes.split("|") if s.strip())
-        unknown = wanted - set(SCOPES)
-        if unknown or not wanted:
-            raise ValueError(f"PERSONA_API_KEYS entry has unknown scopes {sorted(unknown)}")
-        if key.startswith("sha256:"):
-            digest = bytes.fromhex(key[len("sha256:"):])
-        else:
-            digest = _digest(key)
-        keys.append((digest, wanted))
-    return keys
-
-
-def configured_keys() -> list[tuple[bytes, frozenset]]:
-    spec = settings.api_keys
-    if settings.api_keys_file:
-        with open(settings.api_keys_file) as f:
-            lines = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
-        spec = ",".join([spec, *lines])
-    return parse_keys(spec)
-
-
-KEYS = configured_keys()
 
 
 def scopes_for(header: str | None, keys=None) -> frozenset | None:
     """Scopes of the bearer key in an Authorization header, None if not valid."""
-    keys = KEYS if keys is None else keys
+    keys = settings.api_keys if keys is None else keys
     if not header or not header.startswith("Bearer "):
         return None
-    digest = _digest(header[len("Bearer "):].strip())
+    presented = digest(header[len("Bearer "):].strip())
     found = None
     for known, scopes in keys:  # no early exit: same time for every key
-        if hmac.compare_digest(known, digest):
+        if hmac.compare_digest(known, presented):
             found = scopes
     return found
 

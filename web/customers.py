@@ -13,10 +13,10 @@ import time
 import orjson
 from faust.web import View
 
-from app import profile_state, session_state
-from app.events import ID_RE, erase_command
 from app.main import app
-from app.recommend import recommend
+from app.rules import profile_state, session_state
+from app.rules.events import ID_RE, erase_command
+from app.rules.recommend import recommend
 from app.topics import events
 from tables.documents import read
 from tables.profiles import profiles

@@ -1,7 +1,7 @@
 """The OpenAPI 3 description of every route, served at ``GET /openapi.json`` (no auth).
 
 No auth because it describes the API and holds no customer data (like the SDK).
-Event schemas are generated from the marshmallow schemas in ``app.events``, so they
+Event schemas are generated from the marshmallow schemas in ``app.rules.events``, so they
 cannot drift; ``tests/test_openapi.py`` checks that the documented paths and methods
 are exactly the routes the app registers. ``python -m web.openapi`` prints it.
 """
@@ -11,8 +11,8 @@ import orjson
 from faust.web import View
 from marshmallow import fields
 
-from app.events import SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
 from app.main import app
+from app.rules.events import SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
 
 BEARER = [{"bearer": []}]
 OBJ = {"type": "object"}

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 
 import aiohttp
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from yarl import URL
 
+from app.kafka.internals import fully_restored, owner_url
 from app.main import app
-from app.settings import settings
+from app.settings import peer_ssl, settings
 from app.topics import partition_of
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ FORWARDED = "X-Persona-Forwarded"
 RETRY_AFTER_S = 1
 FORWARD_TIMEOUT_S = 5.0
 # Workers verify each other's certificate against PERSONA_TLS_CA when TLS is on.
-PEER_SSL = ssl.create_default_context(cafile=settings.tls_ca) if settings.tls_ca else True
+PEER_SSL = peer_ssl(settings)
 
 
 def unavailable(view, detail: str):
@@ -51,7 +51,7 @@ def _owner_and_tp(table, key: str):
     if partition is None:
         return None
     tp = TP(topic, partition)
-    url = app.assignor._tps_url.get(tp)
+    url = owner_url(app, tp)
     return (URL(url), tp) if url else None
 
 
@@ -69,9 +69,7 @@ def serving(tp: TP) -> bool:
     """True if this worker owns ``tp`` and has fully restored it."""
     if not worker_ready() or not app.assignor.is_active(tp):
         return False
-    recovery = app.tables.recovery  # as recovery.active_remaining()[tp], without the O(tps) copy
-    highwater, offset = recovery.active_highwaters.get(tp), recovery.active_offsets.get(tp)
-    return highwater is None or offset is None or highwater - offset <= 0
+    return fully_restored(app, tp)
 
 
 def _is_self(url) -> bool:

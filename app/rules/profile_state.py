@@ -1,6 +1,6 @@
 """Profile: everything known about a customer. Pure rules,
-``apply(profile, event, session) -> profile`` where ``session`` is the customer's
-session after the same event (from ``session_state.apply``).
+``apply_to_profile(profile, event, session) -> profile`` where ``session`` is the customer's
+session after the same event (from ``session_state.apply_to_session``).
 
 - Idempotent: a bounded list of recent event ids makes a redelivery a no-op, and an
   ``order_id`` is counted once however many events carry it.
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from app import session_state
-from app.session_state import newer, stamp
+from app.rules import session_state
+from app.rules.session_state import newer, stamp
 
 MAX_IDS = 256
 MAX_VIEWS = 20
@@ -123,7 +123,7 @@ def _payment_method(event: dict) -> Optional[str]:
     return None
 
 
-def apply(profile: Optional[dict], event: dict, session: dict) -> dict:
+def apply_to_profile(profile: Optional[dict], event: dict, session: dict) -> dict:
     if profile is not None and event["event_id"] in profile["event_ids"]:
         return profile
     base = profile if profile is not None else new_profile(event)

@@ -1,6 +1,6 @@
-"""Session: the customer's current visit. Pure rules, ``apply(session, event) -> session``.
+"""Session: the customer's current visit. Pure rules, ``apply_to_session(session, event, idle_ms) -> session``.
 
-A session is a JSON dict; ``apply`` never mutates its input and returns the same
+A session is a JSON dict; ``apply_to_session`` never mutates its input and returns the same
 object when the event changes nothing (duplicate, or a late event of an older
 session), so callers can skip the table write.
 
@@ -136,7 +136,7 @@ def _changes(session: dict, event: dict) -> dict:
     return {}
 
 
-def apply(session: Optional[dict], event: dict, idle_ms: int) -> Optional[dict]:
+def apply_to_session(session: Optional[dict], event: dict, idle_ms: int) -> Optional[dict]:
     if belongs_to_new_session(session, event, idle_ms):
         base = new_session(event)
     elif event["event_id"] in session["event_ids"] or is_stale(session, event, idle_ms):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import orjson
 
-from app import broker, otto
-from app.replay import replay
+from app.cli import broker, otto
+from app.cli.replay import replay
 from app.settings import WORKER_ARGV, load
 
 DEMO_KEY = "demo-key"

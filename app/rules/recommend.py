@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from app import profile_state, session_state
+from app.rules import profile_state, session_state
 
 LIMIT = 10
 

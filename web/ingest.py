@@ -22,8 +22,8 @@ import uuid
 import orjson
 from faust.web import View
 
-from app.events import SHOP_TYPES, InvalidEvent, validate_dict
 from app.main import app
+from app.rules.events import SHOP_TYPES, InvalidEvent, validate_dict
 from app.settings import settings
 from app.topics import events
 from web.auth import require

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import orjson
 
 # The sample ships inside the package, so a fresh clone (or an installed wheel) has it.
-SAMPLE = Path(__file__).resolve().parent / "sample_data" / "otto-sessions-sample.jsonl"
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "otto-sessions-sample.jsonl"
 NAMESPACE = uuid.UUID("0f0e7b8c-6a53-4c5e-8d0b-7c1d2a3b4c5d")
 CATEGORIES = ("fashion", "shoes", "home", "garden", "electronics", "toys", "sports", "beauty")
 

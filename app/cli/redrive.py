@@ -18,10 +18,10 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app import webhooks
-from app.broker_compat import true_end_offsets
-from app.replay import _bootstrap
+from app.cli.replay import _bootstrap
+from app.kafka.broker_compat import true_end_offsets
 from app.settings import settings
+from app.webhooks import formats, subscriptions
 
 DLQ, OUTBOX = "webhooks-dlq", "webhook-deliveries"
 GROUP_PREFIX = "persona-redrive"
@@ -70,7 +70,7 @@ async def redrive(subscription_id: str, broker_url: str = settings.broker_url,
                     try:
                         entry = orjson.loads(r.value)
                         mine = entry.get("subscription_id") == subscription_id
-                        record = webhooks.redriven(entry, int(time.time() * 1000)) if mine else None
+                        record = formats.redriven(entry, int(time.time() * 1000)) if mine else None
                     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
                         print(f"skipping malformed entry {tp.partition}@{r.offset}", file=sys.stderr)
                         continue
@@ -107,8 +107,8 @@ def main(argv=None) -> None:
         ids = [args.subscription]
     else:
         try:
-            ids = [s.id for s in webhooks.configured()]
-        except webhooks.WebhookConfigError as exc:
+            ids = [s.id for s in settings.webhooks]
+        except subscriptions.WebhookConfigError as exc:
             raise SystemExit(f"persona-redrive: {exc}") from None
         if not ids:
             raise SystemExit("persona-redrive: no subscriptions configured; pass --subscription ID")

@@ -1,0 +1,42 @@
+"""API key entries (``<key>:<scope>[|<scope>...]``) parsed into digests and scopes.
+
+Parsed once at start by ``app.settings``; ``web.auth`` checks requests against the result.
+A key may be given as ``sha256:<hex digest>`` so the plain key never sits in the
+environment; only digests are kept in memory. ``admin`` implies every scope.
+"""
+from __future__ import annotations
+
+import hashlib
+
+SCOPES = ("ingest", "read", "admin")
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def parse_keys(spec: str, source: str = "PERSONA_API_KEYS") -> list[tuple[bytes, frozenset]]:
+    """``[(sha256 digest, scopes)]``; ValueError naming ``source`` and the bad entry."""
+    keys = []
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        key, sep, scopes = entry.rpartition(":")
+        shown = entry if len(entry) <= 12 else entry[:4] + "…"  # never log a whole key
+        if not sep or not key:
+            raise ValueError(f"{source}: entry {shown!r} must be <key>:<scope>[|scope]")
+        wanted = frozenset(s.strip() for s in scopes.split("|") if s.strip())
+        unknown = wanted - set(SCOPES)
+        if unknown or not wanted:
+            raise ValueError(f"{source}: entry {shown!r} has unknown scopes {sorted(unknown)}, "
+                             f"allowed: {list(SCOPES)}")
+        if key.startswith("sha256:"):
+            hexdigest = key[len("sha256:"):]
+            try:
+                value = bytes.fromhex(hexdigest)
+            except ValueError:
+                value = b""
+            if len(value) != 32:
+                raise ValueError(f"{source}: sha256: entry needs 64 hex digits")
+            keys.append((value, wanted))
+        else:
+            keys.append((digest(key), wanted))
+    return keys

@@ -1,0 +1,70 @@
+"""Every use of a faust-streaming or aiokafka private API outside the two patch modules.
+
+Persona goes around Faust's generic paths in a few places where the job needs it; each
+such use is a small function here, pinned by ``tests/unit/test_kafka_internals.py``, and
+``app.kafka.check_versions`` logs an error at start when the installed versions are not
+the ones these were written for. The monkeypatches themselves live beside this module:
+``app.kafka.workarounds`` (two rebalance races) and ``app.kafka.broker_compat`` (the
+bundled broker's end offsets).
+"""
+from __future__ import annotations
+
+import contextlib
+import weakref
+from typing import Iterator, Optional
+
+from faust.streams import _current_event
+from faust.types import TP
+
+
+@contextlib.contextmanager
+def as_current_event(event) -> Iterator[None]:
+    """Make ``event`` Faust's current event while the block writes to tables.
+
+    A table write goes to the changelog partition of the *current* event (Faust reads
+    the private ``faust.streams._current_event`` context variable). A batch agent
+    writes a customer's state after the whole batch, when the current event is the
+    batch's last one: this points it at that customer's own last event.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def store_get(table, key) -> Optional[bytes]:
+    """The stored value of ``key`` in one store read, None if absent.
+
+    ``table.get`` reads twice (Faust's table is a ``UserDict`` with ``__missing__``:
+    a ``__contains__`` check, then the value); ``table.data`` is the store itself.
+    """
+    return table.data.get(key)
+
+
+async def drain_producer(producer) -> None:
+    """Wait until the broker has every record Faust buffered for sending.
+
+    Faust's ``ProducerBuffer`` (private) holds changelog records until its background
+    task sends them; its own pre-commit flush gives up after 0.1 s without progress.
+    """
+    while producer.buffer.size:
+        await producer.buffer.flush()
+    await producer.flush()
+
+
+def owner_url(app, tp: TP) -> Optional[str]:
+    """URL of the worker the leader assigned ``tp`` to (the assignor's private map),
+    the same map Faust's own ``router`` reads."""
+    return app.assignor._tps_url.get(tp)
+
+
+def fully_restored(app, tp: TP) -> bool:
+    """True if this worker's changelog position of ``tp`` has reached its high water.
+
+    Reads the recovery's per-partition maps directly: ``active_remaining()`` copies
+    every partition's entry on each call, and reads need one.
+    """
+    recovery = app.tables.recovery
+    highwater, offset = recovery.active_highwaters.get(tp), recovery.active_offsets.get(tp)
+    return highwater is None or offset is None or highwater - offset <= 0
