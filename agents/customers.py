@@ -29,7 +29,7 @@ from app.main import app
 from app.rules import profile_state, session_state, triggers
 from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.settings import settings
-from app.topics import events, events_dlq, partition_of, webhook_deliveries
+from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
 from app.webhooks import formats
 from tables.documents import encode, read
 from tables.profiles import profiles
@@ -168,7 +168,7 @@ async def process_batch(batch, idle_ms: int) -> None:
             cid = ev["customer_id"]
             if misrouted(event.message, cid):
                 # Re-key: the copy lands in the customer's partition and is processed there.
-                await events.send(key=cid.encode(), value=event.value)
+                await events_topic.send(key=cid.encode(), value=event.value)
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
             apply_event(p, ev, idle_ms, outbox)
@@ -202,7 +202,7 @@ async def changelog_durable() -> None:
     await drain_producer(producer)
 
 
-@app.agent(events, concurrency=1)
+@app.agent(events_topic, concurrency=1)
 async def process_events(stream):
     """Events in batches (up to BATCH_MAX or BATCH_WITHIN_S); acked after the writes."""
     idle_ms = settings.session_idle_ms

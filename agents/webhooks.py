@@ -34,7 +34,7 @@ import orjson
 from app.main import app
 from app.rules import triggers
 from app.settings import settings
-from app.topics import events, webhook_deliveries, webhooks_dlq
+from app.topics import events_topic, webhook_deliveries, webhooks_dlq
 from app.webhooks import formats, policy, signing
 from tables.documents import read
 from tables.sessions import sessions
@@ -189,7 +189,7 @@ async def scan_idle_carts() -> None:
             command = triggers.timeout_command(session, now)
             if _commands.get(cid, (None,))[0] == command["event_id"]:
                 continue  # sent recently, not processed yet
-            await events.send(key=cid.encode(), value=orjson.dumps(command))
+            await events_topic.send(key=cid.encode(), value=orjson.dumps(command))
             _commands[cid] = (command["event_id"], time.monotonic())
             sent += 1
     except Exception:  # e.g. partitions revoked during the scan: the next scan retries

@@ -14,13 +14,13 @@ def _raw_topic(name: str, partitions: int):
 
 #: Shop events and internal commands (erase, session_timeout); key = customer_id (utf-8),
 #: JSON envelope value.
-events = _raw_topic("events", settings.partitions)
+events_topic = _raw_topic("events", settings.partitions)
 
 #: Events that failed validation: {"reason", "errors", "raw" (original bytes, utf-8 or base64)}.
 events_dlq = _raw_topic("events-dlq", 1)
 
 #: Webhook outbox: one delivery request per (trigger, subscription), or an erase marker;
-#: key = customer_id, JSON value (see app/webhooks.py). Written by agents/customers.py,
+#: key = customer_id, JSON value (see app/webhooks/formats.py). Written by agents/customers.py,
 #: consumed by agents/webhooks.py.
 webhook_deliveries = _raw_topic("webhook-deliveries", settings.partitions)
 

@@ -32,7 +32,7 @@ def ev(i, kind="product_view", cid="c1", **fields):
 def outbox(monkeypatch):
     sent = {"dlq": AsyncMock(), "events": AsyncMock()}
     monkeypatch.setattr(customers.events_dlq, "send", sent["dlq"])
-    monkeypatch.setattr(customers.events, "send", sent["events"])
+    monkeypatch.setattr(customers.events_topic, "send", sent["events"])
     monkeypatch.setattr(customers, "partition_of", lambda topic, key: 0)
     sessions.data.clear()
     profiles.data.clear()

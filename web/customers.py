@@ -1,47 +1,22 @@
-"""Per-customer reads (``read`` scope), routed to the owning worker.
+"""Per-customer reads (``read`` scope): activity, profile, recommendations.
 
-Views only read tables. Every state answer carries ``as_of``: the event time of
+Each read is routed to the worker that owns the customer's partition (``web.routing``)
+and only reads the tables there. Every state answer carries ``as_of``: the event time of
 the last event applied to that customer.
 """
 from __future__ import annotations
 
-import asyncio
-import logging
-import re
-import time
-
-import orjson
 from faust.web import View
 
 from app.main import app
 from app.rules import profile_state, session_state
-from app.rules.events import ID_RE, erase_command
 from app.rules.recommend import recommend
-from app.topics import events
 from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions
 from web.auth import require
+from web.responses import bad_customer_id, not_found, ok
 from web.routing import routed
-
-_ID = re.compile(ID_RE)
-log = logging.getLogger(__name__)
-
-
-def bad_customer_id(view, customer_id: str):
-    if len(customer_id) > 128 or not _ID.match(customer_id):
-        return view.json({"error": "invalid request", "fields": {"customer_id": [
-            "1-128 characters from A-Z a-z 0-9 . _ : @ -"]}}, status=400)
-    return None
-
-
-def ok(view, body: dict):
-    """A 200 JSON answer, encoded with orjson (Faust's ``view.json`` uses the stdlib)."""
-    return view.bytes(orjson.dumps(body), content_type="application/json")
-
-
-def not_found(view, customer_id: str):
-    return view.json({"error": "not found", "customer_id": customer_id}, status=404)
 
 
 @app.page("/v1/customers/{customer_id}/activity")
@@ -97,23 +72,3 @@ class Recommendations(View):
 
         return bad_customer_id(self, customer_id) or await routed(
             self, request, profiles, customer_id, answer)
-
-
-@app.page("/v1/customers/{customer_id}")
-class Customer(View):
-    @require("admin")
-    async def delete(self, request, customer_id):
-        """Queue an erase command on ``events``: applied in order after earlier events."""
-        bad = bad_customer_id(self, customer_id)
-        if bad:
-            return bad
-        command = erase_command(customer_id, int(time.time() * 1000))
-        try:
-            fut = await events.send(key=customer_id.encode(), value=orjson.dumps(command))
-            await asyncio.wait_for(fut, timeout=10)
-        except Exception as exc:  # broker down or slow: the caller must retry
-            log.warning("erase of %s not queued: %r", customer_id, exc)
-            return self.json({"error": "unavailable", "detail": "erase not queued"},
-                             status=503, headers={"Retry-After": "1"})
-        return self.json({"status": "erase queued", "customer_id": customer_id,
-                          "event_id": command["event_id"]}, status=202)

@@ -25,7 +25,7 @@ from faust.web import View
 from app.main import app
 from app.rules.events import SHOP_TYPES, InvalidEvent, validate_dict
 from app.settings import settings
-from app.topics import events
+from app.topics import events_topic
 from web.auth import require
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def validated(items: list, now_ms: int) -> list[tuple[bytes, bytes, str]]:
 
 async def produce(records) -> None:
     """Send every record, then wait for the broker's acknowledgement of each."""
-    futures = [await events.send(key=key, value=value) for key, value, _ in records]
+    futures = [await events_topic.send(key=key, value=value) for key, value, _ in records]
     for fut in futures:
         await fut
 

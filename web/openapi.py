@@ -12,7 +12,7 @@ from faust.web import View
 from marshmallow import fields
 
 from app.main import app
-from app.rules.events import SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
+from app.rules.events import ID_RE, SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
 
 BEARER = [{"bearer": []}]
 OBJ = {"type": "object"}
@@ -61,7 +61,7 @@ def json_response(description: str, ref: str) -> dict:
 
 
 CID = [{"name": "customer_id", "in": "path", "required": True,
-        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:@\-]{1,128}$"}}]
+        "schema": {"type": "string", "pattern": ID_RE}}]
 AUTH_ERRORS = {401: "no valid API key", 403: "the key lacks the scope"}
 READ_ERRORS = {400: "malformed customer id", **AUTH_ERRORS, 404: "unknown customer",
                503: "owner restoring the partition or unreachable; see Retry-After"}

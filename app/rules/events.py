@@ -6,6 +6,7 @@ event dict (``ts`` in epoch milliseconds, defaults filled in) or raises
 """
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -14,7 +15,12 @@ import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 CURRENT_VERSION = 1
-ID_RE = r"^[A-Za-z0-9._:@\-]+$"
+#: The one id rule (customer, session, product and order ids); the web views and the
+#: OpenAPI document use these too.
+ID_MAX = 128
+ID_RE = r"^[A-Za-z0-9._:@\-]{1,128}$"
+ID_HINT = "1-128 characters from A-Z a-z 0-9 . _ : @ -"
+_ID = re.compile(ID_RE)
 ID_NAMESPACE = uuid.UUID("6f1c1e0e-2b7e-4f3b-9d6a-6e2f5b1f9a10")
 SHOP_TYPES = (
     "product_view",
@@ -67,7 +73,7 @@ class Timestamp(fields.Field):
 def _id(required: bool = True, **kw) -> fields.String:
     return fields.String(
         required=required,
-        validate=[validate.Length(1, 128), validate.Regexp(ID_RE, error="Invalid characters.")],
+        validate=[validate.Length(1, ID_MAX), validate.Regexp(ID_RE, error="Invalid characters.")],
         **kw,
     )
 
@@ -202,6 +208,10 @@ def parse(raw: bytes) -> dict:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent("malformed JSON", {"_schema": [str(exc)]}) from None
     return validate_dict(data, raw)
+
+
+def valid_id(value: str) -> bool:
+    return _ID.match(value) is not None
 
 
 def erase_command(customer_id: str, ts_ms: int) -> dict:
