@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from app.rules import profile_state
 from app.cli.otto import load_sample
+from app.rules import profile_state
 from tests.cluster import http, poll
 from tests.conftest import READ
 from tests.expected import fold
