@@ -1,0 +1,101 @@
+"""Pins what each private-API use in app.kafka does on the installed Faust/aiokafka.
+
+If an upgrade renames or changes one of these, a test here fails before a worker does.
+The two rebalance patches are pinned in tests/test_faust_workarounds.py, the broker
+shim in tests/test_broker_compat.py.
+"""
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import faust
+import pytest
+from faust.transport.producer import ProducerBuffer
+from faust.types import TP
+
+import app.kafka as kafka
+from app.kafka import internals
+from app.main import app
+from tables.profiles import profiles
+
+
+def test_installed_versions_are_the_ones_the_patches_were_written_for():
+    assert kafka.version_mismatches() == {}
+    assert kafka.check_versions() is True
+
+
+def test_a_version_mismatch_is_logged_as_an_error(monkeypatch, caplog):
+    monkeypatch.setitem(kafka.WRITTEN_FOR, "faust-streaming", "0.0.1")
+    with caplog.at_level(logging.ERROR, logger="app.kafka"):
+        assert kafka.check_versions() is False
+    assert "written for faust-streaming==0.0.1" in caplog.text
+
+
+def test_store_get_reads_the_store_once_and_misses_as_none():
+    profiles.data.clear()
+    profiles.data["c1"] = b'{"x":1}'
+    assert internals.store_get(profiles, "c1") == b'{"x":1}'
+    assert internals.store_get(profiles, "nobody") is None
+    assert "nobody" not in profiles.data  # no default inserted (Table.get's __missing__)
+    profiles.data.clear()
+
+
+def test_as_current_event_is_faust_current_event_inside_the_block_only():
+    class Event:  # Faust keeps a weak reference, so a plain class instance
+        message = None
+
+    marker = Event()
+    before = faust.current_event()
+    with internals.as_current_event(marker):
+        assert faust.current_event() is marker
+    assert faust.current_event() is before
+
+
+async def test_drain_producer_waits_for_the_buffer_then_the_producer():
+    calls = []
+
+    class Buffer:
+        size = 2
+
+        async def flush(self):
+            calls.append(("buffer", self.size))
+            self.size -= 1
+
+    class Producer:
+        buffer = Buffer()
+
+        async def flush(self):
+            calls.append(("producer", self.buffer.size))
+
+    await internals.drain_producer(Producer())
+    assert calls == [("buffer", 2), ("buffer", 1), ("producer", 0)]
+    # and Faust's buffer still has the two members the drain relies on
+    assert isinstance(ProducerBuffer.size, property) and callable(ProducerBuffer.flush)
+
+
+def test_owner_url_reads_the_assignors_partition_map():
+    tp = TP("persona-profiles-changelog", 3)
+    assert isinstance(app.assignor._tps_url, dict)
+    app.assignor._tps_url[tp] = "http://10.0.0.9:6066"
+    try:
+        assert internals.owner_url(app, tp) == "http://10.0.0.9:6066"
+        assert internals.owner_url(app, TP("persona-profiles-changelog", 99)) is None
+    finally:
+        del app.assignor._tps_url[tp]
+
+
+@pytest.mark.parametrize("highwater, offset, restored", [
+    (None, None, True), (100, None, True), (100, 99, False), (100, 100, True), (100, 101, True)])
+def test_fully_restored_compares_the_recovery_maps(highwater, offset, restored):
+    tp = TP("persona-profiles-changelog", 4)
+    recovery = app.tables.recovery
+    for attr, value in (("active_highwaters", highwater), ("active_offsets", offset)):
+        getattr(recovery, attr).pop(tp, None)
+        if value is not None:
+            getattr(recovery, attr)[tp] = value
+    try:
+        assert internals.fully_restored(app, tp) is restored
+    finally:
+        recovery.active_highwaters.pop(tp, None)
+        recovery.active_offsets.pop(tp, None)

@@ -1,0 +1,51 @@
+"""A misconfigured worker refuses to start, naming the variable (real ``faust worker``).
+
+Before app.settings parsed everything at start, ``PERSONA_API_KEYS=nocolonkey`` gave a
+worker whose /health answered 200 and whose every /v1 route was 404 (Faust only logs
+errors raised while autodiscovering). No broker is needed: the worker must stop before
+it connects to anything, and must never open its web port.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.settings import WORKER_ARGV
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+FAUST = Path(sys.executable).with_name("faust")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"PERSONA_API_KEYS": "nocolonkey"}, "PERSONA_API_KEYS"),
+    ({"PERSONA_WEBHOOKS": '[{"id": "crm"}]'}, "PERSONA_WEBHOOKS[0]"),
+    ({"PERSONA_TLS_CERT": "/nonexistent/cert.pem"}, "PERSONA_TLS_CERT"),
+    ({"PERSONA_BATCH_MAX": "lots"}, "PERSONA_BATCH_MAX"),
+])
+def test_worker_exits_at_start_with_one_line_naming_the_variable(tmp_path, env, variable):
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}
+    run = subprocess.run(
+        [str(FAUST), *WORKER_ARGV, "--web-port", str(port)], cwd=ROOT, timeout=60,
+        env={**clean, "PERSONA_API_KEYS": "ok-key:read", "PERSONA_LOCAL_BROKER_PORT":
+             str(free_port()), "PERSONA_DATA_DIR": str(tmp_path / "data"), **env},
+        capture_output=True, text=True)
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
+    lines = [ln for ln in run.stderr.splitlines() if ln.startswith("persona: invalid setting:")]
+    assert len(lines) == 1 and lines[0].startswith(f"persona: invalid setting: {variable}"), \
+        run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    with socket.socket() as s:  # never served anything
+        assert s.connect_ex(("127.0.0.1", port)) != 0

@@ -1,0 +1,97 @@
+"""app.settings: one door, every mistake refused at start with the variable's name.
+
+A real worker process refusing to start is tests/e2e/test_misconfigured_worker.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from app.apikeys import digest
+from app.settings import ConfigError, load, load_or_exit
+
+GOOD_HOOK = {"id": "crm", "url": "https://crm.example/hooks", "secret": "s3cret",
+             "events": ["purchase.completed"]}
+
+
+def test_defaults_load_and_keys_are_parsed_to_digests_only():
+    s = load({"PERSONA_API_KEYS": "k1:read|ingest,sha256:" + hashlib.sha256(b"k2").hexdigest()
+              + ":admin"})
+    assert s.api_keys == ((digest("k1"), frozenset({"read", "ingest"})),
+                          (digest("k2"), frozenset({"admin"})))
+    assert "k1" not in repr(s.api_keys)
+    assert s.webhooks == () and s.partitions == 8 and s.local_broker_compat is True
+    assert load({"KAFKA_BROKER_URL": "kafka://k:9092"}).local_broker_compat is False
+
+
+@pytest.mark.parametrize("env, variable, problem", [
+    ({"PERSONA_API_KEYS": "nocolonkey"}, "PERSONA_API_KEYS", "must be <key>:<scope>"),
+    ({"PERSONA_API_KEYS": "k:write"}, "PERSONA_API_KEYS", "unknown scopes ['write']"),
+    ({"PERSONA_API_KEYS": "k:"}, "PERSONA_API_KEYS", "unknown scopes"),
+    ({"PERSONA_API_KEYS": "sha256:abc:read"}, "PERSONA_API_KEYS", "64 hex digits"),
+    ({"PERSONA_API_KEYS_FILE": "/nonexistent/keys"}, "PERSONA_API_KEYS_FILE", "cannot read"),
+    ({"PERSONA_WEBHOOKS": "[{"}, "PERSONA_WEBHOOKS", "not valid JSON"),
+    ({"PERSONA_WEBHOOKS": json.dumps([{**GOOD_HOOK, "url": "ftp://x"}])}, "PERSONA_WEBHOOKS[0]",
+     "'url' must be an http(s) URL"),
+    ({"PERSONA_WEBHOOKS": json.dumps([GOOD_HOOK]), "PERSONA_WEBHOOKS_FILE": "/x.json"},
+     "set PERSONA_WEBHOOKS or PERSONA_WEBHOOKS_FILE", "not both"),
+    ({"PERSONA_WEBHOOKS_FILE": "/nonexistent.json"}, "PERSONA_WEBHOOKS_FILE", "cannot read"),
+    ({"PERSONA_TLS_CERT": "/nonexistent/cert.pem"}, "PERSONA_TLS_CERT", "no such file"),
+    ({"PERSONA_TLS_KEY": "/k.pem"}, "PERSONA_TLS_KEY", "PERSONA_TLS_CERT is not"),
+    ({"PERSONA_TLS_CA": "/nonexistent/ca.pem"}, "PERSONA_TLS_CA", "no such file"),
+    ({"PERSONA_PARTITIONS": "eight"}, "PERSONA_PARTITIONS", "must be a number"),
+    ({"PERSONA_PARTITIONS": "0"}, "PERSONA_PARTITIONS", "between 1 and"),
+    ({"PORT": "70000"}, "PORT", "between 1 and 65535"),
+    ({"PERSONA_BATCH_WITHIN_S": "-1"}, "PERSONA_BATCH_WITHIN_S", "must be a number >= 0"),
+    ({"PERSONA_WEBHOOK_BACKOFF_S": "nan"}, "PERSONA_WEBHOOK_BACKOFF_S", ">= 0"),
+    ({"PERSONA_WEBHOOK_MAX_ATTEMPTS": "0"}, "PERSONA_WEBHOOK_MAX_ATTEMPTS", "between 1"),
+    ({"PERSONA_LOCAL_BROKER_COMPAT": "maybe"}, "PERSONA_LOCAL_BROKER_COMPAT", "boolean"),
+])
+def test_each_kind_of_mistake_names_the_variable(env, variable, problem):
+    with pytest.raises(ConfigError) as info:
+        load(env)
+    message = str(info.value)
+    assert message.startswith(variable), message
+    assert problem in message
+
+
+def test_a_file_that_is_not_pem_is_refused(tmp_path):
+    junk = tmp_path / "cert.pem"
+    junk.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="^PERSONA_TLS_CERT/PERSONA_TLS_KEY: not a usable PEM"):
+        load({"PERSONA_TLS_CERT": str(junk)})
+    with pytest.raises(ConfigError, match="^PERSONA_TLS_CA: not a usable PEM"):
+        load({"PERSONA_TLS_CA": str(junk)})
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_a_real_certificate_is_accepted(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    s = load({"PERSONA_TLS_CERT": str(cert), "PERSONA_TLS_KEY": str(key),
+              "PERSONA_TLS_CA": str(cert)})
+    assert (s.tls_cert, s.tls_key, s.tls_ca) == (str(cert), str(key), str(cert))
+
+
+def test_key_file_and_subscriptions_file_are_read_once_at_load(tmp_path):
+    keys, hooks = tmp_path / "keys", tmp_path / "hooks.json"
+    keys.write_text("# comment\nfile-key:read\n")
+    hooks.write_text(json.dumps([GOOD_HOOK]))
+    s = load({"PERSONA_API_KEYS": "env-key:admin", "PERSONA_API_KEYS_FILE": str(keys),
+              "PERSONA_WEBHOOKS_FILE": str(hooks)})
+    assert [d for d, _ in s.api_keys] == [digest("env-key"), digest("file-key")]
+    assert [h.id for h in s.webhooks] == ["crm"]
+
+
+def test_load_or_exit_prints_one_line_and_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        load_or_exit({"PERSONA_API_KEYS": "nocolonkey"})
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("persona: invalid setting: PERSONA_API_KEYS")
