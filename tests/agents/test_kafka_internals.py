@@ -7,7 +7,6 @@ shim in tests/test_broker_compat.py.
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 
 import faust
 import pytest
