@@ -107,7 +107,7 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
         return
     if ev["type"] == SESSION_TIMEOUT:  # from the abandoned-cart scan; never touches the profile
         new_session, fired = triggers.on_session_timeout(p.session, ev, idle_ms)
-        outbox.extend(requests(ev, fired))
+        outbox.extend(outbox_requests(ev, fired))
         if new_session is not p.session:
             p.session, p.dirty_session = new_session, True
         return
@@ -115,7 +115,7 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
     new_profile = profile_state.apply_to_profile(p.profile, ev, new_session)
     if SUBSCRIPTIONS:
         fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
-        outbox.extend(requests(ev, fired))
+        outbox.extend(outbox_requests(ev, fired))
     # A redelivered event changes nothing, but after a kill -9 the local RocksDB can hold
     # state whose changelog record was never sent: write it again so the changelog (and
     # any worker restoring from it) catches up.
@@ -126,7 +126,7 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
         p.profile, p.dirty_profile = new_profile, True
 
 
-def requests(ev: dict, fired: list) -> list:
+def outbox_requests(ev: dict, fired: list) -> list:
     if not (fired and SUBSCRIPTIONS):
         return []
     return formats.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000))

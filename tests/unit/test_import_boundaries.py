@@ -1,4 +1,5 @@
-"""The pure rules (``app.rules``) import nothing of Faust, aiohttp, settings or the clock.
+"""Import boundaries: the pure rules (``app.rules``) import nothing of Faust, aiohttp,
+settings or the clock, and the Python client nothing of the server side.
 
 Enforced two ways: every module of ``app.rules`` is imported in a fresh interpreter in
 which importing faust, mode, aiokafka, aiohttp, app.settings, app.main (and the rest of
@@ -74,3 +75,14 @@ def test_no_rule_reads_the_clock():
     offenders = {p.name: clock_reads(p.read_text()) for p in RULES.glob("*.py")}
     assert not {k: v for k, v in offenders.items() if v}, offenders
     assert clock_reads("import time\nnow = time.time()\n") == ["time.time (line 2)"]
+
+
+def test_the_python_client_imports_nothing_of_the_server_side():
+    """``app.client`` ships to shops' backends: no Faust, settings, rules, tables or views."""
+    server = ("faust", "mode", "aiokafka", "rocksdict", "marshmallow", "app.settings",
+              "app.main", "app.topics", "app.kafka", "app.webhooks", "app.cli", "app.rules",
+              "agents", "tables", "web")
+    code = BLOCKER.format(blocked=server, modules=["app.client"])
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=RULES.parents[1], timeout=60)
+    assert run.returncode == 0, run.stderr
