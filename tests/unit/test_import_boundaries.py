@@ -86,3 +86,28 @@ def test_the_python_client_imports_nothing_of_the_server_side():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=RULES.parents[1], timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+def private_uses(path: Path) -> list[str]:
+    """Private names of Faust/aiokafka/mode imported, or ``obj._name`` read (not self/cls)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.ImportFrom) and node.module
+                and node.module.split(".")[0] in ("faust", "aiokafka", "mode")):
+            found += [f"import {a.name}" for a in node.names if a.name.startswith("_")]
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append(f"{node.attr} (line {node.lineno})")
+    return found
+
+
+def test_private_faust_and_aiokafka_names_are_used_only_in_app_kafka():
+    root = RULES.parents[1]
+    offenders = {}
+    for package in ("app", "agents", "tables", "web"):
+        for path in (root / package).rglob("*.py"):
+            if path.relative_to(root).parts[:2] != ("app", "kafka") and private_uses(path):
+                offenders[str(path.relative_to(root))] = private_uses(path)
+    assert not offenders, offenders
+    assert private_uses(root / "app" / "kafka" / "internals.py")  # the check can see them
