@@ -18,15 +18,16 @@ def digest(key: str) -> bytes:
 def parse_keys(spec: str, source: str = "PERSONA_API_KEYS") -> list[tuple[bytes, frozenset]]:
     """``[(sha256 digest, scopes)]``; ValueError naming ``source`` and the bad entry."""
     keys = []
-    for entry in filter(None, (e.strip() for e in spec.split(","))):
+    entries = [e.strip() for e in spec.split(",") if e.strip()]
+    for n, entry in enumerate(entries, 1):
         key, sep, scopes = entry.rpartition(":")
-        shown = entry if len(entry) <= 12 else entry[:4] + "…"  # never log a whole key
+        shown = f"#{n}"  # by position: the entry holds a secret, never print it
         if not sep or not key:
-            raise ValueError(f"{source}: entry {shown!r} must be <key>:<scope>[|scope]")
+            raise ValueError(f"{source}: entry {shown} must be <key>:<scope>[|scope]")
         wanted = frozenset(s.strip() for s in scopes.split("|") if s.strip())
         unknown = wanted - set(SCOPES)
         if unknown or not wanted:
-            raise ValueError(f"{source}: entry {shown!r} has unknown scopes {sorted(unknown)}, "
+            raise ValueError(f"{source}: entry {shown} has unknown scopes {sorted(unknown)}, "
                              f"allowed: {list(SCOPES)}")
         if key.startswith("sha256:"):
             hexdigest = key[len("sha256:"):]
@@ -35,7 +36,7 @@ def parse_keys(spec: str, source: str = "PERSONA_API_KEYS") -> list[tuple[bytes,
             except ValueError:
                 value = b""
             if len(value) != 32:
-                raise ValueError(f"{source}: sha256: entry needs 64 hex digits")
+                raise ValueError(f"{source}: entry {shown}: sha256: needs 64 hex digits")
             keys.append((value, wanted))
         else:
             keys.append((digest(key), wanted))

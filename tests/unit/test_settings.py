@@ -32,7 +32,7 @@ def test_defaults_load_and_keys_are_parsed_to_digests_only():
     ({"PERSONA_API_KEYS": "nocolonkey"}, "PERSONA_API_KEYS", "must be <key>:<scope>"),
     ({"PERSONA_API_KEYS": "k:write"}, "PERSONA_API_KEYS", "unknown scopes ['write']"),
     ({"PERSONA_API_KEYS": "k:"}, "PERSONA_API_KEYS", "unknown scopes"),
-    ({"PERSONA_API_KEYS": "sha256:abc:read"}, "PERSONA_API_KEYS", "64 hex digits"),
+    ({"PERSONA_API_KEYS": "sha256:abc:read"}, "PERSONA_API_KEYS", "needs 64 hex digits"),
     ({"PERSONA_API_KEYS_FILE": "/nonexistent/keys"}, "PERSONA_API_KEYS_FILE", "cannot read"),
     ({"PERSONA_WEBHOOKS": "[{"}, "PERSONA_WEBHOOKS", "not valid JSON"),
     ({"PERSONA_WEBHOOKS": json.dumps([{**GOOD_HOOK, "url": "ftp://x"}])}, "PERSONA_WEBHOOKS[0]",
@@ -95,3 +95,4 @@ def test_load_or_exit_prints_one_line_and_exits_2(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("persona: invalid setting: PERSONA_API_KEYS")
+    assert "nocolonkey" not in err  # an entry holds a secret: named by position only
