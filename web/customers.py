@@ -27,7 +27,7 @@ class Activity(View):
             session = read(sessions, customer_id)
             if session is None:
                 return not_found(self, customer_id)
-            return ok(self, session_state.view(session))
+            return ok(self, session_state.view(session), request)
 
         return bad_customer_id(self, customer_id) or await routed(
             self, request, sessions, customer_id, answer)
@@ -41,7 +41,7 @@ class Profile(View):
             profile = read(profiles, customer_id)
             if profile is None:
                 return not_found(self, customer_id)
-            return ok(self, profile_state.view(profile))
+            return ok(self, profile_state.view(profile), request)
 
         return bad_customer_id(self, customer_id) or await routed(
             self, request, profiles, customer_id, answer)
@@ -68,7 +68,7 @@ class Recommendations(View):
             session, profile = read(sessions, customer_id), read(profiles, customer_id)
             if session is None and profile is None:
                 return not_found(self, customer_id)
-            return ok(self, recommend(session, profile, limit=limit))
+            return ok(self, recommend(session, profile, limit=limit), request)
 
         return bad_customer_id(self, customer_id) or await routed(
             self, request, profiles, customer_id, answer)

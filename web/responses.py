@@ -1,5 +1,13 @@
-"""JSON answers shared by the views: 200 via orjson, 404, and the customer-id check."""
+"""JSON answers shared by the views: 200 via orjson with an ETag, 304, 404, the id check.
+
+Conditional reads: every state answer carries ``ETag`` (a hash of the exact body bytes, so
+it changes whenever the answer changes and only then) and ``Cache-Control: private,
+no-cache`` (a cache must revalidate; shared caches must not keep customer data). A request
+whose ``If-None-Match`` names the current tag gets 304 with no body.
+"""
 from __future__ import annotations
+
+import hashlib
 
 import orjson
 
@@ -14,9 +22,31 @@ def bad_customer_id(view, customer_id: str):
     return None
 
 
-def ok(view, body: dict):
-    """A 200 JSON answer, encoded with orjson (Faust's ``view.json`` uses the stdlib)."""
-    return view.bytes(orjson.dumps(body), content_type="application/json")
+CACHE_CONTROL = "private, no-cache"
+
+
+def etag_of(data: bytes) -> str:
+    """A strong entity tag of the body bytes (orjson output is deterministic for a dict)."""
+    return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+
+
+def matches(if_none_match: str | None, tag: str) -> bool:
+    """RFC 9110 weak comparison of ``If-None-Match`` against ``tag`` (``*`` matches all)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(t.strip().removeprefix("W/") == tag for t in if_none_match.split(","))
+
+
+def ok(view, body: dict, request=None):
+    """A 200 JSON answer (orjson) with ETag, or 304 if the request already has this answer."""
+    data = orjson.dumps(body)
+    tag = etag_of(data)
+    headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
+    if request is not None and matches(request.headers.get("If-None-Match"), tag):
+        return view.bytes(b"", status=304, headers=headers)
+    return view.bytes(data, content_type="application/json", headers=headers)
 
 
 def not_found(view, customer_id: str):

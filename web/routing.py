@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 FORWARDED = "X-Persona-Forwarded"
 RETRY_AFTER_S = 1
 FORWARD_TIMEOUT_S = 5.0
+#: What a forwarded read carries to the owner, and what the owner's answer carries back.
+FORWARD_REQUEST_HEADERS = ("Authorization", "If-None-Match")
+FORWARD_RESPONSE_HEADERS = ("Retry-After", "ETag", "Cache-Control")
 # Workers verify each other's certificate against PERSONA_TLS_CA when TLS is on.
 PEER_SSL = peer_ssl(settings)
 
@@ -80,13 +83,14 @@ def _is_self(url) -> bool:
 async def _forward(view, request, url):
     target = request.url.with_host(url.host).with_port(url.port)
     headers = {FORWARDED: "1"}
-    if "Authorization" in request.headers:
-        headers["Authorization"] = request.headers["Authorization"]
+    for name in FORWARD_REQUEST_HEADERS:
+        if name in request.headers:
+            headers[name] = request.headers[name]
     timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
     async with app.http_client.request(request.method, target, headers=headers,
                                        timeout=timeout, ssl=PEER_SSL) as resp:
         body = await resp.read()
-        out = {k: v for k, v in resp.headers.items() if k in ("Retry-After",)}
+        out = {k: v for k, v in resp.headers.items() if k in FORWARD_RESPONSE_HEADERS}
         return view.bytes(body, content_type=resp.content_type, status=resp.status,
                           headers=out)
 

@@ -1,0 +1,43 @@
+"""web.responses: ETag and 304 logic (the real routes are tested end to end)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import orjson
+
+from web.responses import CACHE_CONTROL, etag_of, matches, ok
+
+
+class View:
+    def bytes(self, data, content_type=None, status=200, headers=None):
+        return SimpleNamespace(body=data, content_type=content_type, status=status,
+                               headers=headers)
+
+
+def request(**headers):
+    return SimpleNamespace(headers=headers)
+
+
+def test_etag_changes_with_the_answer_and_only_then():
+    a, b = {"x": 1, "as_of": 5}, {"x": 2, "as_of": 5}
+    assert etag_of(orjson.dumps(a)) == etag_of(orjson.dumps(dict(a)))
+    assert etag_of(orjson.dumps(a)) != etag_of(orjson.dumps(b))
+    assert etag_of(b"{}").startswith('"') and etag_of(b"{}").endswith('"')
+
+
+def test_200_carries_etag_and_cache_control_and_304_has_no_body():
+    body = {"customer_id": "c1", "as_of": 7}
+    first = ok(View(), body, request())
+    tag = first.headers["ETag"]
+    assert first.status == 200 and orjson.loads(first.body) == body
+    assert first.headers["Cache-Control"] == CACHE_CONTROL == "private, no-cache"
+    again = ok(View(), body, request(**{"If-None-Match": tag}))
+    assert again.status == 304 and again.body == b"" and again.headers["ETag"] == tag
+    changed = ok(View(), {**body, "as_of": 8}, request(**{"If-None-Match": tag}))
+    assert changed.status == 200 and changed.headers["ETag"] != tag
+
+
+def test_if_none_match_lists_weak_tags_and_star():
+    tag = '"abc"'
+    assert matches('"zzz", W/"abc"', tag) and matches("*", tag)
+    assert not matches('"zzz"', tag) and not matches(None, tag) and not matches("", tag)
