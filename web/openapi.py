@@ -67,9 +67,19 @@ READ_ERRORS = {400: "malformed customer id", **AUTH_ERRORS, 404: "unknown custom
                503: "owner restoring the partition or unreachable; see Retry-After"}
 
 
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
+                 "schema": {"type": "string"}, "description": "ETag of an earlier answer"}
+CACHE_HEADERS = {"ETag": {"schema": {"type": "string"}, "description": "tag of this answer"},
+                 "Cache-Control": {"schema": {"type": "string"},
+                                   "description": "private, no-cache"}}
+
+
 def read_op(summary: str) -> dict:
-    return {"get": op(summary, {200: json_response(summary, "State"), **READ_ERRORS},
-                      BEARER, parameters=CID, description="scope: read")}
+    ok = {**json_response(summary, "State"), "headers": CACHE_HEADERS}
+    not_modified = {"description": "unchanged since the ETag in If-None-Match (no body)",
+                    "headers": CACHE_HEADERS}
+    return {"get": op(summary, {200: ok, 304: not_modified, **READ_ERRORS}, BEARER,
+                      parameters=[*CID, IF_NONE_MATCH], description="scope: read")}
 
 
 BATCH = {"oneOf": [{"$ref": "#/components/schemas/Event"},
