@@ -2,7 +2,8 @@
 
 - ``internals``: small wrappers of private Faust attributes the agents and views need;
 - ``workarounds``: patches for two faust-streaming races around rebalances;
-- ``broker_compat``: true end offsets on the bundled broker (compatibility switch only).
+- ``broker_compat``: true end offsets on the bundled broker (compatibility switch only);
+- ``restore``: bulk restore of active changelog partitions (RocksDB store).
 
 ``install(app, settings)`` checks the installed versions (an error in the log when they
 are not the ones this package was written for) and installs the patches.
@@ -34,9 +35,10 @@ def check_versions() -> bool:
 
 
 def install(app, local_broker_compat: bool) -> None:
-    from app.kafka import broker_compat, workarounds
+    from app.kafka import broker_compat, restore, workarounds
 
     check_versions()
     workarounds.install(app)  # Faust races that skip events around rebalances
+    restore.install()  # getmany + WriteBatch instead of one event per changelog record
     if local_broker_compat:
         broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)

@@ -7,6 +7,7 @@ shim in tests/test_broker_compat.py.
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import faust
 import pytest
@@ -98,3 +99,30 @@ def test_fully_restored_compares_the_recovery_maps(highwater, offset, restored):
     finally:
         recovery.active_highwaters.pop(tp, None)
         recovery.active_offsets.pop(tp, None)
+
+
+def test_bulk_restore_wraps_faust_active_seek_with_the_signature_it_was_written_for():
+    import inspect
+
+    from faust.stores.rocksdb import Store as RocksDBStore
+    from faust.tables.recovery import Recovery
+
+    from app.kafka import restore
+
+    assert Recovery._seek_offsets is restore._bulk_then_seek
+    params = list(inspect.signature(restore._seek_offsets).parameters)
+    assert params == ["self", "consumer", "tps", "offsets", "title"]
+    for name in ("active_offsets", "active_highwaters", "tp_to_table", "signal_recovery_start"):
+        assert hasattr(app.tables.recovery, name), name
+
+    rocks = SimpleNamespace(data=object.__new__(RocksDBStore))
+    memory = SimpleNamespace(data=profiles.data)  # memory:// in these tests: left to Faust
+    a, b, c, d = (TP("persona-profiles-changelog", i) for i in range(4))
+    recovery = SimpleNamespace(
+        tp_to_table={a: rocks, b: rocks, c: rocks, d: memory},
+        active_highwaters={a: 99, b: 10, c: -1, d: 50},  # Faust's highwater - 1
+        active_offsets={a: 49, b: 10, c: -1, d: -1})
+    # a: records 50..99 to apply; b: up to date; c: empty; d: not RocksDB
+    assert restore.pending(recovery, {a, b, c, d}) == {a: (50, 99)}
+    recovery.active_offsets = {}
+    assert restore.pending(recovery, {a}) == {a: (0, 99)}  # nothing applied yet
