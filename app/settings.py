@@ -1,8 +1,8 @@
 """Every Persona setting, read once from the environment into one validated object.
 
 The one door for configuration: numbers, booleans, API keys (and their file), webhook
-subscriptions (inline or file) and TLS files are parsed and checked here, when
-``app.settings`` is first imported, i.e. before the worker connects to anything. A bad
+subscriptions (inline or file), TLS files and JWT keys (``app.jwt_auth``) are parsed and
+checked here, when ``app.settings`` is first imported, before the worker connects. A bad
 value raises ``ConfigError`` naming the variable; ``settings`` (the module attribute) then
 ends the process with that one line and exit status 2, so a misconfigured worker never
 starts half-working. Each variable is documented in README.md.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from app.apikeys import parse_keys
+from app.jwt_auth import jwt_config
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
@@ -108,6 +109,8 @@ class Settings:
     batch_within_s: float = 0.05
     #: Interval of the abandoned-cart scan (seconds).
     abandon_check_s: float = 60.0
+    #: JWT bearers (``app.jwt_auth.JwtConfig``, PERSONA_JWT_*); None = API keys only.
+    jwt: object = None
 
     @property
     def session_idle_ms(self) -> int:
@@ -163,6 +166,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         api_keys = _api_keys(env)
         webhooks = load_subscriptions(env.get("PERSONA_WEBHOOKS", ""),
                                       env.get("PERSONA_WEBHOOKS_FILE", ""))
+        jwt = jwt_config(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -193,6 +197,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         abandon_check_s=_float(env, "PERSONA_ABANDON_CHECK_S", 60.0, 0.1),
         batch_max=_int(env, "PERSONA_BATCH_MAX", 500, 1),
         batch_within_s=_float(env, "PERSONA_BATCH_WITHIN_S", 0.05),
+        jwt=jwt,
     )
 
 

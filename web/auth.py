@@ -1,8 +1,12 @@
-"""Request authentication: API keys with scopes (``ingest``, ``read``, ``admin``).
+"""Request authentication: API keys or JWT bearers with scopes (``ingest``, ``read``, ``admin``).
 
 The keys are parsed once at start by ``app.settings`` (``PERSONA_API_KEYS`` and
 ``PERSONA_API_KEYS_FILE``, format in ``app.apikeys``); every check compares digests in
 constant time against all configured keys. ``admin`` implies every scope.
+
+When JWTs are configured (``PERSONA_JWT_*``, ``app.jwt_auth``), a bearer that looks like a
+JWT (three base64url parts) is verified as one first; if it is not a valid token it is
+still compared with the API keys (an API key may contain dots). ``?key=`` stays API keys only.
 """
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ from functools import wraps
 from typing import Callable
 
 from app.apikeys import SCOPES, digest
+from app.jwt_auth import Verifier, looks_like_jwt
 from app.settings import settings
 
-UNAUTHORIZED = {"error": "unauthorized", "detail": "a valid API key is required"}
+UNAUTHORIZED = {"error": "unauthorized", "detail": "a valid API key or token is required"}
+#: This worker's JWT verifier (and JWKS cache); None when JWTs are not configured.
+JWT = Verifier(settings.jwt) if settings.jwt is not None else None
 
 
 def scopes_for(header: str | None, keys=None) -> frozenset | None:
@@ -27,6 +34,18 @@ def scopes_for(header: str | None, keys=None) -> frozenset | None:
         if hmac.compare_digest(known, presented):
             found = scopes
     return found
+
+
+async def bearer_scopes(header: str | None, verifier=None, keys=None) -> frozenset | None:
+    """Scopes of the bearer in an Authorization header, JWT or API key; None if not valid."""
+    verifier = JWT if verifier is None else verifier
+    if verifier is not None and header and header.startswith("Bearer "):
+        token = header[len("Bearer "):].strip()
+        if looks_like_jwt(token):
+            scopes = await verifier.scopes(token)
+            if scopes is not None:
+                return scopes
+    return scopes_for(header, keys)
 
 
 def require(scope: str, query_key: bool = False) -> Callable:
@@ -50,7 +69,7 @@ def require(scope: str, query_key: bool = False) -> Callable:
                     return view.json({"error": "forbidden", "detail": "only ingest-only keys "
                                       "may be sent as ?key="}, status=403)
             else:
-                scopes = scopes_for(header)
+                scopes = await bearer_scopes(header)
             if scopes is None:
                 return view.json(UNAUTHORIZED, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="persona"'})
