@@ -12,7 +12,7 @@ os.environ.setdefault("PERSONA_API_KEYS", "test-admin:admin,test-read:read,test-
 
 import pytest  # noqa: E402
 
-from tests.cluster import Broker, free_port  # noqa: E402
+from app.local import Broker  # noqa: E402
 
 API_KEYS = "test-admin:admin,test-read:read,test-ingest:ingest"
 ADMIN, READ, INGEST = "test-admin", "test-read", "test-ingest"
@@ -20,8 +20,7 @@ ADMIN, READ, INGEST = "test-admin", "test-read", "test-ingest"
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    b = Broker(free_port(), tmp_path_factory.mktemp("broker"))
-    b.start()
+    b = Broker(log=tmp_path_factory.mktemp("broker") / "broker.log").start()
     yield b
     b.stop()
 

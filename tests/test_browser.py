@@ -35,9 +35,9 @@ def worker(broker, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     cluster = Cluster(broker, tmp, API_KEYS)
     port = free_port()
-    w = Worker(broker, port, tmp / "data", {**cluster.env, "PERSONA_DEMO_KEY": INGEST,
-                                            "PERSONA_CORS_ORIGINS": f"http://localhost:{port}"},
-               tmp / "worker.log")
+    w = Worker(broker, tmp / "worker.log", port, tmp / "data",
+               {**cluster.env, "PERSONA_DEMO_KEY": INGEST,
+                "PERSONA_CORS_ORIGINS": f"http://localhost:{port}"})
     w.start().wait_ready()
     yield w
     w.stop()

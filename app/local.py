@@ -1,0 +1,259 @@
+"""The local cluster harness: the bundled broker and real ``faust worker`` processes.
+
+One harness for ``make run`` (``app.cli.devrun``), the end-to-end tests (``tests/support``)
+and the benchmark (``bench/procs.py``). Development only: the broker comes from the dev
+extra (``app.cli.broker``); production runs ``faust worker`` under its own supervisor.
+
+- ``free_port()``, ``port_open(port)``; ``http(...)`` any request, ``get_json(url)`` a cheap
+  GET for polling loops; ``cpu_seconds(pid)`` for CPU accounting.
+- ``Broker``: start/stop (also a context manager), ``produce``, ``read_topic``, ``read_all``.
+- ``Worker``: one ``faust worker`` with its env, data dir and log file; start, stop, kill -9,
+  wait_ready, wipe, tail.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.cli import broker as bundled_broker
+from app.cli.replay import replay
+from app.settings import WORKER_ARGV
+
+ROOT = Path(__file__).resolve().parents[1]
+FAUST = Path(sys.executable).with_name("faust")
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
+
+
+def cpu_seconds(pid: int, system_only: bool = False) -> float:
+    """User + system (or only system) CPU time of a process so far (Linux /proc), 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def http(method: str, url: str, key: str | None = None, body=None, headers=None,
+         timeout: float = 10.0):
+    """One blocking HTTP call: (status, parsed JSON body or text); raises if it cannot connect."""
+    async def run():
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = f"Bearer {key}"
+        async with aiohttp.ClientSession() as s:
+            async with s.request(method, url, headers=h, data=body,
+                                 timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                text = await r.text()
+                try:
+                    return r.status, orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    return r.status, text
+    return asyncio.run(run())
+
+
+def get_json(url: str, key: str | None = None, timeout: float = 5.0) -> tuple[int, object]:
+    """(status, decoded JSON body or None) of one GET; status 0 if the connection failed."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with _DIRECT.open(req, timeout=timeout) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except OSError:
+        return 0, None
+    try:
+        return status, orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return status, None
+
+
+def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Signal a process and wait for it; kill -9 if it outlives ``timeout``."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+class Broker:
+    """The bundled broker on loopback (a free port unless given), logging to ``log``."""
+
+    def __init__(self, port: int | None = None, log: Path | None = None):
+        self.port, self.log = port or free_port(), log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "Broker":
+        self.proc = bundled_broker.start(self.port, str(self.log) if self.log else None)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.proc, timeout=10)
+
+    def __enter__(self) -> "Broker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def produce(self, lines, topic: str = "events") -> int:
+        """Send JSONL lines (bytes or dicts) keyed by their customer_id."""
+        raw = [orjson.dumps(x) if isinstance(x, dict) else x for x in lines]
+        return asyncio.run(replay(raw, broker_url=self.url, topic=topic))
+
+    def read_topic(self, topic: str, expect: int, timeout: float = 30.0) -> list[dict]:
+        """Read JSON values from the start of ``topic`` until ``expect`` arrive (or time out)."""
+        async def run():
+            consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap,
+                                        auto_offset_reset="earliest", enable_auto_commit=False)
+            await consumer.start()
+            out = []
+            try:
+                deadline = time.monotonic() + timeout
+                while len(out) < expect and time.monotonic() < deadline:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    for records in batch.values():
+                        out.extend(orjson.loads(r.value) for r in records)
+            finally:
+                await consumer.stop()
+            return out
+        return asyncio.run(run())
+
+    def read_all(self, topic: str, timeout: float = 30.0) -> list[bytes]:
+        """Every record value now on ``topic``, read up to each partition's high watermark.
+
+        Exact (no wait for records that never come): the high watermark in fetch answers
+        is right even where the broker's ListOffsets is not (BROKER.md).
+        """
+        async def run():
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            await consumer.start()
+            try:
+                await consumer.topics()
+                tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                out, deadline = [], time.monotonic() + timeout
+                while True:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    for records in batch.values():
+                        out.extend(r.value for r in records)
+                    behind = [tp for tp in tps if consumer.highwater(tp) is None
+                              or await consumer.position(tp) < consumer.highwater(tp)]
+                    if not behind:
+                        return out
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{topic}: not read to the end in {timeout}s")
+            finally:
+                await consumer.stop()
+        return asyncio.run(run())
+
+
+class Worker:
+    """One ``faust worker`` process of this app, run in ``root`` (another checkout: PYTHONPATH).
+
+    ``broker`` (a Broker or a kafka:// URL) sets KAFKA_BROKER_URL and the compatibility switch;
+    None leaves both to the environment. ``data_dir`` sets a RocksDB store there; None leaves
+    the store to the environment. ``env`` is applied last, over the environment.
+    """
+
+    def __init__(self, broker: Broker | str | None, log: Path, port: int | None = None,
+                 data_dir: Path | None = None, env: dict | None = None, compat: bool = True,
+                 root: Path = ROOT, host: str = "127.0.0.1"):
+        self.port, self.log, self.data_dir, self.root, self.host = (
+            port or free_port(), log, data_dir, root, host)
+        self.env: dict = {"PORT": str(self.port)}
+        if broker is not None:
+            self.env["KAFKA_BROKER_URL"] = broker.url if isinstance(broker, Broker) else broker
+            self.env["PERSONA_LOCAL_BROKER_COMPAT"] = "1" if compat else "0"
+        if data_dir is not None:
+            self.env.update(PERSONA_STORE="rocksdb://", PERSONA_DATA_DIR=str(data_dir))
+        if root != ROOT:
+            self.env["PYTHONPATH"] = str(root)
+        self.env.update(env or {})
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    def start(self) -> "Worker":
+        self.started = time.time()
+        self.proc = subprocess.Popen(
+            [str(FAUST), *WORKER_ARGV, "--web-port", str(self.port)], cwd=self.root,
+            env={**os.environ, **self.env}, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout: float = 120.0, interval: float = 0.1) -> float:
+        """Poll /ready until 200; return the wall time it first answered 200.
+
+        Raises RuntimeError (with the log's tail) if the worker exits, TimeoutError if late.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"worker {self.port} exited with {self.proc and self.proc.poll()}"
+                                   f"; log {self.log}:\n{self.tail()}")
+            if get_json(f"{self.url}/ready", timeout=2)[0] == 200:
+                return time.time()
+            time.sleep(interval)
+        raise TimeoutError(f"worker {self.port} not ready in {timeout}s; log:\n{self.tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        _stop(self.proc, sig, timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def wipe(self) -> None:
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
