@@ -16,13 +16,13 @@ run: $(STAMP)
 	$(PY) -m app.cli.devrun
 
 test: $(STAMP)
-	@# headless Chromium + driver for tests/test_browser.py (Debian packages; needs root)
+	@# headless Chromium + driver for tests/e2e/test_browser.py (Debian packages; needs root)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
-		|| echo 'chromium could not be installed: tests/test_browser.py will be skipped (listed at the end)'
+		|| echo 'chromium could not be installed: tests/e2e/test_browser.py will be skipped (listed at the end)'
 	$(PY) -m pytest -q -p no:cacheprovider -rs --durations=10
 
-# Only the chaos test (tests/test_chaos.py, ~2 min; also part of `make test`).
+# Only the chaos test (tests/e2e/test_chaos.py, ~2 min; also part of `make test`).
 chaos: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m slow -s
 

@@ -28,7 +28,7 @@ def broker(tmp_path_factory):
 @pytest.fixture
 def cluster(broker, tmp_path):
     """Start workers with ``cluster.start()``; all are stopped at the end of the test."""
-    from tests.cluster import Cluster
+    from tests.support.cluster import Cluster
 
     c = Cluster(broker, tmp_path, api_keys=API_KEYS)
     yield c

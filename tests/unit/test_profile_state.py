@@ -10,7 +10,7 @@ from app.rules import profile_state as ps
 from app.rules import session_state as ss
 
 HL = ps.HALF_LIFE_MS
-from tests.builders import IDLE, T0, ev  # noqa: E402
+from tests.support.builders import IDLE, T0, ev  # noqa: E402
 
 
 def view_ev(pid="p1", ts=T0, category="shoes", **kw):

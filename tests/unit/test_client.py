@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from app.client import AsyncPersonaClient, PersonaClient, PersonaError, batches
+from app.local import free_port
 from app.rules.events import SHOP_TYPES, validate_dict
-from tests.cluster import free_port
 
 
 class Scripted:

@@ -12,9 +12,10 @@ import orjson
 import pytest
 
 from app.client import PersonaClient, PersonaError
+from app.local import http
 from app.rules.events import SHOP_TYPES, TYPE_SCHEMAS
-from tests.cluster import Cluster, http, poll
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
+from tests.support.cluster import Cluster, poll
 
 pytestmark = pytest.mark.e2e
 MAX_EVENTS, MAX_BYTES, ORIGIN = 20, 16 * 1024, "http://shop.example"

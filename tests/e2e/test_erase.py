@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster import http, poll
+from app.local import http
 from tests.conftest import ADMIN, READ
+from tests.support.cluster import poll
 
 pytestmark = pytest.mark.e2e
 

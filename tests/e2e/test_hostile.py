@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cluster import http
+from app.local import http
 from tests.conftest import ADMIN, READ
 
 pytestmark = pytest.mark.e2e
@@ -18,8 +18,8 @@ ROUTES = ["/v1/customers/{}/profile", "/v1/customers/{}/activity",
 
 @pytest.fixture(scope="module")
 def worker(broker, tmp_path_factory):
-    from tests.cluster import Cluster
     from tests.conftest import API_KEYS
+    from tests.support.cluster import Cluster
 
     c = Cluster(broker, tmp_path_factory.mktemp("hostile"), api_keys=API_KEYS)
     w = c.start()

@@ -1,12 +1,11 @@
-"""Test-side use of the local harness (``app/local.py``): a set of workers per test, ``poll``."""
+"""What the tests add to the local harness (``app/local.py``): ``Cluster``, the workers of one
+test on the module's broker (the ``cluster`` fixture), and ``poll``."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from app.local import ROOT, Broker, Worker, free_port, http
-
-__all__ = ["ROOT", "Broker", "Cluster", "Worker", "free_port", "http", "poll"]
+from app.local import Broker, Worker, free_port
 
 
 class Cluster:

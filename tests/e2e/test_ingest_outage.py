@@ -14,8 +14,9 @@ import orjson
 import pytest
 
 from app.client import PersonaClient, PersonaError
-from tests.cluster import http, poll
+from app.local import http
 from tests.conftest import INGEST, READ
+from tests.support.cluster import poll
 
 pytestmark = pytest.mark.e2e
 TIMEOUT_S = 2

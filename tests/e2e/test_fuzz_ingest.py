@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cluster import Cluster
 from tests.conftest import API_KEYS, INGEST
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
 MAX_EVENTS, MAX_BYTES = 50, 64 * 1024

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from app.rules import session_state as ss
-from tests.builders import IDLE, T0, ev  # noqa: E402
+from tests.support.builders import IDLE, T0, ev  # noqa: E402
 
 
 def add(pid, ts=T0, qty=1, price=10.0, **kw):

@@ -1,6 +1,6 @@
 """The two Faust workarounds (app/kafka/workarounds.py) and routing while a worker starts.
 
-The races themselves only show with real processes (tests/test_chaos.py); these pin down
+The races themselves only show with real processes (tests/e2e/test_chaos.py); these pin down
 what each piece does.
 """
 from __future__ import annotations

@@ -6,10 +6,11 @@ import asyncio
 import pytest
 
 from app.cli.otto import load_sample
+from app.local import http
 from app.rules import profile_state, session_state
-from tests.cluster import http, poll
 from tests.conftest import ADMIN, INGEST, READ
-from tests.expected import fold
+from tests.support.cluster import poll
+from tests.support.expected import fold
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from app.cli.otto import load_sample
+from app.local import http
 from app.rules import profile_state, session_state
 from app.rules.events import validate_dict
 from app.settings import settings
-from tests.cluster import http, poll
 from tests.conftest import READ
+from tests.support.cluster import poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 RATE = 60.0  # events/s

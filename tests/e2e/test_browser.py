@@ -12,8 +12,9 @@ import uuid
 
 import pytest
 
-from tests.cluster import Cluster, Worker, free_port, http, poll
+from app.local import Worker, free_port, http
 from tests.conftest import API_KEYS, INGEST, READ
+from tests.support.cluster import Cluster, poll
 
 pytestmark = pytest.mark.e2e
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")

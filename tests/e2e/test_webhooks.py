@@ -18,8 +18,9 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
-from tests.cluster import ROOT, free_port, http, poll
+from app.local import ROOT, free_port, http
 from tests.conftest import ADMIN, READ
+from tests.support.cluster import poll
 
 pytestmark = pytest.mark.e2e
 

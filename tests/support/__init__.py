@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: event builders, the expected-state fold, the cluster."""
