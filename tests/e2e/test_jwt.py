@@ -15,12 +15,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-try:  # the e2e harness is moving to tests/support
-    from tests.support.cluster import http, poll
-except ImportError:  # pragma: no cover
-    from tests.cluster import http, poll
+from app.local import http
 from app.settings import WORKER_ARGV
 from tests.conftest import READ
+from tests.support.cluster import poll
 
 pytestmark = pytest.mark.e2e
 ISS, AUD = "https://id.shop.example/", "persona"
