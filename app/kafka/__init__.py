@@ -3,7 +3,9 @@
 - ``internals``: small wrappers of private Faust attributes the agents and views need;
 - ``workarounds``: patches for two faust-streaming races around rebalances;
 - ``broker_compat``: true end offsets on the bundled broker (compatibility switch only);
-- ``restore``: bulk restore of active changelog partitions (RocksDB store).
+- ``restore``: bulk restore of active changelog partitions (RocksDB store);
+- ``fastpath``: bulk table writes (RocksDB WriteBatch + changelog records) for the
+  customers agent's write-back flush.
 
 ``install(app, settings)`` checks the installed versions (an error in the log when they
 are not the ones this package was written for) and installs the patches.
