@@ -6,12 +6,13 @@ anything that fails validation is parked on ``events-dlq`` with the reason and t
 original bytes, and the partition moves on.
 
 Events are taken in batches: each customer's new state is computed event by event
-with the pure rules and written back once per batch (fewer changelog records, one
-RocksDB write per table), before the batch's offsets are acked.
+with the pure rules and handed to the write-back (``agents/writeback.py``) once per
+batch; it writes each changed customer once per flush interval, and the events' offsets
+are acked only after that flush has made their states durable.
 
 Webhooks: after deciding the new states, the agent puts one delivery request per
 (trigger, matching subscription) on the ``webhook-deliveries`` outbox (``app.webhooks``)
-and waits for the broker's acknowledgement *before* writing the tables, so a crash in
+and waits for the broker's acknowledgement *before* the states enter the write-back, so a crash in
 between redelivers the event against the old state and the trigger fires again (same
 ``webhook-id``). It never calls HTTP itself: agents/webhooks.py delivers.
 """
@@ -24,14 +25,14 @@ import time
 
 import orjson
 
-from app.kafka.internals import as_current_event, drain_producer
 from app.main import app
 from app.rules import profile_state, session_state, triggers
 from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
 from app.webhooks import formats
-from tables.documents import encode, read
+from agents.writeback import KEEP, WriteBack
+from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions
 
@@ -86,7 +87,7 @@ async def dead_letter(event, reason: str, errors: dict) -> None:
 
 
 class Pending:
-    """One customer's state while a batch is applied; written back once at its end."""
+    """One customer's state while a batch is applied; handed to the write-back at its end."""
 
     __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased")
 
@@ -132,24 +133,11 @@ def outbox_requests(ev: dict, fired: list) -> list:
     return formats.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000))
 
 
-def write_back(cid: str, p: Pending) -> None:
-    """Write one customer's final state of the batch (one changelog record per table).
-
-    Faust sends a table write to the changelog partition of the *current* event; in a
-    batch that is the last event of the batch, so make it this customer's last event.
-    """
-    with as_current_event(p.event):
-        for table, value, dirty in ((sessions, p.session, p.dirty_session),
-                                    (profiles, p.profile, p.dirty_profile)):
-            if value is not None and dirty:
-                table[cid] = encode(value)
-            elif value is None and p.erased:
-                # Tombstone even if the key is already gone here: after a crash the local
-                # store can be ahead of the changelog; the redelivered command repairs it.
-                try:
-                    del table[cid]
-                except KeyError:
-                    pass
+def decided(p: Pending) -> tuple:
+    """What the write-back puts for one customer: per table a document, None or KEEP."""
+    return tuple(value if value is not None and dirty else None if value is None and p.erased
+                 else KEEP for value, dirty in ((p.session, p.dirty_session),
+                                                (p.profile, p.dirty_profile)))
 
 
 # A 500-event batch takes a few hundred ms of CPU: hand the loop to the web views (and
@@ -181,30 +169,33 @@ async def process_batch(batch, idle_ms: int) -> None:
     # Webhooks first: once the broker has them, a crash before the table writes only
     # redelivers the events, which fire the same triggers again (same webhook-id).
     await to_outbox(outbox)
-    for i, (cid, p) in enumerate(pending.items()):
+    for cid, p in pending.items():  # no await: the batch enters the overlays at once
         if p.event is not None:
-            write_back(cid, p)  # both tables, no yield in between: reads see both or neither
-        if i % YIELD_EVERY == YIELD_EVERY - 1:
-            await asyncio.sleep(0)
-    await changelog_durable()
+            state.put(cid, decided(p), p.event)
+    state.add_events(batch)  # acked once the next flush has made their states durable
 
 
-async def changelog_durable() -> None:
-    """Wait until the broker has every changelog record of the batch.
+FLUSH_TICK_S = 0.05
+state = WriteBack(app, (sessions, profiles), settings.flush_interval_s, settings.flush_max_keys)
 
-    The batch's offsets are acked (and may be committed) when this returns. Faust's own
-    pre-commit flush gives up after 0.1 s without progress, so under load a commit could
-    otherwise run ahead of the changelog and a crash would lose those updates.
+
+@app.task
+async def flush_state() -> None:
+    """Flush when due, even while no events arrive (quiet input, rebalance, shutdown).
+
+    Not an ``app.timer``: Faust's timers end as soon as the worker starts stopping, and a
+    graceful stop waits (``Consumer.wait_empty``) for the held events, so for a flush.
+    Faust cancels this task after that wait (``App.on_stop`` runs before its futures stop).
     """
-    producer = app.producer
-    if producer.state != "running":  # Faust's agent test context has no producer
-        return
-    await drain_producer(producer)
+    while True:
+        await asyncio.sleep(FLUSH_TICK_S)
+        await state.flush_if_due()
 
 
 @app.agent(events_topic, concurrency=1)
 async def process_events(stream):
-    """Events in batches (up to BATCH_MAX or BATCH_WITHIN_S); acked after the writes."""
+    """Events in batches (up to BATCH_MAX or BATCH_WITHIN_S); acked after the flush."""
     idle_ms = settings.session_idle_ms
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
         await process_batch(batch, idle_ms)
+        await state.flush_if_due()

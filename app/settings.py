@@ -104,9 +104,12 @@ class Settings:
     webhook_backoff_max_s: float = 60.0
     webhook_concurrency: int = 8
     #: The customers agent takes up to this many events, or what arrived within
-    #: ``batch_within_s``, and writes each customer's state once per batch.
+    #: ``batch_within_s``; its write-back (agents/writeback.py) writes each changed
+    #: customer once per ``flush_interval_s``, or sooner when ``flush_max_keys`` wait.
     batch_max: int = 500
     batch_within_s: float = 0.05
+    flush_interval_s: float = 5.0
+    flush_max_keys: int = 50_000
     #: Interval of the abandoned-cart scan (seconds).
     abandon_check_s: float = 60.0
     #: JWT bearers (``app.jwt_auth.JwtConfig``, PERSONA_JWT_*); None = API keys only.
@@ -197,6 +200,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         abandon_check_s=_float(env, "PERSONA_ABANDON_CHECK_S", 60.0, 0.1),
         batch_max=_int(env, "PERSONA_BATCH_MAX", 500, 1),
         batch_within_s=_float(env, "PERSONA_BATCH_WITHIN_S", 0.05),
+        flush_interval_s=_float(env, "PERSONA_FLUSH_INTERVAL_S", 5.0),
+        flush_max_keys=_int(env, "PERSONA_FLUSH_MAX_KEYS", 50_000, 1),
         jwt=jwt,
     )
 

@@ -5,6 +5,10 @@ once with orjson: the same bytes go to RocksDB and to the changelog. Faust's def
 ``json`` codec would encode every write twice (store + changelog) with the stdlib
 encoder. The bytes are plain JSON, so stores and changelogs written with the ``json``
 codec read back unchanged.
+
+The customers agent writes back (``agents/writeback.py``): a decided state stays in an
+in-memory overlay of its table until the next flush writes it. ``read`` looks there
+first, so every reader sees the newest value whether or not it is flushed yet.
 """
 from __future__ import annotations
 
@@ -24,14 +28,33 @@ def document_table(name: str, help: str):
                      partitions=settings.partitions, help=help)
 
 
+#: Per table name, the overlays ``read`` consults before the store, newest first: the
+#: values decided since the last flush, then the ones the running flush is writing.
+#: ``{key: value}``, None for a deleted key. Filled and emptied by agents/writeback.py.
+overlays: dict[str, tuple[dict, dict]] = {}
+_ABSENT = object()
+
+
+def overlay_of(table) -> tuple[dict, dict]:
+    return overlays.setdefault(table.name, ({}, {}))
+
+
 def encode(value: dict) -> bytes:
     return orjson.dumps(value)
 
 
 def read(table, key: str) -> Optional[dict]:
-    """The decoded value of ``key``, None if absent: one store read.
+    """The decoded value of ``key``, None if absent: the overlays', else one store read.
 
     ``table.get`` would read the store twice (see ``app.kafka.internals.store_get``).
+    The value is shared with the overlay: callers must not mutate it.
     """
+    layers = overlays.get(table.name)
+    if layers is not None:
+        for layer in layers:
+            if layer:
+                value = layer.get(key, _ABSENT)
+                if value is not _ABSENT:
+                    return value
     raw = store_get(table, key)
     return None if raw is None else orjson.loads(raw)

@@ -3,7 +3,10 @@
 - ``internals``: small wrappers of private Faust attributes the agents and views need;
 - ``workarounds``: patches for two faust-streaming races around rebalances;
 - ``broker_compat``: true end offsets on the bundled broker (compatibility switch only);
-- ``restore``: bulk restore of active changelog partitions (RocksDB store).
+- ``restore``: bulk restore of active changelog partitions (RocksDB store);
+- ``fastpath``: bulk table writes (RocksDB WriteBatch + changelog records) for the
+  customers agent's write-back flush;
+- ``consume``: Faust's consumer loop without a task per message when none has to wait.
 
 ``install(app, settings)`` checks the installed versions (an error in the log when they
 are not the ones this package was written for) and installs the patches.
@@ -35,10 +38,11 @@ def check_versions() -> bool:
 
 
 def install(app, local_broker_compat: bool) -> None:
-    from app.kafka import broker_compat, restore, workarounds
+    from app.kafka import broker_compat, consume, restore, workarounds
 
     check_versions()
     workarounds.install(app)  # Faust races that skip events around rebalances
     restore.install()  # getmany + WriteBatch instead of one event per changelog record
+    consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
     if local_broker_compat:
         broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)

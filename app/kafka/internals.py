@@ -42,6 +42,27 @@ def store_get(table, key) -> Optional[bytes]:
     return table.data.get(key)
 
 
+def hold(events) -> None:
+    """Keep the stream's own ack of ``events`` from marking their offsets committable.
+
+    ``Stream.take_events`` acks a batch when the agent asks for the next one; an ack
+    only drops one reference of the message, and Faust's consumer commits an offset only
+    after the last reference is dropped (``Message.ack`` -> ``on_final_ack`` ->
+    ``Consumer.ack``). One more reference per message defers that to ``release``.
+    """
+    for event in events:
+        event.message.incref()
+
+
+def release(app, events) -> None:
+    """Drop the references ``hold`` took: the last one acks the offset, as Faust does."""
+    consumer, on_message_out = app.consumer, app.sensors.on_message_out
+    for event in events:
+        message = event.message
+        if message.ack(consumer):
+            on_message_out(message.tp, message.offset, message)
+
+
 async def drain_producer(producer) -> None:
     """Wait until the broker has every record Faust buffered for sending.
 

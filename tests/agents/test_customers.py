@@ -36,6 +36,7 @@ def outbox(monkeypatch):
     monkeypatch.setattr(customers, "partition_of", lambda topic, key: 0)
     sessions.data.clear()
     profiles.data.clear()
+    customers.state.forget()
     yield sent
 
 
@@ -97,6 +98,8 @@ async def test_erase_removes_the_customer_from_both_tables(outbox):
         await agent.put(ev(1), key=b"c1", partition=0)
         await agent.put(ev(1, cid="c2"), key=b"c2", partition=0)
         await agent.put(erase, key=b"c1", partition=0)
+    assert read(sessions, "c1") is None and read(profiles, "c1") is None
+    await customers.state.flush()
     assert "c1" not in sessions and "c1" not in profiles
     assert "c2" in profiles
 
@@ -112,10 +115,12 @@ async def test_a_redelivered_event_republishes_the_state(outbox, monkeypatch):
 
     async with customers.process_events.test_context() as agent:
         await agent.put(ev(1), key=b"c1", partition=0)
+    await customers.state.flush()
     before = read(profiles, "c1")
     monkeypatch.setattr(profiles, "on_key_set", spy)
     async with customers.process_events.test_context() as agent:
         await agent.put(ev(1), key=b"c1", partition=0)  # redelivered in a later batch
+    await customers.state.flush()
     assert writes == ["c1"]
     assert read(profiles, "c1") == before and before["counts"] == {"product_view": 1}
 
@@ -129,17 +134,39 @@ async def test_a_batch_writes_each_customer_once(outbox, monkeypatch):
             await agent.put(ev(i), key=b"c1", partition=0, wait=False)
         await agent.put(ev(6, cid="c2"), key=b"c2", partition=0, wait=False)
         for _ in range(100):  # the batch closes after PERSONA_BATCH_WITHIN_S
-            if "c2" in profiles:
+            if read(profiles, "c2") is not None:
                 break
             await asyncio.sleep(0.05)
     assert read(profiles, "c1")["counts"] == {"product_view": 5}
+    assert writes == []  # not before the flush
+    await customers.state.flush()
     assert sorted(writes) == ["c1", "c2"]
+
+
+async def test_changes_wait_in_memory_and_each_key_is_written_once_per_flush(outbox, monkeypatch):
+    writes = []
+    original = profiles.on_key_set
+    monkeypatch.setattr(profiles, "on_key_set", lambda k, v: (writes.append(k), original(k, v)))
+    async with customers.process_events.test_context() as agent:
+        for i in range(1, 4):  # one batch each
+            await agent.put(ev(i), key=b"c1", partition=0)
+            for _ in range(100):  # the batch closes after PERSONA_BATCH_WITHIN_S
+                if (read(profiles, "c1") or {}).get("counts") == {"product_view": i}:
+                    break  # reads see it
+                await asyncio.sleep(0.02)
+            assert read(profiles, "c1")["counts"] == {"product_view": i}
+            assert "c1" not in profiles.data  # the store does not have it yet
+    assert await customers.state.flush() == 2  # c1 in both tables
+    assert writes == ["c1"]
+    assert orjson.loads(profiles.data["c1"])["counts"] == {"product_view": 3}
+    assert await customers.state.flush() == 0
 
 
 async def test_values_are_stored_as_one_orjson_document(outbox):
     """The same bytes go to the store and the changelog; json-codec bytes still read back."""
     async with customers.process_events.test_context() as agent:
         await agent.put(ev(1), key=b"c1", partition=0)
+    await customers.state.flush()
     stored = profiles.data["c1"]
     assert isinstance(stored, bytes) and orjson.loads(stored) == read(profiles, "c1")
     profiles.data["c2"] = b'{"counts": {"search": 2}}'  # as Faust's json codec wrote it

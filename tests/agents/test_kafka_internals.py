@@ -126,3 +126,28 @@ def test_bulk_restore_wraps_faust_active_seek_with_the_signature_it_was_written_
     assert restore.pending(recovery, {a, b, c, d}) == {a: (50, 99)}
     recovery.active_offsets = {}
     assert restore.pending(recovery, {a}) == {a: (0, 99)}  # nothing applied yet
+
+
+def test_hold_defers_the_final_ack_until_release():
+    """take_events' ack drops one reference; the consumer sees the ack only at release."""
+    from faust.types.tuples import ConsumerMessage
+
+    acked, out = [], []
+    message = ConsumerMessage("events", 0, 7, 0.0, 0, None, b"k", b"v", None)
+    message.incref()  # the stream's reference, as when the event was delivered
+    event = SimpleNamespace(message=message,
+                            ack=lambda: message.ack(fake.consumer))
+
+    def consumer_ack(m):  # what Consumer.ack does with the final ack
+        m.acked = True
+        acked.append(m.offset)
+        return True
+
+    fake = SimpleNamespace(consumer=SimpleNamespace(ack=consumer_ack),
+                           sensors=SimpleNamespace(on_message_out=lambda *a: out.append(a[1])))
+    internals.hold([event])
+    assert event.ack() is False and acked == []  # the stream's own ack (take_events)
+    internals.release(fake, [event])
+    assert acked == [7] and out == [7]
+    internals.release(fake, [event])  # a second release does nothing
+    assert acked == [7]

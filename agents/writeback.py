@@ -1,0 +1,154 @@
+"""Write-back state of the customers agent: decided states wait in memory, flushed together.
+
+After each batch the agent puts every customer's new values into its tables' overlays
+(``tables.documents.overlays``, which every ``read`` consults before the store) and *holds*
+the batch's events (``app.kafka.internals.hold``): the stream's ack no longer marks their
+offsets committable. A flush, every ``PERSONA_FLUSH_INTERVAL_S`` seconds, as soon as
+``PERSONA_FLUSH_MAX_KEYS`` customers wait, or as soon as a rebalance or a shutdown starts:
+
+1. moves the overlays aside (reads still see those values until step 3);
+2. writes each changed key once per table (RocksDB + one changelog record, to the changelog
+   partition of that customer's last event, as Faust's table write does) and a tombstone
+   for each erased one: on RocksDB in bulk (``app.kafka.fastpath``: one WriteBatch per
+   partition, records straight to the producer, the persisted offset once per partition),
+   else by Faust's table writes; both tables are written before either overlay is
+   dropped, so a read sees both new values or neither;
+3. drops the moved overlays, waits until the broker has every changelog record, and only
+   then releases the held events, so Faust's next commit may move past them.
+
+A crash anywhere before step 3's release leaves those offsets uncommitted: the events are
+redelivered against the last flushed state (the store may be ahead of the changelog, as
+before: the rules' dedupe turns those into rewrites, see ``agents.customers.apply_event``).
+So a customer changed many times between flushes costs one record per table, not one
+per batch. Webhook requests are still sent (and acknowledged) per batch, before its states
+enter the overlays.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from app.kafka import fastpath
+from app.kafka.internals import as_current_event, drain_producer, hold, release
+from tables.documents import encode, overlay_of
+
+#: A value that leaves the key's entry in that table as it is.
+KEEP = object()
+YIELD_EVERY = 25
+
+
+class WriteBack:
+    """Changed keys of several tables since the last flush, and the events they came from."""
+
+    def __init__(self, app, tables, interval_s: float, max_keys: int):
+        self.app, self.tables = app, tuple(tables)
+        self.interval_s, self.max_keys = interval_s, max_keys
+        self.layers = [overlay_of(table) for table in self.tables]
+        self.last_event: dict = {}  # key -> its latest event (changelog partition)
+        self.held: list = []  # events whose offsets wait for the flush
+        self.since = None  # monotonic time of the oldest unflushed change
+        self.lock = asyncio.Lock()
+
+    def put(self, key, values, event) -> None:
+        """``values``: one per table, a document, None (delete) or ``KEEP``."""
+        for (newest, _), value in zip(self.layers, values):
+            if value is not KEEP:
+                newest[key] = value
+        self.last_event[key] = event
+
+    def add_events(self, events) -> None:
+        """Hold ``events`` (their states are in the overlays) until the next flush."""
+        hold(events)
+        self.held.extend(events)
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def forget(self) -> None:
+        """Drop everything not flushed yet, without acking (tests reset with this)."""
+        for layer in self.layers:
+            for values in layer:
+                values.clear()
+        self.last_event.clear()
+        self.held.clear()
+        self.since = None
+
+    def due(self) -> bool:
+        if self.since is None:
+            return False
+        app = self.app
+        return (len(self.last_event) >= self.max_keys or app.rebalancing or app.should_stop
+                or time.monotonic() - self.since >= self.interval_s)
+
+    async def flush_if_due(self) -> None:
+        if self.due():
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Write every waiting value, make the changelog durable, release the events."""
+        async with self.lock:
+            held, self.held = self.held, []
+            events, self.last_event = self.last_event, {}
+            self.since = None
+            for newest, flushing in self.layers:  # no await: one step for readers
+                flushing.update(newest)
+                newest.clear()
+            if self.bulk():
+                written = await self.write_bulk(events)
+            else:
+                written = await self.write_each(events)
+            await changelog_durable(self.app)
+            release(self.app, held)
+            return written
+
+    def bulk(self) -> bool:
+        return self.app.producer.state == "running" and all(map(fastpath.supports, self.tables))
+
+    async def write_bulk(self, events: dict) -> int:
+        """Both tables' stores in one step, then every changelog record at once."""
+        records = [fastpath.put_local(table, [
+            (key, None if value is None else encode(value), events[key].message.partition)
+            for key, value in flushing.items()]) for table, (_, flushing) in zip(self.tables,
+                                                                                self.layers)]
+        for _, flushing in self.layers:  # no await since the stores have them
+            flushing.clear()
+        await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)
+                               for table, recs in zip(self.tables, records)))
+        return sum(map(len, records))
+
+    async def write_each(self, events: dict) -> int:
+        """Faust's table writes, key by key (other stores, Faust's test context)."""
+        written = 0
+        for table, (_, flushing) in zip(self.tables, self.layers):
+            for key, value in flushing.items():
+                with as_current_event(events[key]):
+                    write(table, key, value)
+                written += 1
+                if written % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        for _, flushing in self.layers:  # no await: both tables at once
+            flushing.clear()
+        return written
+
+
+def write(table, key, value) -> None:
+    if value is not None:
+        table[key] = encode(value)
+        return
+    # Tombstone even if the key is already gone here: after a crash the local store can
+    # be ahead of the changelog; the redelivered command repairs it.
+    try:
+        del table[key]
+    except KeyError:
+        pass
+
+
+async def changelog_durable(app) -> None:
+    """Wait until the broker has every changelog record written so far.
+
+    Faust's own pre-commit flush gives up after 0.1 s without progress, so under load a
+    commit could otherwise run ahead of the changelog and a crash would lose updates.
+    """
+    producer = app.producer
+    if producer.state != "running":  # Faust's agent test context has no producer
+        return
+    await drain_producer(producer)
