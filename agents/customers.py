@@ -25,13 +25,13 @@ import time
 
 import orjson
 
+from agents.writeback import KEEP, WriteBack
 from app.main import app
 from app.rules import profile_state, session_state, triggers
 from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
 from app.webhooks import formats
-from agents.writeback import KEEP, WriteBack
 from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions

@@ -51,7 +51,7 @@ class WriteBack:
 
     def put(self, key, values, event) -> None:
         """``values``: one per table, a document, None (delete) or ``KEEP``."""
-        for (newest, _), value in zip(self.layers, values):
+        for (newest, _), value in zip(self.layers, values, strict=True):
             if value is not KEEP:
                 newest[key] = value
         self.last_event[key] = event
@@ -105,20 +105,21 @@ class WriteBack:
 
     async def write_bulk(self, events: dict) -> int:
         """Both tables' stores in one step, then every changelog record at once."""
-        records = [fastpath.put_local(table, [
-            (key, None if value is None else encode(value), events[key].message.partition)
-            for key, value in flushing.items()]) for table, (_, flushing) in zip(self.tables,
-                                                                                self.layers)]
+        records = []
+        for table, (_, flushing) in zip(self.tables, self.layers, strict=True):
+            records.append(fastpath.put_local(table, [
+                (key, None if value is None else encode(value), events[key].message.partition)
+                for key, value in flushing.items()]))
         for _, flushing in self.layers:  # no await since the stores have them
             flushing.clear()
         await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)
-                               for table, recs in zip(self.tables, records)))
+                               for table, recs in zip(self.tables, records, strict=True)))
         return sum(map(len, records))
 
     async def write_each(self, events: dict) -> int:
         """Faust's table writes, key by key (other stores, Faust's test context)."""
         written = 0
-        for table, (_, flushing) in zip(self.tables, self.layers):
+        for table, (_, flushing) in zip(self.tables, self.layers, strict=True):
             for key, value in flushing.items():
                 with as_current_event(events[key]):
                     write(table, key, value)
