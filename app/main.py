@@ -21,7 +21,8 @@ app = faust.App(
     autodiscover=["agents", "tables", "web"],
     **faust_options(settings),
 )
-install_kafka_plumbing(app, settings.local_broker_compat)  # version check + patches
+install_kafka_plumbing(app, settings.local_broker_compat,  # version gate + patches
+                       settings.allow_untested_versions)
 
 
 def main() -> None:

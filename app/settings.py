@@ -67,9 +67,8 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class Settings:
     broker_url: str
-    #: True when Faust must use the settings the bundled Tansu broker needs
-    #: (see ARCHITECTURE.md / BROKER.md): short group timeouts, one record per
-    #: producer batch.
+    #: True when Faust must use the settings the bundled Tansu broker needs (BROKER.md):
+    #: short group timers and true end offsets (app/kafka/broker_compat.py).
     local_broker_compat: bool
     partitions: int
     web_host: str
@@ -114,6 +113,9 @@ class Settings:
     abandon_check_s: float = 60.0
     #: JWT bearers (``app.jwt_auth.JwtConfig``, PERSONA_JWT_*); None = API keys only.
     jwt: object = None
+    #: Start on other faust-streaming/aiokafka versions than app.kafka was written for
+    #: (then without its speed-only paths); default: refuse to start.
+    allow_untested_versions: bool = False
 
     @property
     def session_idle_ms(self) -> int:
@@ -203,6 +205,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         flush_interval_s=_float(env, "PERSONA_FLUSH_INTERVAL_S", 5.0),
         flush_max_keys=_int(env, "PERSONA_FLUSH_MAX_KEYS", 50_000, 1),
         jwt=jwt,
+        allow_untested_versions=_bool(env, "PERSONA_ALLOW_UNTESTED_VERSIONS", False),
     )
 
 

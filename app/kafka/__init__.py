@@ -8,12 +8,16 @@
   customers agent's write-back flush;
 - ``consume``: Faust's consumer loop without a task per message when none has to wait.
 
-``install(app, settings)`` checks the installed versions (an error in the log when they
-are not the ones this package was written for) and installs the patches.
+``install(app, ...)`` checks the installed versions first. On other versions than the
+ones written for, the worker refuses to start (one line, exit status 2) unless the operator
+sets ``PERSONA_ALLOW_UNTESTED_VERSIONS=1``; then it logs an error, keeps the two race
+workarounds and the broker shim, and leaves the speed-only paths (``restore``,
+``consume``, ``fastpath``) off, so Faust's own generic paths do that work.
 """
 from __future__ import annotations
 
 import logging
+import sys
 from importlib.metadata import version
 
 log = logging.getLogger(__name__)
@@ -32,17 +36,28 @@ def check_versions() -> bool:
     bad = version_mismatches()
     for name, installed in bad.items():
         log.error("app.kafka was written for %s==%s but %s is installed: its patches of "
-                  "private APIs may not hold (see tests/unit/test_kafka_internals.py)",
+                  "private APIs may not hold (see tests/agents/test_kafka_internals.py)",
                   name, WRITTEN_FOR[name], installed)
     return not bad
 
 
-def install(app, local_broker_compat: bool) -> None:
-    from app.kafka import broker_compat, consume, restore, workarounds
+def install(app, local_broker_compat: bool, allow_untested: bool = False) -> bool:
+    """Version gate, then the patches. Returns True if the speed-only paths are on."""
+    from app.kafka import broker_compat, consume, fastpath, restore, workarounds
 
-    check_versions()
+    tested = check_versions()
+    if not tested and not allow_untested:
+        found = ", ".join(f"{n}=={v} (written for {WRITTEN_FOR[n]})"
+                          for n, v in version_mismatches().items())
+        print(f"persona: untested versions: {found}; app/kafka uses their private APIs. "
+              "Install the pinned versions, or set PERSONA_ALLOW_UNTESTED_VERSIONS=1 to start "
+              "with Faust's generic paths", file=sys.stderr, flush=True)
+        raise SystemExit(2)
     workarounds.install(app)  # Faust races that skip events around rebalances
-    restore.install()  # getmany + WriteBatch instead of one event per changelog record
-    consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
+    fastpath.ENABLED = tested
+    if tested:
+        restore.install()  # getmany + WriteBatch instead of one event per changelog record
+        consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
     if local_broker_compat:
         broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)
+    return tested

@@ -1,8 +1,8 @@
 """Pins what each private-API use in app.kafka does on the installed Faust/aiokafka.
 
 If an upgrade renames or changes one of these, a test here fails before a worker does.
-The two rebalance patches are pinned in tests/test_faust_workarounds.py, the broker
-shim in tests/test_broker_compat.py.
+The two rebalance patches are pinned in tests/agents/test_faust_workarounds.py, the broker
+shim in tests/e2e/test_broker_compat.py.
 """
 from __future__ import annotations
 
@@ -30,6 +30,45 @@ def test_a_version_mismatch_is_logged_as_an_error(monkeypatch, caplog):
     with caplog.at_level(logging.ERROR, logger="app.kafka"):
         assert kafka.check_versions() is False
     assert "written for faust-streaming==0.0.1" in caplog.text
+
+
+def _recorded_installs(monkeypatch) -> list:
+    from app.kafka import broker_compat, consume, fastpath, restore, workarounds
+    calls = []
+    for mod in (broker_compat, consume, restore, workarounds):
+        monkeypatch.setattr(mod, "install", lambda *a, _n=mod.__name__: calls.append(_n))
+    monkeypatch.setattr(fastpath, "ENABLED", fastpath.ENABLED)  # restored after the test
+    return calls
+
+
+def test_untested_versions_stop_the_worker_naming_them(monkeypatch, capsys):
+    calls = _recorded_installs(monkeypatch)
+    monkeypatch.setitem(kafka.WRITTEN_FOR, "aiokafka", "0.0.1")
+    with pytest.raises(SystemExit) as exc:
+        kafka.install(object(), local_broker_compat=True)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "aiokafka==" in err and "written for 0.0.1" in err
+    assert "PERSONA_ALLOW_UNTESTED_VERSIONS=1" in err
+    assert calls == []  # nothing patched
+
+
+def test_allowed_untested_versions_keep_the_workarounds_and_drop_the_fast_paths(monkeypatch):
+    from app.kafka import fastpath
+    calls = _recorded_installs(monkeypatch)
+    monkeypatch.setitem(kafka.WRITTEN_FOR, "aiokafka", "0.0.1")
+    assert kafka.install(object(), local_broker_compat=True, allow_untested=True) is False
+    assert calls == ["app.kafka.workarounds", "app.kafka.broker_compat"]
+    assert fastpath.ENABLED is False
+    assert not fastpath.supports(profiles)
+
+
+def test_tested_versions_install_everything(monkeypatch):
+    from app.kafka import fastpath
+    calls = _recorded_installs(monkeypatch)
+    assert kafka.install(object(), local_broker_compat=False) is True
+    assert calls == ["app.kafka.workarounds", "app.kafka.restore", "app.kafka.consume"]
+    assert fastpath.ENABLED is True
 
 
 def test_store_get_reads_the_store_once_and_misses_as_none():
