@@ -2,7 +2,7 @@
 
 No auth because it describes the API and holds no customer data (like the SDK).
 Event schemas are generated from the marshmallow schemas in ``app.rules.events``, so they
-cannot drift; ``tests/test_openapi.py`` checks that the documented paths and methods
+cannot drift; ``tests/unit/test_openapi.py`` checks that the documented paths and methods
 are exactly the routes the app registers. ``python -m web.openapi`` prints it.
 """
 from __future__ import annotations
@@ -62,7 +62,7 @@ def json_response(description: str, ref: str) -> dict:
 
 CID = [{"name": "customer_id", "in": "path", "required": True,
         "schema": {"type": "string", "pattern": ID_RE}}]
-AUTH_ERRORS = {401: "no valid API key", 403: "the key lacks the scope"}
+AUTH_ERRORS = {401: "no valid API key or JWT", 403: "the key or token lacks the scope"}
 READ_ERRORS = {400: "malformed customer id", **AUTH_ERRORS, 404: "unknown customer",
                503: "owner restoring the partition or unreachable; see Retry-After"}
 
@@ -123,7 +123,7 @@ SPEC = {
     "components": {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
-                       "description": "PERSONA_API_KEYS entry; scopes ingest, read, admin"},
+                       "description": "a PERSONA_API_KEYS entry, or a JWT from the shop's identity provider (PERSONA_JWT_*: RS256/ES256 against a JWKS, or HS256); scopes ingest, read, admin"},
             "publishableKey": {"type": "apiKey", "in": "query", "name": "key",
                                "description": "POST /v1/events only, ingest-only keys only"},
         },

@@ -1,7 +1,7 @@
 """Every use of a faust-streaming or aiokafka private API outside the two patch modules.
 
 Persona goes around Faust's generic paths in a few places where the job needs it; each
-such use is a small function here, pinned by ``tests/unit/test_kafka_internals.py``, and
+such use is a small function here, pinned by ``tests/agents/test_kafka_internals.py``, and
 ``app.kafka.check_versions`` logs an error at start when the installed versions are not
 the ones these were written for. The monkeypatches themselves live beside this module:
 ``app.kafka.workarounds`` (two rebalance races) and ``app.kafka.broker_compat`` (the
