@@ -27,6 +27,7 @@ from types import SimpleNamespace
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
 
 log = logging.getLogger(__name__)
@@ -57,16 +58,24 @@ def pending(recovery, tps) -> dict:
     return out
 
 
+def consumer_settings(conf) -> dict:
+    """A group-less consumer on Faust's brokers with Faust's credentials and TLS (SASL, SSL
+    from ``broker_credentials``/``ssl_context``), fetching in large batches."""
+    return dict(
+        bootstrap_servers=[f"{url.host}:{url.port or 9092}" for url in conf.broker],
+        client_id=f"{conf.broker_client_id}-restore", group_id=None, enable_auto_commit=False,
+        request_timeout_ms=int(conf.broker_request_timeout * 1000.0),
+        check_crcs=conf.broker_check_crcs, fetch_max_bytes=FETCH_BYTES,
+        max_partition_fetch_bytes=FETCH_BYTES, fetch_max_wait_ms=100,
+        **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context))
+
+
 async def bulk_restore(recovery, tps) -> int:
     """Apply the changelog records of ``tps`` up to Faust's highwaters; records applied."""
     todo = pending(recovery, tps)
     if not todo:
         return 0
-    app = recovery.app
-    bootstrap = [f"{url.host}:{url.port or 9092}" for url in app.conf.broker]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, fetch_max_bytes=FETCH_BYTES,
-                                max_partition_fetch_bytes=FETCH_BYTES, fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(**consumer_settings(recovery.app.conf))
     started, applied = time.monotonic(), 0
     await consumer.start()
     try:
@@ -74,7 +83,7 @@ async def bulk_restore(recovery, tps) -> int:
         consumer.assign(list(ktps.values()))
         for tp, (first, _) in todo.items():
             consumer.seek(ktps[tp], first)
-        while todo and not recovery.signal_recovery_start.is_set() and not app.should_stop:
+        while todo and not recovery.signal_recovery_start.is_set() and not recovery.app.should_stop:
             batches = await consumer.getmany(*(ktps[tp] for tp in todo), timeout_ms=500,
                                              max_records=MAX_RECORDS)
             if not batches:  # the last offsets may be no records (e.g. compacted away)

@@ -167,6 +167,28 @@ def test_bulk_restore_wraps_faust_active_seek_with_the_signature_it_was_written_
     assert restore.pending(recovery, {a}) == {a: (0, 99)}  # nothing applied yet
 
 
+def test_bulk_restore_consumer_uses_faust_brokers_credentials_and_tls():
+    import ssl
+
+    from faust.auth import SASLCredentials
+
+    from app.kafka import restore
+
+    conf = SimpleNamespace(
+        broker=[SimpleNamespace(host="k1", port=9093), SimpleNamespace(host="k2", port=None)],
+        broker_client_id="persona", broker_request_timeout=90.0, broker_check_crcs=True,
+        broker_credentials=SASLCredentials(username="u", password="p",
+                                           ssl_context=ssl.create_default_context()),
+        ssl_context=None)
+    opts = restore.consumer_settings(conf)
+    assert opts["bootstrap_servers"] == ["k1:9093", "k2:9092"]
+    assert opts["group_id"] is None and opts["enable_auto_commit"] is False
+    assert opts["security_protocol"] == "SASL_SSL" and opts["sasl_plain_username"] == "u"
+    assert opts["sasl_plain_password"] == "p" and opts["ssl_context"] is not None
+    conf.broker_credentials = None
+    assert restore.consumer_settings(conf)["security_protocol"] == "PLAINTEXT"
+
+
 def test_hold_defers_the_final_ack_until_release():
     """take_events' ack drops one reference; the consumer sees the ack only at release."""
     from faust.types.tuples import ConsumerMessage
