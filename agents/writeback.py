@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from app import failpoints
 from app.kafka import fastpath
 from app.kafka.internals import as_current_event, drain_producer, hold, release
 from tables.documents import encode, overlay_of
@@ -97,6 +98,7 @@ class WriteBack:
             else:
                 written = await self.write_each(events)
             await changelog_durable(self.app)
+            failpoints.hit("flush.after_changelog")
             release(self.app, held)
             return written
 
@@ -110,6 +112,7 @@ class WriteBack:
             records.append(fastpath.put_local(table, [
                 (key, None if value is None else encode(value), events[key].message.partition)
                 for key, value in flushing.items()]))
+        failpoints.hit("flush.after_local_write")
         for _, flushing in self.layers:  # no await since the stores have them
             flushing.clear()
         await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import faust
 
+from app import failpoints
 from app.kafka import install as install_kafka_plumbing
 from app.settings import faust_options, settings
 
@@ -23,6 +24,7 @@ app = faust.App(
 )
 install_kafka_plumbing(app, settings.local_broker_compat,  # version gate + patches
                        settings.allow_untested_versions)
+failpoints.arm(settings.failpoints)  # crash-safety tests only (PERSONA_FAILPOINT)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from app.apikeys import parse_keys
+from app.failpoints import POINTS
 from app.jwt_auth import jwt_config
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
@@ -116,6 +117,8 @@ class Settings:
     #: Start on other faust-streaming/aiokafka versions than app.kafka was written for
     #: (then without its speed-only paths); default: refuse to start.
     allow_untested_versions: bool = False
+    #: Crash points armed for crash-safety tests (``app.failpoints``); empty in production.
+    failpoints: tuple = ()
 
     @property
     def session_idle_ms(self) -> int:
@@ -154,6 +157,15 @@ def _tls(env: Mapping[str, str]) -> tuple[str, str, str]:
     except ssl.SSLError as exc:
         raise ConfigError(f"PERSONA_TLS_CA: not a usable PEM CA bundle ({exc})") from None
     return cert, key, ca
+
+
+def _failpoints(env: Mapping[str, str]) -> tuple:
+    names = tuple(n.strip() for n in env.get("PERSONA_FAILPOINT", "").split(",") if n.strip())
+    for name in names:
+        if name not in POINTS:
+            raise ConfigError(f"PERSONA_FAILPOINT: unknown point {name!r}; "
+                              f"known: {', '.join(sorted(POINTS))}")
+    return names
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
@@ -206,6 +218,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         flush_max_keys=_int(env, "PERSONA_FLUSH_MAX_KEYS", 50_000, 1),
         jwt=jwt,
         allow_untested_versions=_bool(env, "PERSONA_ALLOW_UNTESTED_VERSIONS", False),
+        failpoints=_failpoints(env),
     )
 
 

@@ -28,6 +28,12 @@ def test_defaults_load_and_keys_are_parsed_to_digests_only():
     assert load({"KAFKA_BROKER_URL": "kafka://k:9092"}).local_broker_compat is False
 
 
+def test_failpoints_are_off_by_default_and_known_names_arm():
+    assert load({}).failpoints == ()
+    assert load({"PERSONA_FAILPOINT": "flush.after_changelog"}).failpoints == (
+        "flush.after_changelog",)
+
+
 @pytest.mark.parametrize("env, variable, problem", [
     ({"PERSONA_API_KEYS": "nocolonkey"}, "PERSONA_API_KEYS", "must be <key>:<scope>"),
     ({"PERSONA_API_KEYS": "k:write"}, "PERSONA_API_KEYS", "unknown scopes ['write']"),
@@ -50,6 +56,8 @@ def test_defaults_load_and_keys_are_parsed_to_digests_only():
     ({"PERSONA_WEBHOOK_BACKOFF_S": "nan"}, "PERSONA_WEBHOOK_BACKOFF_S", ">= 0"),
     ({"PERSONA_WEBHOOK_MAX_ATTEMPTS": "0"}, "PERSONA_WEBHOOK_MAX_ATTEMPTS", "between 1"),
     ({"PERSONA_LOCAL_BROKER_COMPAT": "maybe"}, "PERSONA_LOCAL_BROKER_COMPAT", "boolean"),
+    ({"PERSONA_ALLOW_UNTESTED_VERSIONS": "sure"}, "PERSONA_ALLOW_UNTESTED_VERSIONS", "boolean"),
+    ({"PERSONA_FAILPOINT": "flush.sometime"}, "PERSONA_FAILPOINT", "unknown point"),
 ])
 def test_each_kind_of_mistake_names_the_variable(env, variable, problem):
     with pytest.raises(ConfigError) as info:
