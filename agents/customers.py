@@ -97,8 +97,23 @@ class Pending:
         self.dirty_session = self.dirty_profile = self.erased = False
 
 
-def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
-    """Apply one valid event to a customer's pending state (pure rules + triggers)."""
+#: Key in each stored document: ``[partition, offset]`` of the last ``events`` record folded
+#: into it. Events of one customer share a partition and arrive in offset order, so a
+#: record at or below it is a redelivery (after a crash before the commit) whatever the
+#: rules' bounded event-id memory still holds: no count grows twice, however many events
+#: one customer had since the last commit. The views never show it.
+POS = "_pos"
+
+
+def applied_before(doc, message) -> bool:
+    pos = doc.get(POS) if doc else None
+    return pos is not None and pos[0] == message.partition and message.offset <= pos[1]
+
+
+def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) -> None:
+    """Apply one valid event to a customer's pending state (pure rules + triggers).
+
+    ``message`` (the Kafka record) tells a redelivery by position (``POS``)."""
     cid = ev["customer_id"]
     if ev["type"] == ERASE:
         if SUBSCRIPTIONS:  # cancels this customer's pending deliveries (agents/webhooks.py)
@@ -112,18 +127,22 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list) -> None:
         if new_session is not p.session:
             p.session, p.dirty_session = new_session, True
         return
-    new_session = session_state.apply_to_session(p.session, ev, idle_ms)
-    new_profile = profile_state.apply_to_profile(p.profile, ev, new_session)
+    seen_s = message is not None and applied_before(p.session, message)
+    seen_p = message is not None and applied_before(p.profile, message)
+    new_session = p.session if seen_s else session_state.apply_to_session(p.session, ev, idle_ms)
+    new_profile = p.profile if seen_p else profile_state.apply_to_profile(p.profile, ev,
+                                                                          new_session)
     if SUBSCRIPTIONS:
         fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
         outbox.extend(outbox_requests(ev, fired))
     # A redelivered event changes nothing, but after a kill -9 the local RocksDB can hold
     # state whose changelog record was never sent: write it again so the changelog (and
     # any worker restoring from it) catches up.
-    redelivered = p.profile is not None and ev["event_id"] in p.profile["event_ids"]
+    redelivered = seen_s or seen_p or (p.profile is not None
+                                       and ev["event_id"] in p.profile["event_ids"])
     if new_session is not p.session or (redelivered and new_session is not None):
         p.session, p.dirty_session = new_session, True
-    if new_profile is not p.profile or redelivered:
+    if new_profile is not p.profile or (redelivered and new_profile is not None):
         p.profile, p.dirty_profile = new_profile, True
 
 
@@ -134,7 +153,15 @@ def outbox_requests(ev: dict, fired: list) -> list:
 
 
 def decided(p: Pending) -> tuple:
-    """What the write-back puts for one customer: per table a document, None or KEEP."""
+    """What the write-back puts for one customer: per table a document, None or KEEP.
+
+    Each document written is stamped with the position of the customer's last event,
+    unless it holds a later one already (a redelivered batch rewrites, never moves back)."""
+    message = getattr(p.event, "message", None)
+    if message is not None:
+        for doc, dirty in ((p.session, p.dirty_session), (p.profile, p.dirty_profile)):
+            if dirty and doc is not None and not applied_before(doc, message):
+                doc[POS] = [message.partition, message.offset]
     return tuple(value if value is not None and dirty else None if value is None and p.erased
                  else KEEP for value, dirty in ((p.session, p.dirty_session),
                                                 (p.profile, p.dirty_profile)))
@@ -159,7 +186,7 @@ async def process_batch(batch, idle_ms: int) -> None:
                 await events_topic.send(key=cid.encode(), value=event.value)
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
-            apply_event(p, ev, idle_ms, outbox)
+            apply_event(p, ev, idle_ms, outbox, event.message)
             p.event = event
         except InvalidEvent as exc:
             await dead_letter(event, exc.reason, exc.errors)

@@ -125,6 +125,43 @@ async def test_a_redelivered_event_republishes_the_state(outbox, monkeypatch):
     assert read(profiles, "c1") == before and before["counts"] == {"product_view": 1}
 
 
+async def test_a_redelivered_run_longer_than_the_event_id_memory_counts_once(outbox):
+    """After a crash, everything since the last commit comes again: for one busy customer
+    that can be more events than the rules remember ids of (256). The position stamped on
+    each stored document (``customers.POS``) still tells each of them as a redelivery."""
+    n = 300
+    async with customers.process_events.test_context() as agent:
+        for i in range(n):
+            await agent.put(ev(i), key=b"c1", partition=0, wait=False)
+        for _ in range(200):
+            if (read(profiles, "c1") or {}).get("counts") == {"product_view": n}:
+                break
+            await asyncio.sleep(0.02)
+    await customers.state.flush()
+    first = read(profiles, "c1")
+    assert first["counts"] == {"product_view": n} and first[customers.POS] == [0, n - 1]
+    assert len(first["event_ids"]) < n  # the rules alone would count the oldest again
+    async with customers.process_events.test_context() as agent:  # offsets from 0 again
+        assert agent.sent_offset == 0
+        for i in range(n // 2):  # its own batch and flush: the stamp must not move back
+            await agent.put(ev(i), key=b"c1", partition=0, wait=False)
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+        await customers.state.flush()
+        assert read(profiles, "c1")[customers.POS] == [0, n - 1]
+        for i in range(n // 2, n):
+            await agent.put(ev(i), key=b"c1", partition=0, wait=False)
+        await agent.put(ev(n), key=b"c1", partition=0, wait=False)  # new, after the replay
+        for _ in range(200):
+            if (read(profiles, "c1") or {}).get(customers.POS) == [0, n]:
+                break
+            await asyncio.sleep(0.02)
+    await customers.state.flush()
+    after = read(profiles, "c1")
+    assert after["counts"] == {"product_view": n + 1} and after[customers.POS] == [0, n]
+    assert read(sessions, "c1")["events"] == n + 1
+
+
 async def test_a_batch_writes_each_customer_once(outbox, monkeypatch):
     writes = []
     original = profiles.on_key_set
