@@ -90,7 +90,8 @@ async def _forward(view, request, url):
     async with app.http_client.request(request.method, target, headers=headers,
                                        timeout=timeout, ssl=PEER_SSL) as resp:
         body = await resp.read()
-        out = {k: v for k, v in resp.headers.items() if k in FORWARD_RESPONSE_HEADERS}
+        # resp.headers is case-insensitive; the wire may say "Etag" for "ETag".
+        out = {k: resp.headers[k] for k in FORWARD_RESPONSE_HEADERS if k in resp.headers}
         return view.bytes(body, content_type=resp.content_type, status=resp.status,
                           headers=out)
 

@@ -2,8 +2,11 @@
 worker that goes away yields 503s and then correct answers, never defaults or 500s."""
 from __future__ import annotations
 
+import asyncio
 import time
 
+import aiohttp
+import orjson
 import pytest
 
 from app.cli.otto import load_sample
@@ -18,6 +21,40 @@ pytestmark = pytest.mark.e2e
 
 def get_profile(worker, cid, key=READ, headers=None):
     return http("GET", f"{worker.url}/v1/customers/{cid}/profile", key, headers=headers)
+
+
+def raw_get(url, key=READ, headers=None):
+    """(status, headers, body bytes) of one GET: the conditional-read headers included."""
+    async def run():
+        h = {"Authorization": f"Bearer {key}", **(headers or {})}
+        async with aiohttp.ClientSession() as s, s.get(url, headers=h) as r:
+            return r.status, r.headers.copy(), await r.read()  # case-insensitive
+    return asyncio.run(run())
+
+
+def check_conditional_reads(a, b, broker, cid, want):
+    """ETag and Cache-Control on every answer, the same tag locally and forwarded, 304 with
+    no body for the current tag from either worker, a new tag once the answer changes."""
+    path = f"/v1/customers/{cid}/profile"
+    answers = [raw_get(f"{w.url}{path}") for w in (a, b)]  # one of them forwards
+    tags = {h["ETag"] for _, h, _ in answers}
+    assert len(tags) == 1, answers
+    tag = tags.pop()
+    for status, headers, body in answers:
+        assert status == 200 and headers["Cache-Control"] == "private, no-cache"
+        assert orjson.loads(body) == want
+    for w in (a, b):
+        status, headers, body = raw_get(f"{w.url}{path}", headers={"If-None-Match": tag})
+        assert (status, body, headers["ETag"]) == (304, b"", tag), (w.port, status, body)
+        assert raw_get(f"{w.url}{path}", headers={"If-None-Match": '"stale"'})[0] == 200
+    broker.produce([{"event_id": f"etag-{cid}", "type": "product_view", "customer_id": cid,
+                     "ts": max(want["as_of"], 1) + 1000, "product_id": "etag-product",
+                     "category": "etag-category"}])
+    for w in (a, b):
+        got = poll(lambda w=w: raw_get(f"{w.url}{path}", headers={"If-None-Match": tag}),
+                   lambda r: r[0] == 200, 60)
+        assert got[0] == 200 and got[1]["ETag"] != tag, (w.port, got[:2])
+        assert orjson.loads(got[2]) != want
 
 
 def both_ready(a, b):
@@ -47,6 +84,10 @@ def test_two_workers_route_reads_and_survive_a_stop(broker, cluster):
         for w in (a, b):
             assert get_profile(w, cid, key=None)[0] == 401
             assert get_profile(w, cid, key=None, headers={"X-Persona-Forwarded": "1"})[0] == 401
+
+    cid = sorted(expected)[0]
+    check_conditional_reads(a, b, broker, cid, expected[cid])
+    expected.pop(cid)  # changed by the check's event
 
     # Stop b: a takes over b's partitions. Meanwhile every answer is the truth or a 503.
     b.stop()
