@@ -50,7 +50,8 @@ class Profile(View):
 def parse_limit(view, request):
     """``?limit=`` (1-50, default 10): (limit, None) or (None, 400 response)."""
     raw = request.query.get("limit", "10")
-    if not (raw.isdigit() and 1 <= int(raw) <= 50):
+    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 50):
         return None, view.json({"error": "invalid request",
                                 "fields": {"limit": ["an integer from 1 to 50"]}}, status=400)
     return int(raw), None

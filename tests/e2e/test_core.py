@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -83,9 +84,14 @@ def test_real_sample_invalid_events_and_restart(broker, cluster, sample):
     # Restart with the data dir wiped: state is restored from the changelog.
     worker.stop()
     worker.wipe()
+    logged = worker.log.stat().st_size
     worker.start().wait_ready()
     for c in customers:
         wait_for_profile(worker, c, profile_state.view(after[c][1]))
+    # ... by app/kafka/restore.py's bulk path (getmany + WriteBatch), not record by record.
+    restored = re.findall(rb"bulk restore: (\d+) changelog records", worker.log.read_bytes()[logged:])
+    assert restored and sum(map(int, restored)) >= len(customers), worker.tail(40)
+    assert b"bulk restore failed" not in worker.log.read_bytes()[logged:]
 
 
 def test_unkeyed_and_duplicate_events(broker, cluster):
