@@ -8,11 +8,11 @@ the end-offset correction restores use. Workers also read their log's timestamps
 """
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from app import local
 from app.local import ROOT, cpu_seconds, free_port, get_json
+from bench import logparse
 
 __all__ = ["API_KEY", "ROOT", "Broker", "Worker", "cpu_seconds", "free_port", "get", "get_json"]
 
@@ -49,18 +49,16 @@ class Worker(local.Worker):
         except OSError:
             return 0
 
+    def log_text(self, since: int = 0) -> str:
+        """The log from byte ``since`` on."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def log_times(self, since: int, *needles: str) -> dict:
         """Wall time of the last log line containing each needle, after byte ``since``."""
-        found: dict = {}
-        with open(self.log, "rb") as f:
-            f.seek(since)
-            for line in f.read().decode(errors="replace").splitlines():
-                for needle in needles:
-                    if needle in line and line.startswith("["):
-                        stamp = line[1:24]  # 2026-11-27 14:55:29,508
-                        try:
-                            t = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
-                        except ValueError:
-                            continue
-                        found[needle] = t.timestamp()
-        return found
+        return logparse.marks(self.log_text(since), *needles)
+

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import gen, limits, load, report, scenarios
+from bench import gen, limits, load, recovery, report, scenarios
 from bench.profile import summary
 
 IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
                 continue
             after = None
             if key == "1w_on" and "recovery" not in args.skip:
-                after = scenarios.recovery(ctx)
+                after = recovery.recovery(ctx)
             if key == "1w_off" and "lookups" not in args.skip:
                 after = scenarios.lookups(ctx)
             log(f"ingest: {workers} worker(s), compat {'on' if compat else 'off'}")

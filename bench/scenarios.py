@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import bare, gen, kafka, load
+from bench import bare, gen, kafka, load, logparse
 from bench.procs import API_KEY, ROOT, Broker, Worker, cpu_seconds, free_port, get, get_json
 
 
@@ -90,6 +90,8 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
             stats = asyncio.run(kafka.settled_changelogs(b.bootstrap))
+            # Faust's warning when its producer buffer holds more than it may (target 0).
+            full = [logparse.count(w.log_text(), logparse.BUFFER_FULL) for w in ws]
             dlq = asyncio.run(kafka.changelog_stats(b.bootstrap, ("events-dlq",)))["records"]
             start = min(min(ready), stats["first_ts"] or min(ready))
             out.update({
@@ -105,6 +107,7 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
                 "changelog_records": stats["records"],
                 "changelog_per_event": stats["records"] / n,
                 "dlq_records": dlq,  # events the agent parked (should be 0 here)
+                "producer_buffer_full": full,  # per worker, during start + ingest
                 # CPU per event (noise-robust): workers summed, and the broker's share.
                 "worker_cpu_us_per_event": 1e6 * sum(cpu[:-1]) / n,
                 "broker_cpu_us_per_event": 1e6 * cpu[-1] / n,
@@ -113,7 +116,8 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
             ctx.log(f"  {label}: {out['eps']:,.0f} events/s, "
                     f"{out['changelog_per_event']:.2f} changelog records/event, worker CPU "
                     f"{out['worker_cpu_us_per_event']:,.0f} us/event, broker "
-                    f"{out['broker_cpu_us_per_event']:,.0f} us/event")
+                    f"{out['broker_cpu_us_per_event']:,.0f} us/event, producer buffer full "
+                    f"{'/'.join(map(str, full))}x")
             if after:
                 out.update(after(b, ws, out))
         finally:
@@ -150,55 +154,6 @@ def lookups(ctx: Ctx):
         ctx.log(f"  lookups while ingesting: {busy['rps']:,.0f} req/s p99 "
                 f"{busy['p99_ms']:.1f} ms, ingest {busy['ingest_eps']:,.0f} events/s")
         return {"lookups_idle": idle, "lookups_ingesting": busy, "lookup_ids": len(ids)}
-    return run
-
-
-RESTORE_FROM = "Restoring state from changelog topics"
-RESTORE_DONE = "Done reading from changelog topics"
-ASSIGNED = "Setting newly assigned partitions"
-
-
-def recovery(ctx: Ctx):
-    """Stop the worker, wipe its data dir, start it: time to /ready and to answers.
-
-    The restore rate is the changelog records over the restore window Faust logs
-    ("Restoring state from changelog topics" .. "Done reading from changelog topics");
-    the group re-join before it (waiting out the stopped member) is reported apart.
-    """
-    def run(b: Broker, ws: list[Worker], done: dict) -> dict:
-        w = ws[0]
-        sample = ctx.ids[:50]
-        w.stop()
-        w.wipe()
-        since = w.log_size()
-        broker_cpu0 = cpu_seconds(b.proc.pid)
-        w.start()
-        spy = _spy(w.pid, ctx.profile.with_name(ctx.profile.stem + "-recovery.txt")) \
-            if ctx.profile else None
-        ready = w.wait_ready(timeout=900)
-        if spy:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
-        cpu = {"worker_cpu_s": cpu_seconds(w.pid),
-               "broker_cpu_s": cpu_seconds(b.proc.pid) - broker_cpu0}
-        pending = set(sample)
-        while pending and time.time() - ready < 120:
-            pending = {i for i in pending if get(f"{w.url}{load.PATH.format(i)}", API_KEY) != 200}
-        answers = time.time()
-        records = done["changelog_records"]
-        marks = w.log_times(since, ASSIGNED, RESTORE_FROM, RESTORE_DONE)
-        restore_s = marks.get(RESTORE_DONE, ready) - marks.get(RESTORE_FROM, w.started)
-        out = {"recovery": {"ready_s": ready - w.started, "answers_s": answers - w.started,
-                            "unanswered": len(pending), "records": records,
-                            "assigned_s": marks.get(ASSIGNED, w.started) - w.started,
-                            "restore_s": restore_s,
-                            "records_per_s": records / max(restore_s, 1e-3),
-                            "empty_start_s": done["ready_s"], **cpu}}
-        r = out["recovery"]
-        ctx.log(f"  recovery: ready in {r['ready_s']:.1f}s (group join {r['assigned_s']:.1f}s, "
-                f"restore {restore_s:.1f}s: {r['records_per_s']:,.0f} records/s; CPU worker "
-                f"{cpu['worker_cpu_s']:.0f}s, broker {cpu['broker_cpu_s']:.0f}s)")
-        return out
     return run
 
 
