@@ -8,15 +8,20 @@ the end-offset correction restores use. Workers also read their log's timestamps
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from pathlib import Path
 
 from app import local
 from app.local import ROOT, cpu_seconds, free_port, get_json
+from app.settings import WORKER_ARGV
 from bench import logparse
 
-__all__ = ["API_KEY", "ROOT", "Broker", "Worker", "cpu_seconds", "free_port", "get", "get_json"]
+__all__ = ["API_KEY", "ROOT", "Broker", "NaiveWorker", "Worker", "cpu_seconds", "free_port", "get", "get_json"]
 
 API_KEY = "bench-key"
+NAIVE_APP = "bench.naive.app"
 GROUP_TIMERS = {"BROKER_REBALANCE_TIMEOUT": "10", "BROKER_SESSION_TIMEOUT": "10",
                 "BROKER_HEARTBEAT_INTERVAL": "1"}
 
@@ -62,3 +67,23 @@ class Worker(local.Worker):
         """Wall time of the last log line containing each needle, after byte ``since``."""
         return logparse.marks(self.log_text(since), *needles)
 
+
+class NaiveWorker(Worker):
+    """The naive-Faust baseline (``bench/naive/app.py``), always from this checkout.
+
+    Same environment as a Persona worker (broker, partitions, data dir, compat switch,
+    ``--worker-env``), same ``faust worker`` command line except the app.
+    """
+
+    def __init__(self, broker: Broker, tmp: Path, compat: bool, partitions: int,
+                 extra_env: dict | None = None):
+        super().__init__(broker, tmp, compat, partitions,
+                         {**(extra_env or {}), "PYTHONPATH": str(ROOT)}, ROOT)
+
+    def start(self) -> "NaiveWorker":
+        self.started = time.time()
+        argv = [a if a != "app.main" else NAIVE_APP for a in WORKER_ARGV]
+        self.proc = subprocess.Popen(
+            [str(local.FAUST), *argv, "--web-port", str(self.port)], cwd=self.root,
+            env={**os.environ, **self.env}, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        return self

@@ -59,6 +59,7 @@ def rows(res: dict) -> list[dict]:
              lim.get("min_writes_per_event"), "records",
              "limit: one write per changed customer per 500-event batch")
         _buffer_full(out, r)
+    _naive(out, res.get("naive"), runs.get("1w_on"))
     if "raw_consume_eps" in runs.get("1w_on", {}):
         _row(out, "raw aiokafka consume (baseline)", runs["1w_on"]["raw_consume_eps"], None,
              "msgs/s")
@@ -91,6 +92,24 @@ def _buffer_full(out, r: dict) -> None:
         _row(out, f"producer buffer full warnings, {r['label']}", sum(full), None, "lines",
              f"Faust's warning in the worker log(s) during start + ingest"
              f" ({' / '.join(map(str, full))} per worker); {TARGETS['buffer_full']}")
+
+
+def _naive(out, naive: dict | None, ours: dict | None) -> None:
+    """The naive-Faust contender's rows, and Persona ÷ naive from the same run."""
+    if not naive:
+        return
+    _row(out, f"ingest e2e, {naive['label']} (baseline)", naive["eps"], None, "events/s",
+         "bench/naive/app.py: same rules, per-event agent, two default-json Tables")
+    _row(out, f"worker CPU per event, {naive['label']}", naive["worker_cpu_us_per_event"],
+         None, "us")
+    _row(out, f"changelog records/event, {naive['label']}", naive["changelog_per_event"],
+         None, "records")
+    _buffer_full(out, naive)
+    if ours:
+        _row(out, "Persona ÷ naive, events/s (1 worker, compat on)", ours["eps"],
+             naive["eps"], "events/s", "ours: Persona; limit column: naive Faust; >1 = faster")
+        _row(out, "Persona ÷ naive, worker CPU per event", ours["worker_cpu_us_per_event"],
+             naive["worker_cpu_us_per_event"], "us", "<1 = less CPU than naive Faust")
 
 
 def _recovery(out, rec: dict | None) -> None:

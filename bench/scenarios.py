@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import bare, gen, kafka, load, logparse
+from bench import bare, gen, kafka, load, logparse, procs
 from bench.procs import API_KEY, ROOT, Broker, Worker, cpu_seconds, free_port, get, get_json
 
 
@@ -38,11 +38,12 @@ class Ctx:
     log: callable = print
 
 
-def _consumed(b: Broker, ends: dict, workers: list[Worker], timeout: float) -> float:
+def _consumed(b: Broker, ends: dict, workers: list[Worker], timeout: float,
+              group: str = kafka.GROUP) -> float:
     def alive() -> bool:
         return all(w.alive() for w in workers)
 
-    return asyncio.run(kafka.wait_consumed(b.bootstrap, "events", ends, timeout, alive))
+    return asyncio.run(kafka.wait_consumed(b.bootstrap, "events", ends, timeout, alive, group))
 
 
 SPY_EXTRA: list[str] = []  # e.g. ["--gil"]: only samples holding the GIL
@@ -60,9 +61,14 @@ def _spy(pid: int, out: Path) -> subprocess.Popen:
 
 
 def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
-           after=None) -> dict:
+           after=None, naive: bool = False) -> dict:
+    """Persona's workers, or with ``naive`` the naive-Faust baseline (bench/naive/app.py)."""
     n = len(ctx.records)
     label = f"{workers} worker{'s' if workers > 1 else ''}, compat {'on' if compat else 'off'}"
+    group, changelogs = ((kafka.NAIVE_GROUP, kafka.NAIVE_CHANGELOGS) if naive
+                         else (kafka.GROUP, kafka.CHANGELOGS))
+    if naive:
+        label = f"naive Faust, {label}"
     with Broker(ctx.tmp) as b:
         ends, secs = asyncio.run(kafka.prefill(b.bootstrap, "events", ctx.records,
                                                ctx.partitions))
@@ -72,7 +78,8 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
                     for _ in range(ctx.repeat)]
             out["raw_consume_eps"] = statistics.median(runs)
             out["raw_consume_runs"] = [round(r) for r in runs]
-        ws = [Worker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env, ctx.app_root).start()
+        ws = [(procs.NaiveWorker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env) if naive else
+               Worker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env, ctx.app_root)).start()
               for _ in range(workers)]
         try:
             ready = [w.wait_ready() for w in ws]
@@ -83,13 +90,13 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
             if ctx.profile and workers == 1:
                 spy = _spy(ws[0].pid, ctx.profile)
             ctx.log(f"  {label}: ready {ready[0] - ws[0].started:.1f}s after start; ingesting")
-            done = _consumed(b, ends, ws, timeout=max(600, n / 100))
+            done = _consumed(b, ends, ws, timeout=max(600, n / 100), group=group)
             cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
             sys_share = (cpu_seconds(ws[0].pid, system_only=True) - sys0) / max(cpu[0], 1e-3)
             if spy:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
-            stats = asyncio.run(kafka.settled_changelogs(b.bootstrap))
+            stats = asyncio.run(kafka.settled_changelogs(b.bootstrap, topics=changelogs))
             # Faust's warning when its producer buffer holds more than it may (target 0).
             full = [logparse.count(w.log_text(), logparse.BUFFER_FULL) for w in ws]
             dlq = asyncio.run(kafka.changelog_stats(b.bootstrap, ("events-dlq",)))["records"]

@@ -129,3 +129,23 @@ def test_rows_recovery_records_per_s_and_ready_after_join():
     rows = by_name(report.rows({"runs": {"1w_on": {**run("x", 1.0, 1.0), "recovery": old}}}))
     assert "recovery: group join to /ready" not in rows
     assert "(Faust restore marks)" in rows["recovery: records/s, ready after join"]["note"]
+
+
+def test_rows_persona_over_naive():
+    res = {"runs": {"1w_on": run("1 worker, compat on", 4000.0, 150.0)},
+           "naive": run("naive Faust, 1 worker, compat on", 800.0, 1200.0, (196,))}
+    rows = by_name(report.rows(res))
+    eps = rows["Persona ÷ naive, events/s (1 worker, compat on)"]
+    assert (eps["ours"], eps["limit"], eps["ratio"]) == (4000.0, 800.0, 5.0)
+    cpu = rows["Persona ÷ naive, worker CPU per event"]
+    assert (cpu["ours"], cpu["limit"]) == (150.0, 1200.0)
+    assert cpu["ratio"] == pytest.approx(0.125)
+    assert rows["producer buffer full warnings, naive Faust, 1 worker, compat on"]["ours"] == 196
+    assert rows["ingest e2e, naive Faust, 1 worker, compat on (baseline)"]["ours"] == 800.0
+    assert rows["changelog records/event, naive Faust, 1 worker, compat on"]["ours"] == 0.25
+    # Naive alone (--skip on): its rows, no ratio; neither: no naive row at all.
+    alone = by_name(report.rows({"runs": {}, "naive": res["naive"]}))
+    assert "ingest e2e, naive Faust, 1 worker, compat on (baseline)" in alone
+    assert not any(name.startswith("Persona ÷ naive") for name in alone)
+    assert not any("naive" in r["figure"] for r in report.rows({"runs": {
+        "1w_on": run("1 worker, compat on", 4000.0, 150.0)}}))
