@@ -82,6 +82,8 @@ def rows(res: dict) -> list[dict]:
         _row(out, "ingest while serving lookups", busy["ingest_eps"], one.get("off"),
              "events/s", "limit: ingest alone" +
              ("" if busy["ingesting_throughout"] else "; ingest ended inside the window"))
+    if "lookups_conditional" in look:
+        _conditional(out, look["lookups_conditional"])
     _recovery(out, runs.get("1w_on", {}).get("recovery"))
     return out
 
@@ -110,6 +112,20 @@ def _naive(out, naive: dict | None, ours: dict | None) -> None:
              naive["eps"], "events/s", "ours: Persona; limit column: naive Faust; >1 = faster")
         _row(out, "Persona ÷ naive, worker CPU per event", ours["worker_cpu_us_per_event"],
              naive["worker_cpu_us_per_event"], "us", "<1 = less CPU than naive Faust")
+
+
+def _conditional(out, cond: dict) -> None:
+    if "304" not in cond:
+        _row(out, "lookups 304 (If-None-Match)", None, None, "req/s",
+             f"no id answered 304 to its ETag ({cond.get('etag_failures')} tried)")
+        return
+    plain, hit = cond["200"], cond["304"]
+    note = (f"aiohttp client both runs, {cond['ids']} ids; limit column: the same load "
+            f"without If-None-Match (200 + body)")
+    _row(out, "lookups 304 (If-None-Match), req/s", hit["rps"], plain["rps"], "req/s",
+         note + f"; answers not 304: {hit['non_2xx']}")
+    _row(out, "lookups 304, p50", hit["p50_ms"], plain["p50_ms"], "ms")
+    _row(out, "lookups 304, p99", hit["p99_ms"], plain["p99_ms"], "ms")
 
 
 def _recovery(out, rec: dict | None) -> None:

@@ -145,6 +145,12 @@ def lookups(ctx: Ctx):
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
         ctx.log(f"  lookups idle: {idle['rps']:,.0f} req/s p99 {idle['p99_ms']:.1f} ms")
+        # Conditional reads (issue 15): the same load, 200 then 304 (If-None-Match), aiohttp.
+        cond = load.conditional(w.url, ids, API_KEY, ctx.lookup_s)
+        if "304" in cond:
+            ctx.log(f"  lookups 200 / 304 (If-None-Match, aiohttp): {cond['200']['rps']:,.0f} / "
+                    f"{cond['304']['rps']:,.0f} req/s, p99 {cond['200']['p99_ms']:.1f} / "
+                    f"{cond['304']['p99_ms']:.1f} ms; not 304: {cond['304']['non_2xx']}")
         n_extra = max(len(ctx.records) // 4, int(3000 * ctx.lookup_s))
         extra = gen.generate(ctx.customers, n_extra, seed=8,
                              start_ms=gen.START_MS + len(ctx.records) * gen.STEP_MS)
@@ -160,7 +166,8 @@ def lookups(ctx: Ctx):
         busy["ingesting_throughout"] = still
         ctx.log(f"  lookups while ingesting: {busy['rps']:,.0f} req/s p99 "
                 f"{busy['p99_ms']:.1f} ms, ingest {busy['ingest_eps']:,.0f} events/s")
-        return {"lookups_idle": idle, "lookups_ingesting": busy, "lookup_ids": len(ids)}
+        return {"lookups_idle": idle, "lookups_ingesting": busy, "lookup_ids": len(ids),
+                "lookups_conditional": cond}
     return run
 
 

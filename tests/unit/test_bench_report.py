@@ -149,3 +149,23 @@ def test_rows_persona_over_naive():
     assert not any(name.startswith("Persona ÷ naive") for name in alone)
     assert not any("naive" in r["figure"] for r in report.rows({"runs": {
         "1w_on": run("1 worker, compat on", 4000.0, 150.0)}}))
+
+
+def test_rows_conditional_lookups_304_against_200():
+    look = {"lookups_idle": {"rps": 3000.0, "p50_ms": 5.0, "p99_ms": 10.0},
+            "lookups_ingesting": {"rps": 2000.0, "p99_ms": 20.0, "ingest_eps": 500.0,
+                                  "ingesting_throughout": True},
+            "lookups_conditional": {"ids": 400, "etag_failures": 0,
+                                    "200": {"rps": 3000.0, "p50_ms": 5.0, "p99_ms": 10.0},
+                                    "304": {"rps": 4500.0, "p50_ms": 3.0, "p99_ms": 6.0,
+                                            "non_2xx": 2}}}
+    res = {"runs": {"1w_off": {**run("1 worker, compat off", 4000.0, 150.0), **look}}}
+    rows = by_name(report.rows(res))
+    c = rows["lookups 304 (If-None-Match), req/s"]
+    assert (c["ours"], c["limit"], c["ratio"]) == (4500.0, 3000.0, 1.5)
+    assert "answers not 304: 2" in c["note"]
+    assert (rows["lookups 304, p50"]["ours"], rows["lookups 304, p50"]["limit"]) == (3.0, 5.0)
+    assert rows["lookups 304, p99"]["ratio"] == pytest.approx(0.6)
+    res["runs"]["1w_off"]["lookups_conditional"] = {"ids": 0, "etag_failures": 7}
+    rows = by_name(report.rows(res))
+    assert "7 tried" in rows["lookups 304 (If-None-Match)"]["note"]
