@@ -17,8 +17,10 @@ TARGETS = {
     "restore": ">= 50,000 records/s",
     "ready_after_join": "<= 15 s",  # issue 13
     "buffer_full": "target 0",  # issue 13
+    "freshness": "issue 13: p99 <= 1 s at 80 % of max throughput",
 }
 READY_AFTER_JOIN_S = 15.0
+FRESHNESS_P99_S = 1.0
 
 
 def _row(rows, name, ours, limit=None, unit="", note=""):
@@ -85,7 +87,24 @@ def rows(res: dict) -> list[dict]:
     if "lookups_conditional" in look:
         _conditional(out, look["lookups_conditional"])
     _recovery(out, runs.get("1w_on", {}).get("recovery"))
+    _freshness(out, runs.get("1w_on", {}).get("freshness"))
     return out
+
+
+def _freshness(out, f: dict | None) -> None:
+    if not f:
+        return
+    note = (f"1 worker compat on; {f['rate_sent']:,.0f} events/s sent for {f['seconds']:.0f}s "
+            f"(offered {f['rate_offered']:,.0f} = 80 % of {f['max_eps']:,.0f}); "
+            f"{f['seen']} probes, {f['unseen']} not readable in 30 s; poll every "
+            f"{1000 * f['poll_s']:.0f} ms; limit column: {TARGETS['freshness']}")
+    _row(out, "freshness: Kafka timestamp to readable, p99", f["p99_s"], FRESHNESS_P99_S, "s",
+         note)
+    half = ""
+    if f.get("p50_second_half_s") is not None:
+        half = (f"first / second half of the probes: {f['p50_first_half_s']:.2f} / "
+                f"{f['p50_second_half_s']:.2f} s (a growing backlog: second slower)")
+    _row(out, "freshness: Kafka timestamp to readable, p50", f["p50_s"], None, "s", half)
 
 
 def _buffer_full(out, r: dict) -> None:

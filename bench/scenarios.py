@@ -133,6 +133,20 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
     return out
 
 
+def chain(*steps):
+    """One ``after`` step running ``steps`` (None ones skipped) in order, or None."""
+    steps = [s for s in steps if s]
+    if not steps:
+        return None
+
+    def run(b: Broker, ws: list[Worker], done: dict) -> dict:
+        got: dict = {}
+        for step in steps:
+            got.update(step(b, ws, {**done, **got}))
+        return got
+    return run
+
+
 def lookups(ctx: Ctx):
     """Idle lookups, then lookups while the worker ingests a further batch."""
     def run(b: Broker, ws: list[Worker], done: dict) -> dict:

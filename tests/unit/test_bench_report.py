@@ -169,3 +169,29 @@ def test_rows_conditional_lookups_304_against_200():
     res["runs"]["1w_off"]["lookups_conditional"] = {"ids": 0, "etag_failures": 7}
     rows = by_name(report.rows(res))
     assert "7 tried" in rows["lookups 304 (If-None-Match)"]["note"]
+
+
+def test_freshness_percentile_and_rows():
+    from app.rules.events import parse
+    from bench.freshness import percentile, probe_event
+
+    assert percentile([], 0.99) is None
+    values = [float(i) for i in range(1, 101)]  # 1..100
+    assert percentile(values, 0.50) == 50.0 and percentile(values, 0.99) == 99.0
+    assert percentile(list(reversed(values)), 1.0) == 100.0 and percentile([3.0], 0.99) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    ev = parse(probe_event("fresh-1-00001", 1_767_225_600_123))  # valid per the rules
+    assert (ev["customer_id"], ev["ts"], ev["type"]) == ("fresh-1-00001", 1_767_225_600_123,
+                                                         "product_view")
+    f = {"rate_offered": 3200.0, "rate_sent": 3150.0, "seconds": 10.0, "max_eps": 4000.0,
+         "probes": 100, "seen": 99, "unseen": 1, "p50_s": 0.2, "p99_s": 1.5, "poll_s": 0.025}
+    rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
+                                                   "freshness": f}}}))
+    p99 = rows["freshness: Kafka timestamp to readable, p99"]
+    assert (p99["ours"], p99["limit"], p99["ratio"]) == (1.5, 1.0, 1.5)
+    assert "3,150 events/s sent" in p99["note"] and "1 not readable" in p99["note"]
+    assert rows["freshness: Kafka timestamp to readable, p50"]["ours"] == 0.2
+    f.update(p50_first_half_s=0.1, p50_second_half_s=0.9)
+    rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
+                                                   "freshness": f}}}))
+    assert "0.10 / 0.90 s" in rows["freshness: Kafka timestamp to readable, p50"]["note"]
