@@ -8,7 +8,7 @@ Every run starts its own bundled broker(s) and ``faust worker`` processes on fre
 ports (nothing else may be running on them; no fixed port is used). Phases, in order:
 limits (pure functions), bare-aiohttp lookup limit, 1 worker with the local-broker
 compatibility switch on (+ raw aiokafka consume baseline, + recovery), 1 worker with
-it off (real-Kafka producer settings; + lookups idle and while ingesting), 2 workers
+it off (real-Kafka producer settings; + lookups idle, 304 vs 200, while ingesting), 2 workers
 on, 2 workers off; after the 1-worker compat-on run, the naive-Faust baseline
 (bench/naive/app.py: same rules, per-event agent, two default-json Tables) on a fresh
 broker with the same events, 1 worker, compat on. ``--skip`` takes a comma list of:
