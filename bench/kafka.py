@@ -17,6 +17,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 GROUP = "persona"  # the Faust app id is the consumer group
 CHANGELOGS = ("persona-sessions-changelog", "persona-profiles-changelog")
+NAIVE_GROUP = "persona-naive"  # bench/naive/app.py
+NAIVE_CHANGELOGS = ("persona-naive-sessions-changelog", "persona-naive-profiles-changelog")
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -76,11 +78,11 @@ async def raw_consume(bootstrap: str, topic: str, ends: dict) -> float:
         await consumer.stop()
 
 
-async def committed(bootstrap: str, topic: str) -> dict:
-    """{partition: committed offset} of the Faust consumer group on ``topic``."""
+async def committed(bootstrap: str, topic: str, group: str = GROUP) -> dict:
+    """{partition: committed offset} of the Faust consumer group ``group`` on ``topic``."""
     # The admin client's OffsetFetch version is not decoded right on this broker; a
     # consumer with the group id that never subscribes (no join) asks the same question.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=GROUP,
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
@@ -94,7 +96,7 @@ async def committed(bootstrap: str, topic: str) -> dict:
 
 
 async def wait_consumed(bootstrap: str, topic: str, ends: dict, timeout: float,
-                        alive=lambda: True) -> float:
+                        alive=lambda: True, group: str = GROUP) -> float:
     """Poll the group's committed offsets until every partition reached its produced end.
 
     Every event has then been processed; its table updates may still sit in Faust's
@@ -103,7 +105,7 @@ async def wait_consumed(bootstrap: str, topic: str, ends: dict, timeout: float,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            done = await committed(bootstrap, topic)
+            done = await committed(bootstrap, topic, group)
         except Exception:  # noqa: BLE001 - the coordinator may be busy rebalancing
             done = {}
         if all(done.get(p, -1) >= end for p, end in ends.items()):
@@ -114,7 +116,8 @@ async def wait_consumed(bootstrap: str, topic: str, ends: dict, timeout: float,
     raise TimeoutError(f"group did not reach the end offsets in {timeout}s: {done} vs {ends}")
 
 
-async def settled_changelogs(bootstrap: str, quiet: float = 2.0, timeout: float = 300) -> dict:
+async def settled_changelogs(bootstrap: str, quiet: float = 2.0, timeout: float = 300,
+                             topics=CHANGELOGS) -> dict:
     """``changelog_stats`` once the changelogs stopped growing for ``quiet`` seconds.
 
     A committed end offset does not prove every table update was produced: Faust's
@@ -123,11 +126,11 @@ async def settled_changelogs(bootstrap: str, quiet: float = 2.0, timeout: float 
     ahead of changelog records still waiting in Faust's buffer.
     """
     deadline = time.monotonic() + timeout
-    last = await changelog_stats(bootstrap)
+    last = await changelog_stats(bootstrap, topics)
     still_since = time.monotonic()
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        now = await changelog_stats(bootstrap)
+        now = await changelog_stats(bootstrap, topics)
         if now["records"] != last["records"]:
             last, still_since = now, time.monotonic()
         elif time.monotonic() - still_since >= quiet:

@@ -2,7 +2,8 @@
 
 Both keep ``connections`` requests in flight for ``seconds`` against
 ``{base}/v1/customers/{id}/profile`` over a random sample of customer ids, and return
-{"rps", "p50_ms", "p99_ms", "requests", "non_2xx", "tool"}.
+{"rps", "p50_ms", "p99_ms", "requests", "non_2xx", "tool"}. ``conditional`` measures the
+same load with and without ``If-None-Match`` (304 vs 200), always with the aiohttp client.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -64,10 +66,13 @@ def _wrk(base, ids, key, seconds, connections, seed) -> dict:
             "non_2xx": r["non_2xx"] + r["socket_errors"], "tool": "wrk"}
 
 
-async def _aiohttp(base, ids, key, seconds, connections, seed) -> dict:
+async def _aiohttp(base, ids, key, seconds, connections, seed, etags=None, expect=None) -> dict:
+    """``etags`` ({id: tag}): send each id's tag as If-None-Match; ``expect``: the one status
+    that counts as good (default: any 2xx)."""
     rng = random.Random(seed)
     latencies: list[float] = []
     bad = 0
+    statuses: Counter = Counter()
     headers = {"Authorization": f"Bearer {key}"}
     conn = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=conn, headers=headers) as session:
@@ -77,10 +82,13 @@ async def _aiohttp(base, ids, key, seconds, connections, seed) -> dict:
             nonlocal bad
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
+                cid = rng.choice(ids)
                 try:
-                    async with session.get(base + PATH.format(rng.choice(ids))) as r:
+                    async with session.get(base + PATH.format(cid), headers=etags and {
+                            "If-None-Match": etags[cid]}) as r:
                         await r.read()
-                        bad += r.status >= 300
+                        statuses[r.status] += 1
+                        bad += r.status != expect if expect else r.status >= 300
                 except aiohttp.ClientError:
                     bad += 1
                 latencies.append(time.perf_counter() - t0)
@@ -95,7 +103,41 @@ async def _aiohttp(base, ids, key, seconds, connections, seed) -> dict:
 
     return {"rps": len(latencies) / elapsed, "p50_ms": pick(0.50) if latencies else None,
             "p99_ms": pick(0.99) if latencies else None, "requests": len(latencies),
-            "non_2xx": bad, "tool": "aiohttp"}
+            "non_2xx": bad, "statuses": dict(statuses), "tool": "aiohttp"}
+
+
+async def fetch_etags(base: str, ids: list[str], key: str) -> tuple[dict, int]:
+    """({id: ETag} of ids answering 200 with a tag and 304 to it, ids that did not)."""
+    tags, failed = {}, 0
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
+        for cid in ids:
+            async with session.get(base + PATH.format(cid)) as r:
+                await r.read()
+                tag = r.headers.get("ETag") if r.status == 200 else None
+            if tag:
+                async with session.get(base + PATH.format(cid),
+                                       headers={"If-None-Match": tag}) as r:
+                    await r.read()
+                    if r.status == 304:
+                        tags[cid] = tag
+                        continue
+            failed += 1
+    return tags, failed
+
+
+def conditional(base: str, ids: list[str], key: str, seconds: float,
+                connections: int = 16) -> dict:
+    """The same lookup load twice, back to back, with the aiohttp client (whatever
+    ``tool()`` says, so both runs use one client): plain GETs (200 + body), then each
+    id's current ETag as If-None-Match (304, no body). Non-matching answers count as
+    ``non_2xx`` (for the 304 run: any status but 304)."""
+    tags, failed = asyncio.run(fetch_etags(base, ids, key))
+    if not tags:
+        return {"ids": 0, "etag_failures": failed}
+    ok = sorted(tags)
+    plain = asyncio.run(_aiohttp(base, ok, key, seconds, connections, 1, expect=200))
+    cond = asyncio.run(_aiohttp(base, ok, key, seconds, connections, 1, etags=tags, expect=304))
+    return {"ids": len(ok), "etag_failures": failed, "200": plain, "304": cond}
 
 
 def median_run(base, ids, key, seconds, repeat: int, connections: int = 16) -> dict:

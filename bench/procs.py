@@ -8,15 +8,20 @@ the end-offset correction restores use. Workers also read their log's timestamps
 """
 from __future__ import annotations
 
-from datetime import datetime
+import os
+import subprocess
+import time
 from pathlib import Path
 
 from app import local
 from app.local import ROOT, cpu_seconds, free_port, get_json
+from app.settings import WORKER_ARGV
+from bench import logparse
 
-__all__ = ["API_KEY", "ROOT", "Broker", "Worker", "cpu_seconds", "free_port", "get", "get_json"]
+__all__ = ["API_KEY", "ROOT", "Broker", "NaiveWorker", "Worker", "cpu_seconds", "free_port", "get", "get_json"]
 
 API_KEY = "bench-key"
+NAIVE_APP = "bench.naive.app"
 GROUP_TIMERS = {"BROKER_REBALANCE_TIMEOUT": "10", "BROKER_SESSION_TIMEOUT": "10",
                 "BROKER_HEARTBEAT_INTERVAL": "1"}
 
@@ -49,18 +54,36 @@ class Worker(local.Worker):
         except OSError:
             return 0
 
+    def log_text(self, since: int = 0) -> str:
+        """The log from byte ``since`` on."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def log_times(self, since: int, *needles: str) -> dict:
         """Wall time of the last log line containing each needle, after byte ``since``."""
-        found: dict = {}
-        with open(self.log, "rb") as f:
-            f.seek(since)
-            for line in f.read().decode(errors="replace").splitlines():
-                for needle in needles:
-                    if needle in line and line.startswith("["):
-                        stamp = line[1:24]  # 2026-11-27 14:55:29,508
-                        try:
-                            t = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
-                        except ValueError:
-                            continue
-                        found[needle] = t.timestamp()
-        return found
+        return logparse.marks(self.log_text(since), *needles)
+
+
+class NaiveWorker(Worker):
+    """The naive-Faust baseline (``bench/naive/app.py``), always from this checkout.
+
+    Same environment as a Persona worker (broker, partitions, data dir, compat switch,
+    ``--worker-env``), same ``faust worker`` command line except the app.
+    """
+
+    def __init__(self, broker: Broker, tmp: Path, compat: bool, partitions: int,
+                 extra_env: dict | None = None):
+        super().__init__(broker, tmp, compat, partitions,
+                         {**(extra_env or {}), "PYTHONPATH": str(ROOT)}, ROOT)
+
+    def start(self) -> "NaiveWorker":
+        self.started = time.time()
+        argv = [a if a != "app.main" else NAIVE_APP for a in WORKER_ARGV]
+        self.proc = subprocess.Popen(
+            [str(local.FAUST), *argv, "--web-port", str(self.port)], cwd=self.root,
+            env={**os.environ, **self.env}, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        return self

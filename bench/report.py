@@ -15,7 +15,12 @@ TARGETS = {
     "idle_p99": "<= 3 ms",
     "busy_p99": "<= 10 ms",
     "restore": ">= 50,000 records/s",
+    "ready_after_join": "<= 15 s",  # issue 13
+    "buffer_full": "target 0",  # issue 13
+    "freshness": "issue 13: p99 <= 1 s at 80 % of max throughput",
 }
+READY_AFTER_JOIN_S = 15.0
+FRESHNESS_P99_S = 1.0
 
 
 def _row(rows, name, ours, limit=None, unit="", note=""):
@@ -55,6 +60,8 @@ def rows(res: dict) -> list[dict]:
         _row(out, f"changelog records/event, {r['label']}", r["changelog_per_event"],
              lim.get("min_writes_per_event"), "records",
              "limit: one write per changed customer per 500-event batch")
+        _buffer_full(out, r)
+    _naive(out, res.get("naive"), runs.get("1w_on"))
     if "raw_consume_eps" in runs.get("1w_on", {}):
         _row(out, "raw aiokafka consume (baseline)", runs["1w_on"]["raw_consume_eps"], None,
              "msgs/s")
@@ -77,22 +84,93 @@ def rows(res: dict) -> list[dict]:
         _row(out, "ingest while serving lookups", busy["ingest_eps"], one.get("off"),
              "events/s", "limit: ingest alone" +
              ("" if busy["ingesting_throughout"] else "; ingest ended inside the window"))
-    rec = runs.get("1w_on", {}).get("recovery")
-    if rec and "restore_s" in rec:
-        _row(out, "recovery: start to /ready", rec["ready_s"], rec["empty_start_s"], "s",
-             f"limit: start with empty changelogs; group join took {rec['assigned_s']:.1f}s")
-        _row(out, "recovery: start to sample answering", rec["answers_s"], None, "s")
-        _row(out, "recovery: changelog records restored/s", rec["records_per_s"], None,
-             "records/s", f"{rec['records']:,} records in {rec['restore_s']:.1f}s (Faust's "
-             f"restore log lines); {TARGETS['restore']}" + (
-                 f"; CPU worker {rec['worker_cpu_s']:.0f}s, broker {rec['broker_cpu_s']:.0f}s"
-                 if "worker_cpu_s" in rec else ""))
+    if "lookups_conditional" in look:
+        _conditional(out, look["lookups_conditional"])
+    _recovery(out, runs.get("1w_on", {}).get("recovery"))
+    _freshness(out, runs.get("1w_on", {}).get("freshness"))
     return out
+
+
+def _freshness(out, f: dict | None) -> None:
+    if not f:
+        return
+    note = (f"1 worker compat on; {f['rate_sent']:,.0f} events/s sent for {f['seconds']:.0f}s "
+            f"(offered {f['rate_offered']:,.0f} = 80 % of {f['max_eps']:,.0f}); "
+            f"{f['seen']} probes, {f['unseen']} not readable in 30 s; poll every "
+            f"{1000 * f['poll_s']:.0f} ms; limit column: {TARGETS['freshness']}")
+    _row(out, "freshness: Kafka timestamp to readable, p99", f["p99_s"], FRESHNESS_P99_S, "s",
+         note)
+    half = ""
+    if f.get("p50_second_half_s") is not None:
+        half = (f"first / second half of the probes: {f['p50_first_half_s']:.2f} / "
+                f"{f['p50_second_half_s']:.2f} s (a growing backlog: second slower)")
+    _row(out, "freshness: Kafka timestamp to readable, p50", f["p50_s"], None, "s", half)
+
+
+def _buffer_full(out, r: dict) -> None:
+    full = r.get("producer_buffer_full")
+    if full is not None:
+        _row(out, f"producer buffer full warnings, {r['label']}", sum(full), None, "lines",
+             f"Faust's warning in the worker log(s) during start + ingest"
+             f" ({' / '.join(map(str, full))} per worker); {TARGETS['buffer_full']}")
+
+
+def _naive(out, naive: dict | None, ours: dict | None) -> None:
+    """The naive-Faust contender's rows, and Persona ÷ naive from the same run."""
+    if not naive:
+        return
+    _row(out, f"ingest e2e, {naive['label']} (baseline)", naive["eps"], None, "events/s",
+         "bench/naive/app.py: same rules, per-event agent, two default-json Tables")
+    _row(out, f"worker CPU per event, {naive['label']}", naive["worker_cpu_us_per_event"],
+         None, "us")
+    _row(out, f"changelog records/event, {naive['label']}", naive["changelog_per_event"],
+         None, "records")
+    _buffer_full(out, naive)
+    if ours:
+        _row(out, "Persona ÷ naive, events/s (1 worker, compat on)", ours["eps"],
+             naive["eps"], "events/s", "ours: Persona; limit column: naive Faust; >1 = faster")
+        _row(out, "Persona ÷ naive, worker CPU per event", ours["worker_cpu_us_per_event"],
+             naive["worker_cpu_us_per_event"], "us", "<1 = less CPU than naive Faust")
+
+
+def _conditional(out, cond: dict) -> None:
+    if "304" not in cond:
+        _row(out, "lookups 304 (If-None-Match)", None, None, "req/s",
+             f"no id answered 304 to its ETag ({cond.get('etag_failures')} tried)")
+        return
+    plain, hit = cond["200"], cond["304"]
+    note = (f"aiohttp client both runs, {cond['ids']} ids; limit column: the same load "
+            f"without If-None-Match (200 + body)")
+    _row(out, "lookups 304 (If-None-Match), req/s", hit["rps"], plain["rps"], "req/s",
+         note + f"; answers not 304: {hit['non_2xx']}")
+    _row(out, "lookups 304, p50", hit["p50_ms"], plain["p50_ms"], "ms")
+    _row(out, "lookups 304, p99", hit["p99_ms"], plain["p99_ms"], "ms")
+
+
+def _recovery(out, rec: dict | None) -> None:
+    if not rec or "restore_s" not in rec:
+        return
+    _row(out, "recovery: start to /ready", rec["ready_s"], rec["empty_start_s"], "s",
+         f"limit: start with empty changelogs; group join took {rec['assigned_s']:.1f}s")
+    _row(out, "recovery: start to sample answering", rec["answers_s"], None, "s")
+    join = rec.get("ready_after_join_s")
+    source = rec.get("restore_source", "Faust restore marks")
+    cpu = (f"; CPU worker {rec['worker_cpu_s']:.0f}s, broker {rec['broker_cpu_s']:.0f}s"
+           if "worker_cpu_s" in rec else "")
+    _row(out, "recovery: records/s, ready after join", rec["records_per_s"], None,
+         "records/s", f"{rec['records']:,} records in {rec['restore_s']:.1f}s ({source}); "
+         + (f"/ready {join:.1f}s after group join; " if join is not None else "")
+         + TARGETS["restore"] + cpu)
+    if join is not None:
+        _row(out, "recovery: group join to /ready", join, READY_AFTER_JOIN_S, "s",
+             f"limit column: issue 13 target {TARGETS['ready_after_join']}")
 
 
 def _fmt(v) -> str:
     if v is None:
         return "-"
+    if isinstance(v, int):
+        return f"{v:,}"
     if abs(v) >= 100:
         return f"{v:,.0f}"
     return f"{v:.2f}"

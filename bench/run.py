@@ -8,8 +8,12 @@ Every run starts its own bundled broker(s) and ``faust worker`` processes on fre
 ports (nothing else may be running on them; no fixed port is used). Phases, in order:
 limits (pure functions), bare-aiohttp lookup limit, 1 worker with the local-broker
 compatibility switch on (+ raw aiokafka consume baseline, + recovery), 1 worker with
-it off (real-Kafka producer settings; + lookups idle and while ingesting), 2 workers
-on, 2 workers off. ``--skip`` takes a comma list of: on, off, two, lookups, recovery.
+it off (real-Kafka producer settings; + lookups idle, 304 vs 200, while ingesting), 2 workers
+on, 2 workers off; after the 1-worker compat-on run, the naive-Faust baseline
+(bench/naive/app.py: same rules, per-event agent, two default-json Tables) on a fresh
+broker with the same events, 1 worker, compat on. ``--skip`` takes a comma list of:
+on, off, two, lookups, recovery, naive, freshness. Freshness (bench/freshness.py) runs
+on the 1-worker compat-on worker after the recovery.
 ``--profile`` records the 1-worker compat-off ingest with py-spy (needs root or
 ptrace rights) into bench/results/profile-<time>.txt and prints its top functions;
 also the idle lookups (…-lookups.txt), the compat-on ingest (…-on.txt) and the
@@ -33,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import gen, limits, load, report, scenarios
+from bench import freshness, gen, limits, load, recovery, report, scenarios
 from bench.profile import summary
 
 IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default
@@ -51,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--repeat", type=int, help="repeats of the cheap measurements (median)")
     p.add_argument("--lookup-seconds", type=float)
-    p.add_argument("--skip", default="", help="comma list: on,off,two,lookups,recovery")
+    p.add_argument("--skip", default="", help="comma list: on,off,two,lookups,recovery,naive,freshness")
     p.add_argument("--profile", action="store_true", help="py-spy the 1-worker ingest")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
@@ -108,14 +112,23 @@ def main(argv=None) -> int:
             log(f"lookup limit: bare aiohttp ({load.tool()}, 16 connections)")
             res["bare"] = scenarios.bare_limit(ctx, body)
             log(f"  {res['bare']['rps']:,.0f} req/s p99 {res['bare']['p99_ms']:.1f} ms")
-        plan = [("1w_on", True, 1), ("1w_off", False, 1), ("2w_on", True, 2),
+        plan = [("1w_on", True, 1), ("naive", True, 1), ("1w_off", False, 1), ("2w_on", True, 2),
                 ("2w_off", False, 2)]
         for key, compat, workers in plan:
+            if key == "naive":
+                if "naive" not in args.skip:
+                    log("ingest: naive Faust baseline, 1 worker, compat on")
+                    ctx.profile = None
+                    res["naive"] = scenarios.ingest(ctx, compat, workers, naive=True)
+                continue
             if ("on" if compat else "off") in args.skip or (workers == 2 and "two" in args.skip):
                 continue
             after = None
-            if key == "1w_on" and "recovery" not in args.skip:
-                after = scenarios.recovery(ctx)
+            if key == "1w_on":
+                after = scenarios.chain(
+                    None if "recovery" in args.skip else recovery.recovery(ctx),
+                    None if "freshness" in args.skip else freshness.freshness(
+                        ctx, max(10.0, 2 * args.lookup_seconds)))
             if key == "1w_off" and "lookups" not in args.skip:
                 after = scenarios.lookups(ctx)
             log(f"ingest: {workers} worker(s), compat {'on' if compat else 'off'}")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import bare, gen, kafka, load
+from bench import bare, gen, kafka, load, logparse, procs
 from bench.procs import API_KEY, ROOT, Broker, Worker, cpu_seconds, free_port, get, get_json
 
 
@@ -38,11 +38,12 @@ class Ctx:
     log: callable = print
 
 
-def _consumed(b: Broker, ends: dict, workers: list[Worker], timeout: float) -> float:
+def _consumed(b: Broker, ends: dict, workers: list[Worker], timeout: float,
+              group: str = kafka.GROUP) -> float:
     def alive() -> bool:
         return all(w.alive() for w in workers)
 
-    return asyncio.run(kafka.wait_consumed(b.bootstrap, "events", ends, timeout, alive))
+    return asyncio.run(kafka.wait_consumed(b.bootstrap, "events", ends, timeout, alive, group))
 
 
 SPY_EXTRA: list[str] = []  # e.g. ["--gil"]: only samples holding the GIL
@@ -60,9 +61,14 @@ def _spy(pid: int, out: Path) -> subprocess.Popen:
 
 
 def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
-           after=None) -> dict:
+           after=None, naive: bool = False) -> dict:
+    """Persona's workers, or with ``naive`` the naive-Faust baseline (bench/naive/app.py)."""
     n = len(ctx.records)
     label = f"{workers} worker{'s' if workers > 1 else ''}, compat {'on' if compat else 'off'}"
+    group, changelogs = ((kafka.NAIVE_GROUP, kafka.NAIVE_CHANGELOGS) if naive
+                         else (kafka.GROUP, kafka.CHANGELOGS))
+    if naive:
+        label = f"naive Faust, {label}"
     with Broker(ctx.tmp) as b:
         ends, secs = asyncio.run(kafka.prefill(b.bootstrap, "events", ctx.records,
                                                ctx.partitions))
@@ -72,7 +78,8 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
                     for _ in range(ctx.repeat)]
             out["raw_consume_eps"] = statistics.median(runs)
             out["raw_consume_runs"] = [round(r) for r in runs]
-        ws = [Worker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env, ctx.app_root).start()
+        ws = [(procs.NaiveWorker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env) if naive else
+               Worker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env, ctx.app_root)).start()
               for _ in range(workers)]
         try:
             ready = [w.wait_ready() for w in ws]
@@ -83,13 +90,15 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
             if ctx.profile and workers == 1:
                 spy = _spy(ws[0].pid, ctx.profile)
             ctx.log(f"  {label}: ready {ready[0] - ws[0].started:.1f}s after start; ingesting")
-            done = _consumed(b, ends, ws, timeout=max(600, n / 100))
+            done = _consumed(b, ends, ws, timeout=max(600, n / 100), group=group)
             cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
             sys_share = (cpu_seconds(ws[0].pid, system_only=True) - sys0) / max(cpu[0], 1e-3)
             if spy:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
-            stats = asyncio.run(kafka.settled_changelogs(b.bootstrap))
+            stats = asyncio.run(kafka.settled_changelogs(b.bootstrap, topics=changelogs))
+            # Faust's warning when its producer buffer holds more than it may (target 0).
+            full = [logparse.count(w.log_text(), logparse.BUFFER_FULL) for w in ws]
             dlq = asyncio.run(kafka.changelog_stats(b.bootstrap, ("events-dlq",)))["records"]
             start = min(min(ready), stats["first_ts"] or min(ready))
             out.update({
@@ -105,6 +114,7 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
                 "changelog_records": stats["records"],
                 "changelog_per_event": stats["records"] / n,
                 "dlq_records": dlq,  # events the agent parked (should be 0 here)
+                "producer_buffer_full": full,  # per worker, during start + ingest
                 # CPU per event (noise-robust): workers summed, and the broker's share.
                 "worker_cpu_us_per_event": 1e6 * sum(cpu[:-1]) / n,
                 "broker_cpu_us_per_event": 1e6 * cpu[-1] / n,
@@ -113,13 +123,28 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
             ctx.log(f"  {label}: {out['eps']:,.0f} events/s, "
                     f"{out['changelog_per_event']:.2f} changelog records/event, worker CPU "
                     f"{out['worker_cpu_us_per_event']:,.0f} us/event, broker "
-                    f"{out['broker_cpu_us_per_event']:,.0f} us/event")
+                    f"{out['broker_cpu_us_per_event']:,.0f} us/event, producer buffer full "
+                    f"{'/'.join(map(str, full))}x")
             if after:
                 out.update(after(b, ws, out))
         finally:
             for w in ws:
                 w.stop()
     return out
+
+
+def chain(*steps):
+    """One ``after`` step running ``steps`` (None ones skipped) in order, or None."""
+    steps = [s for s in steps if s]
+    if not steps:
+        return None
+
+    def run(b: Broker, ws: list[Worker], done: dict) -> dict:
+        got: dict = {}
+        for step in steps:
+            got.update(step(b, ws, {**done, **got}))
+        return got
+    return run
 
 
 def lookups(ctx: Ctx):
@@ -134,6 +159,12 @@ def lookups(ctx: Ctx):
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
         ctx.log(f"  lookups idle: {idle['rps']:,.0f} req/s p99 {idle['p99_ms']:.1f} ms")
+        # Conditional reads (issue 15): the same load, 200 then 304 (If-None-Match), aiohttp.
+        cond = load.conditional(w.url, ids, API_KEY, ctx.lookup_s)
+        if "304" in cond:
+            ctx.log(f"  lookups 200 / 304 (If-None-Match, aiohttp): {cond['200']['rps']:,.0f} / "
+                    f"{cond['304']['rps']:,.0f} req/s, p99 {cond['200']['p99_ms']:.1f} / "
+                    f"{cond['304']['p99_ms']:.1f} ms; not 304: {cond['304']['non_2xx']}")
         n_extra = max(len(ctx.records) // 4, int(3000 * ctx.lookup_s))
         extra = gen.generate(ctx.customers, n_extra, seed=8,
                              start_ms=gen.START_MS + len(ctx.records) * gen.STEP_MS)
@@ -149,56 +180,8 @@ def lookups(ctx: Ctx):
         busy["ingesting_throughout"] = still
         ctx.log(f"  lookups while ingesting: {busy['rps']:,.0f} req/s p99 "
                 f"{busy['p99_ms']:.1f} ms, ingest {busy['ingest_eps']:,.0f} events/s")
-        return {"lookups_idle": idle, "lookups_ingesting": busy, "lookup_ids": len(ids)}
-    return run
-
-
-RESTORE_FROM = "Restoring state from changelog topics"
-RESTORE_DONE = "Done reading from changelog topics"
-ASSIGNED = "Setting newly assigned partitions"
-
-
-def recovery(ctx: Ctx):
-    """Stop the worker, wipe its data dir, start it: time to /ready and to answers.
-
-    The restore rate is the changelog records over the restore window Faust logs
-    ("Restoring state from changelog topics" .. "Done reading from changelog topics");
-    the group re-join before it (waiting out the stopped member) is reported apart.
-    """
-    def run(b: Broker, ws: list[Worker], done: dict) -> dict:
-        w = ws[0]
-        sample = ctx.ids[:50]
-        w.stop()
-        w.wipe()
-        since = w.log_size()
-        broker_cpu0 = cpu_seconds(b.proc.pid)
-        w.start()
-        spy = _spy(w.pid, ctx.profile.with_name(ctx.profile.stem + "-recovery.txt")) \
-            if ctx.profile else None
-        ready = w.wait_ready(timeout=900)
-        if spy:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
-        cpu = {"worker_cpu_s": cpu_seconds(w.pid),
-               "broker_cpu_s": cpu_seconds(b.proc.pid) - broker_cpu0}
-        pending = set(sample)
-        while pending and time.time() - ready < 120:
-            pending = {i for i in pending if get(f"{w.url}{load.PATH.format(i)}", API_KEY) != 200}
-        answers = time.time()
-        records = done["changelog_records"]
-        marks = w.log_times(since, ASSIGNED, RESTORE_FROM, RESTORE_DONE)
-        restore_s = marks.get(RESTORE_DONE, ready) - marks.get(RESTORE_FROM, w.started)
-        out = {"recovery": {"ready_s": ready - w.started, "answers_s": answers - w.started,
-                            "unanswered": len(pending), "records": records,
-                            "assigned_s": marks.get(ASSIGNED, w.started) - w.started,
-                            "restore_s": restore_s,
-                            "records_per_s": records / max(restore_s, 1e-3),
-                            "empty_start_s": done["ready_s"], **cpu}}
-        r = out["recovery"]
-        ctx.log(f"  recovery: ready in {r['ready_s']:.1f}s (group join {r['assigned_s']:.1f}s, "
-                f"restore {restore_s:.1f}s: {r['records_per_s']:,.0f} records/s; CPU worker "
-                f"{cpu['worker_cpu_s']:.0f}s, broker {cpu['broker_cpu_s']:.0f}s)")
-        return out
+        return {"lookups_idle": idle, "lookups_ingesting": busy, "lookup_ids": len(ids),
+                "lookups_conditional": cond}
     return run
 
 

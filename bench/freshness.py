@@ -1,0 +1,127 @@
+"""Freshness (issue 13): Kafka record timestamp -> state readable, at 80 % of max throughput.
+
+On the 1-worker compat-on worker (after the recovery phase, so it does not change the
+restore figures): events are produced at a fixed rate, ``SHARE`` of the events/s that
+same worker reached in this run's ingest (end-to-end figure, so a slight underestimate
+of its maximum), for ``seconds``. The load is generated shop traffic of the run's
+customers. Every ``PROBE_EVERY_S`` a probe event (a ``product_view`` of a new customer
+``fresh-<n>``) goes along with ``ts`` = Kafka record timestamp = the wall time it is
+sent (ms); a poller GETs that customer's profile every ``POLL_S`` until it answers 200
+with ``as_of`` >= ``ts``: the latency is that moment minus the record timestamp, so it
+includes the producer's linger (5 ms), the worker's batching and the read path, and has
+the poll interval as resolution. The producer and poller share the machine with the
+worker and broker (as the lookup load does). Probes not readable within
+``PROBE_TIMEOUT_S`` are counted as ``unseen``.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench import gen, load
+from bench.procs import API_KEY, Broker, Worker
+
+SHARE = 0.8
+PROBE_EVERY_S = 0.1
+POLL_S = 0.025
+PROBE_TIMEOUT_S = 30.0
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..1) of ``values``; None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def probe_event(cid: str, ts_ms: int) -> bytes:
+    return orjson.dumps({"event_id": str(uuid.uuid4()), "type": "product_view",
+                         "customer_id": cid, "ts": ts_ms, "v": 1, "product_id": "p-1",
+                         "category": "shoes", "price": 10.0})
+
+
+async def _poll(session, base: str, cid: str, ts_ms: int, out: list, unseen: list) -> None:
+    url = base + load.PATH.format(cid)
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(url) as r:
+                body = await r.read()
+                if r.status == 200 and orjson.loads(body).get("as_of", 0) >= ts_ms:
+                    out.append((ts_ms, time.time() - ts_ms / 1000))
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(POLL_S)
+    unseen.append(cid)
+
+
+async def measure(bootstrap: str, base: str, rate: float, seconds: float, customers: int,
+                  tag: str) -> dict:
+    records = gen.generate(customers, max(1, int(rate * seconds)), seed=9,
+                           start_ms=int(time.time() * 1000))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    seen: list[tuple[int, float]] = []  # (record timestamp ms, latency s)
+    unseen: list[str] = []
+    polls: list[asyncio.Task] = []
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as session:
+        try:
+            t0 = loop.time()
+            sent = probes = 0
+            next_probe = t0
+            while (now := loop.time()) - t0 < seconds:
+                due = min(len(records), int(rate * (now - t0)))
+                while sent < due:
+                    key, value = records[sent]
+                    await producer.send("events", value, key=key)
+                    sent += 1
+                if now >= next_probe:
+                    cid, ts = f"fresh-{tag}-{probes:05d}", int(time.time() * 1000)
+                    await producer.send("events", probe_event(cid, ts), key=cid.encode(),
+                                        timestamp_ms=ts)
+                    polls.append(asyncio.create_task(
+                        _poll(session, base, cid, ts, seen, unseen)))
+                    probes += 1
+                    next_probe += PROBE_EVERY_S
+                await asyncio.sleep(0.005)
+            elapsed = loop.time() - t0
+            await producer.flush()
+            await asyncio.gather(*polls)
+        finally:
+            await producer.stop()
+    latencies = [lat for _, lat in sorted(seen)]
+    half = len(latencies) // 2
+    return {"rate_offered": rate, "rate_sent": sent / elapsed, "seconds": elapsed,
+            "probes": probes, "seen": len(latencies), "unseen": len(unseen),
+            "p50_s": percentile(latencies, 0.50), "p99_s": percentile(latencies, 0.99),
+            "max_s": max(latencies, default=None), "poll_s": POLL_S,
+            # A backlog that grows shows as a later half slower than the first.
+            "p50_first_half_s": percentile(latencies[:half], 0.5),
+            "p50_second_half_s": percentile(latencies[half:], 0.5),
+            "latencies_s": [round(x, 4) for x in latencies]}
+
+
+def freshness(ctx, seconds: float):
+    def run(b: Broker, ws: list[Worker], done: dict) -> dict:
+        rate = SHARE * done["eps"]
+        r = asyncio.run(measure(b.bootstrap, ws[0].url, rate, seconds, ctx.customers,
+                                tag=str(int(time.time()))))
+        r["max_eps"] = done["eps"]
+        if r["seen"]:
+            ctx.log(f"  freshness at {rate:,.0f} events/s offered ({r['rate_sent']:,.0f} sent, "
+                    f"{SHARE:.0%} of {done['eps']:,.0f}): p50 {r['p50_s']:.3f}s p99 "
+                    f"{r['p99_s']:.3f}s over {r['seen']} probes, {r['unseen']} unseen; p50 "
+                    f"first/second half {r['p50_first_half_s']:.3f}/{r['p50_second_half_s']:.3f}s")
+        else:
+            ctx.log(f"  freshness: no probe became readable ({r['unseen']} unseen)")
+        return {"freshness": r}
+    return run

@@ -1,0 +1,1 @@
+"""The naive-Faust baseline contender (``bench/naive/app.py``)."""

@@ -1,0 +1,197 @@
+"""bench: worker-log parsing (restore lines, marks, warnings) and the report's rows."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import faust.transport.producer
+import pytest
+
+from bench import logparse, report
+from bench.recovery import figures
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def at(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+# Lines as the worker writes them (app/kafka/restore.py's format, Faust's own marks).
+BULK = ("[2026-11-29 02:00:31,250] [4242] [INFO] bulk restore: 374000 changelog records "
+        "in 6.80s (55000/s)")
+BULK_CUT = ("[2026-11-29 02:00:20,000] [4242] [INFO] bulk restore: 1000 changelog records "
+            "in 0.50s (2000/s); interrupted")
+ASSIGNED = ("[2026-11-29 02:00:22,000] [4242] [INFO] [^---Fetcher]: Setting newly assigned "
+            "partitions {TP(topic='events', partition=0)}")
+FAUST_FROM = ("[2026-11-29 02:00:23,000] [4242] [INFO] [^---Recovery]: Restoring state from "
+              "changelog topics...")
+FAUST_DONE = ("[2026-11-29 02:00:33,500] [4242] [INFO] [^---Recovery]: Done reading from "
+              "changelog topics")
+FULL = "[2026-11-29 02:00:40,100] [4242] [WARNING] producer buffer full size 1001"
+
+
+def test_line_time_and_marks():
+    assert logparse.line_time(BULK) == at("2026-11-29 02:00:31,250")
+    assert logparse.line_time("no stamp here") is None
+    assert logparse.line_time("[garbage] x") is None
+    text = "\n".join([ASSIGNED, FAUST_FROM, "plain line", FAUST_DONE])
+    m = logparse.marks(text, logparse.ASSIGNED, logparse.RESTORE_FROM, logparse.RESTORE_DONE)
+    assert m == {logparse.ASSIGNED: at("2026-11-29 02:00:22,000"),
+                 logparse.RESTORE_FROM: at("2026-11-29 02:00:23,000"),
+                 logparse.RESTORE_DONE: at("2026-11-29 02:00:33,500")}
+
+
+def test_bulk_restore_line_matches_what_restore_py_logs():
+    # The format string in app/kafka/restore.py, rendered like logging does.
+    src = (ROOT / "app/kafka/restore.py").read_text()
+    assert '"bulk restore: %d changelog records in %.2fs (%.0f/s)%s"' in src
+    line = "bulk restore: %d changelog records in %.2fs (%.0f/s)%s" % (12, 0.5, 24, "")
+    assert logparse.bulk_restores(f"[2026-11-29 02:00:31,250] [1] [INFO] {line}") == [
+        {"records": 12, "seconds": 0.5, "interrupted": False,
+         "at": at("2026-11-29 02:00:31,250")}]
+
+
+def test_restore_window_sums_bulk_lines_and_ignores_faust_marks():
+    text = "\n".join([ASSIGNED, BULK_CUT, FAUST_FROM, BULK, FAUST_DONE])
+    w = logparse.restore_window(text, started=0.0, ready=1e10)
+    assert w["source"] == "bulk restore line"
+    assert (w["records"], w["restore_s"], w["runs"], w["interrupted"]) == (375000, 7.3, 2, 1)
+    assert w["records_per_s"] == pytest.approx(375000 / 7.3)
+    assert w["end"] == at("2026-11-29 02:00:31,250")
+
+
+def test_restore_window_falls_back_to_faust_marks():
+    text = "\n".join([ASSIGNED, FAUST_FROM, FAUST_DONE])
+    w = logparse.restore_window(text, started=0.0, ready=1e10)
+    assert w["source"] == "Faust restore marks" and w["records"] is None
+    assert w["restore_s"] == pytest.approx(10.5)
+    none = logparse.restore_window("nothing", started=100.0, ready=104.0)
+    assert none["restore_s"] == 4.0 and none["source"].startswith("start to /ready")
+
+
+def test_recovery_figures_keep_join_apart():
+    started, ready = at("2026-11-29 02:00:10,000"), at("2026-11-29 02:00:32,000")
+    f = figures("\n".join([ASSIGNED, BULK]), started, ready, changelog_records=999)
+    assert f["assigned_s"] == pytest.approx(12.0)
+    assert f["ready_after_join_s"] == pytest.approx(10.0)
+    assert f["ready_s"] == pytest.approx(22.0)
+    assert (f["records"], f["restore_s"]) == (374000, 6.8)
+    assert f["records_per_s"] == pytest.approx(55000, rel=1e-3)
+    old = figures("\n".join([ASSIGNED, FAUST_FROM, FAUST_DONE]), started, ready, 999)
+    assert old["records"] == 999 and old["restore_source"] == "Faust restore marks"
+    assert old["records_per_s"] == pytest.approx(999 / 10.5)
+
+
+def test_buffer_full_count_uses_fausts_wording():
+    faust_src = Path(faust.transport.producer.__file__).read_text()
+    assert 'logger.warning(f"producer buffer full size' in faust_src
+    assert logparse.count("\n".join([FULL, BULK, FULL, "x"])) == 2
+    assert logparse.count(BULK) == 0
+
+
+def run(label: str, eps: float, cpu: float, full=(0,)) -> dict:
+    return {"label": label, "eps": eps, "worker_cpu_us_per_event": cpu,
+            "broker_cpu_us_per_event": 50.0, "changelog_per_event": 0.25,
+            "producer_buffer_full": list(full)}
+
+
+def by_name(rows: list[dict]) -> dict:
+    return {r["figure"]: r for r in rows}
+
+
+def test_rows_buffer_full_per_run():
+    res = {"runs": {"1w_on": run("1 worker, compat on", 4000.0, 150.0, (3, 1))}}
+    row = by_name(report.rows(res))["producer buffer full warnings, 1 worker, compat on"]
+    assert row["ours"] == 4 and "(3 / 1 per worker)" in row["note"]
+    assert report._fmt(4) == "4" and report._fmt(0) == "0" and report._fmt(4.0) == "4.00"
+
+
+RECOVERY = {"ready_s": 30.0, "empty_start_s": 7.0, "assigned_s": 20.0, "answers_s": 31.0,
+            "ready_after_join_s": 10.0, "restore_s": 5.0, "records": 250_000,
+            "records_per_s": 50_000.0, "restore_source": "bulk restore line"}
+
+
+def test_rows_recovery_records_per_s_and_ready_after_join():
+    res = {"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 150.0),
+                              "recovery": RECOVERY}}}
+    rows = by_name(report.rows(res))
+    r = rows["recovery: records/s, ready after join"]
+    assert r["ours"] == 50_000.0
+    assert "250,000 records in 5.0s (bulk restore line)" in r["note"]
+    assert "/ready 10.0s after group join" in r["note"]
+    join = rows["recovery: group join to /ready"]
+    assert (join["ours"], join["limit"]) == (10.0, 15.0) and join["ratio"] == pytest.approx(2 / 3)
+    table = report.table(report.rows(res))
+    assert "recovery: records/s, ready after join" in table and "50,000" in table
+    # A saved result from before (no join figure): no join row, no crash.
+    old = {k: v for k, v in RECOVERY.items() if k not in ("ready_after_join_s", "restore_source")}
+    rows = by_name(report.rows({"runs": {"1w_on": {**run("x", 1.0, 1.0), "recovery": old}}}))
+    assert "recovery: group join to /ready" not in rows
+    assert "(Faust restore marks)" in rows["recovery: records/s, ready after join"]["note"]
+
+
+def test_rows_persona_over_naive():
+    res = {"runs": {"1w_on": run("1 worker, compat on", 4000.0, 150.0)},
+           "naive": run("naive Faust, 1 worker, compat on", 800.0, 1200.0, (196,))}
+    rows = by_name(report.rows(res))
+    eps = rows["Persona ÷ naive, events/s (1 worker, compat on)"]
+    assert (eps["ours"], eps["limit"], eps["ratio"]) == (4000.0, 800.0, 5.0)
+    cpu = rows["Persona ÷ naive, worker CPU per event"]
+    assert (cpu["ours"], cpu["limit"]) == (150.0, 1200.0)
+    assert cpu["ratio"] == pytest.approx(0.125)
+    assert rows["producer buffer full warnings, naive Faust, 1 worker, compat on"]["ours"] == 196
+    assert rows["ingest e2e, naive Faust, 1 worker, compat on (baseline)"]["ours"] == 800.0
+    assert rows["changelog records/event, naive Faust, 1 worker, compat on"]["ours"] == 0.25
+    # Naive alone (--skip on): its rows, no ratio; neither: no naive row at all.
+    alone = by_name(report.rows({"runs": {}, "naive": res["naive"]}))
+    assert "ingest e2e, naive Faust, 1 worker, compat on (baseline)" in alone
+    assert not any(name.startswith("Persona ÷ naive") for name in alone)
+    assert not any("naive" in r["figure"] for r in report.rows({"runs": {
+        "1w_on": run("1 worker, compat on", 4000.0, 150.0)}}))
+
+
+def test_rows_conditional_lookups_304_against_200():
+    look = {"lookups_idle": {"rps": 3000.0, "p50_ms": 5.0, "p99_ms": 10.0},
+            "lookups_ingesting": {"rps": 2000.0, "p99_ms": 20.0, "ingest_eps": 500.0,
+                                  "ingesting_throughout": True},
+            "lookups_conditional": {"ids": 400, "etag_failures": 0,
+                                    "200": {"rps": 3000.0, "p50_ms": 5.0, "p99_ms": 10.0},
+                                    "304": {"rps": 4500.0, "p50_ms": 3.0, "p99_ms": 6.0,
+                                            "non_2xx": 2}}}
+    res = {"runs": {"1w_off": {**run("1 worker, compat off", 4000.0, 150.0), **look}}}
+    rows = by_name(report.rows(res))
+    c = rows["lookups 304 (If-None-Match), req/s"]
+    assert (c["ours"], c["limit"], c["ratio"]) == (4500.0, 3000.0, 1.5)
+    assert "answers not 304: 2" in c["note"]
+    assert (rows["lookups 304, p50"]["ours"], rows["lookups 304, p50"]["limit"]) == (3.0, 5.0)
+    assert rows["lookups 304, p99"]["ratio"] == pytest.approx(0.6)
+    res["runs"]["1w_off"]["lookups_conditional"] = {"ids": 0, "etag_failures": 7}
+    rows = by_name(report.rows(res))
+    assert "7 tried" in rows["lookups 304 (If-None-Match)"]["note"]
+
+
+def test_freshness_percentile_and_rows():
+    from app.rules.events import parse
+    from bench.freshness import percentile, probe_event
+
+    assert percentile([], 0.99) is None
+    values = [float(i) for i in range(1, 101)]  # 1..100
+    assert percentile(values, 0.50) == 50.0 and percentile(values, 0.99) == 99.0
+    assert percentile(list(reversed(values)), 1.0) == 100.0 and percentile([3.0], 0.99) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    ev = parse(probe_event("fresh-1-00001", 1_767_225_600_123))  # valid per the rules
+    assert (ev["customer_id"], ev["ts"], ev["type"]) == ("fresh-1-00001", 1_767_225_600_123,
+                                                         "product_view")
+    f = {"rate_offered": 3200.0, "rate_sent": 3150.0, "seconds": 10.0, "max_eps": 4000.0,
+         "probes": 100, "seen": 99, "unseen": 1, "p50_s": 0.2, "p99_s": 1.5, "poll_s": 0.025}
+    rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
+                                                   "freshness": f}}}))
+    p99 = rows["freshness: Kafka timestamp to readable, p99"]
+    assert (p99["ours"], p99["limit"], p99["ratio"]) == (1.5, 1.0, 1.5)
+    assert "3,150 events/s sent" in p99["note"] and "1 not readable" in p99["note"]
+    assert rows["freshness: Kafka timestamp to readable, p50"]["ours"] == 0.2
+    f.update(p50_first_half_s=0.1, p50_second_half_s=0.9)
+    rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
+                                                   "freshness": f}}}))
+    assert "0.10 / 0.90 s" in rows["freshness: Kafka timestamp to readable, p50"]["note"]
