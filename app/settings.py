@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import ssl
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from app.apikeys import parse_keys
+from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
 from app.jwt_auth import jwt_config
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
@@ -114,6 +115,10 @@ class Settings:
     abandon_check_s: float = 60.0
     #: JWT bearers (``app.jwt_auth.JwtConfig``, PERSONA_JWT_*); None = API keys only.
     jwt: object = None
+    #: Browser identity (``app.identity``): types a publishable key may send, and the
+    #: identity secret (b"" = identity verification off).
+    publishable_types: frozenset = frozenset(DEFAULT_PUBLISHABLE_TYPES)
+    identity_secret: bytes = field(default=b"", repr=False)
 
     @property
     def session_idle_ms(self) -> int:
@@ -170,6 +175,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         webhooks = load_subscriptions(env.get("PERSONA_WEBHOOKS", ""),
                                       env.get("PERSONA_WEBHOOKS_FILE", ""))
         jwt = jwt_config(env)
+        publishable_types, identity_secret = browser_config(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -203,6 +209,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         flush_interval_s=_float(env, "PERSONA_FLUSH_INTERVAL_S", 5.0),
         flush_max_keys=_int(env, "PERSONA_FLUSH_MAX_KEYS", 50_000, 1),
         jwt=jwt,
+        publishable_types=publishable_types,
+        identity_secret=identity_secret,
     )
 
 
