@@ -1,11 +1,12 @@
 """Every Persona setting, read once from the environment into one validated object.
 
 The one door for configuration: numbers, booleans, API keys (and their file), webhook
-subscriptions (inline or file), TLS files and JWT keys (``app.jwt_auth``) are parsed and
-checked here, when ``app.settings`` is first imported, before the worker connects. A bad
-value raises ``ConfigError`` naming the variable; ``settings`` (the module attribute) then
-ends the process with that one line and exit status 2, so a misconfigured worker never
-starts half-working. Each variable is documented in README.md.
+subscriptions (inline or file), TLS files, JWT keys (``app.jwt_auth``) and browser identity
+(``app.identity``) are parsed and checked here, when ``app.settings`` is first imported,
+before the worker connects. A bad value raises ``ConfigError`` naming the variable;
+``settings`` (the module attribute) then ends the process with that one line and exit
+status 2, so a misconfigured worker never starts half-working. Each variable is documented
+in README.md.
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ class Settings:
     ingest_timeout_s: float = 10.0
     #: Origins allowed to call POST /v1/events from a browser (CORS); empty = none, "*" = any.
     cors_origins: tuple = ()
-    #: Ingest-only key the demo shop page (/demo/shop) sends with; empty = demo disabled.
+    #: Publishable key the demo shop page (/demo/shop) sends with; empty = demo disabled.
     demo_key: str = ""
     #: Webhook subscriptions (``app.webhooks.subscriptions.Subscription``), from a JSON list
     #: (PERSONA_WEBHOOKS) or the path of a JSON file (PERSONA_WEBHOOKS_FILE).
