@@ -28,7 +28,7 @@ from app.identity import ANON_PREFIX, HASH_HEADER, hash_ok, identity_hash
 from app.main import app
 from app.rules.events import ID_RE
 from app.settings import settings
-from web.ingest import Reject, produce, validated
+from web.ingest import Reject, produce, read_capped, validated
 
 STATIC = Path(__file__).with_name("static")
 SDK = (STATIC / "persona.js").read_bytes()
@@ -90,9 +90,11 @@ class DemoOrder(View):
         if not settings.demo_key:
             return self.json({"error": "demo disabled"}, status=404)
         try:
-            event = orjson.loads(await request.content.read(64 * 1024))
+            event = orjson.loads(await read_capped(request, 64 * 1024))
         except orjson.JSONDecodeError:
             event = None
+        except Reject as exc:
+            return self.json(exc.body, status=exc.status)
         refusal = order_refusal(event, request.headers.get(HASH_HEADER), settings.identity_secret)
         if refusal is not None:
             return self.json(refusal, status=403 if "identity" in refusal["error"] else 400)
