@@ -116,6 +116,22 @@ def test_the_demo_signs_in_only_demo_customers(worker, browser):
                                         )["sent"] == 1  # anonymous ids need no hash
     assert profile_when(worker, anon, 1)["event_counts"] == {"product_view": 1}
     assert http("GET", f"{worker.url}/v1/customers/victim-1/profile", READ)[0] == 404
+    # Signing in with events of both ids queued: the SDK sends one request per customer.
+    cid = f"demo-{uuid.uuid4().hex[:8]}"
+    stats = browser.execute_async_script(SIGN_IN_WITH_QUEUED_EVENTS, cid,
+                                         identity_hash(SECRET.encode(), cid))
+    assert stats["sent"] == 3 and stats["dropped"] == 0 and stats["failures"] == 0, stats
+    assert profile_when(worker, anon, 2)["event_counts"] == {"product_view": 1, "search": 1}
+    assert profile_when(worker, cid, 1)["event_counts"] == {"search": 1}
+
+
+SIGN_IN_WITH_QUEUED_EVENTS = """
+const [cid, hash, done] = arguments;
+persona.track("search", {query: "before sign-in"});
+persona.identify(cid, {hash});
+persona.track("search", {query: "after sign-in"});
+persona.flush().then(() => done(persona.stats()));
+"""
 
 
 SDK_ON_OTHER_ORIGIN = """
