@@ -3,12 +3,18 @@
 Parsed once at start by ``app.settings``; ``web.auth`` checks requests against the result.
 A key may be given as ``sha256:<hex digest>`` so the plain key never sits in the
 environment; only digests are kept in memory. ``admin`` implies every scope.
+
+``publishable`` marks a browser key (README "Browser identity"): ``<key>:publishable`` (or
+``<key>:ingest|publishable``) is an ingest key restricted by ``app.identity`` wherever it is
+sent; it cannot be combined with ``read`` or ``admin``. Every other key is a server key,
+except that any key sent as ``?key=`` (only ingest-only keys may be) counts as publishable.
 """
 from __future__ import annotations
 
 import hashlib
 
 SCOPES = ("ingest", "read", "admin")
+PUBLISHABLE = "publishable"
 
 
 def digest(key: str) -> bytes:
@@ -25,10 +31,15 @@ def parse_keys(spec: str, source: str = "PERSONA_API_KEYS") -> list[tuple[bytes,
         if not sep or not key:
             raise ValueError(f"{source}: entry {shown} must be <key>:<scope>[|scope]")
         wanted = frozenset(s.strip() for s in scopes.split("|") if s.strip())
-        unknown = wanted - set(SCOPES)
+        unknown = wanted - set(SCOPES) - {PUBLISHABLE}
         if unknown or not wanted:
             raise ValueError(f"{source}: entry {shown} has unknown scopes {sorted(unknown)}, "
-                             f"allowed: {list(SCOPES)}")
+                             f"allowed: {list(SCOPES) + [PUBLISHABLE]}")
+        if PUBLISHABLE in wanted:
+            if not wanted <= {PUBLISHABLE, "ingest"}:
+                raise ValueError(f"{source}: entry {shown}: a publishable key may only ingest "
+                                 f"(not {sorted(wanted - {PUBLISHABLE, 'ingest'})})")
+            wanted = frozenset({PUBLISHABLE, "ingest"})
         if key.startswith("sha256:"):
             hexdigest = key[len("sha256:"):]
             try:

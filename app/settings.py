@@ -1,22 +1,24 @@
 """Every Persona setting, read once from the environment into one validated object.
 
 The one door for configuration: numbers, booleans, API keys (and their file), webhook
-subscriptions (inline or file), TLS files and JWT keys (``app.jwt_auth``) are parsed and
-checked here, when ``app.settings`` is first imported, before the worker connects. A bad
-value raises ``ConfigError`` naming the variable; ``settings`` (the module attribute) then
-ends the process with that one line and exit status 2, so a misconfigured worker never
-starts half-working. Each variable is documented in README.md.
+subscriptions (inline or file), TLS files, JWT keys (``app.jwt_auth``) and browser identity
+(``app.identity``) are parsed and checked here, when ``app.settings`` is first imported,
+before the worker connects. A bad value raises ``ConfigError`` naming the variable;
+``settings`` (the module attribute) then ends the process with that one line and exit
+status 2, so a misconfigured worker never starts half-working. Each variable is documented
+in README.md.
 """
 from __future__ import annotations
 
 import os
 import ssl
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from app.apikeys import parse_keys
 from app.failpoints import POINTS
+from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
 from app.jwt_auth import jwt_config
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
@@ -92,7 +94,7 @@ class Settings:
     ingest_timeout_s: float = 10.0
     #: Origins allowed to call POST /v1/events from a browser (CORS); empty = none, "*" = any.
     cors_origins: tuple = ()
-    #: Ingest-only key the demo shop page (/demo/shop) sends with; empty = demo disabled.
+    #: Publishable key the demo shop page (/demo/shop) sends with; empty = demo disabled.
     demo_key: str = ""
     #: Webhook subscriptions (``app.webhooks.subscriptions.Subscription``), from a JSON list
     #: (PERSONA_WEBHOOKS) or the path of a JSON file (PERSONA_WEBHOOKS_FILE).
@@ -119,6 +121,10 @@ class Settings:
     allow_untested_versions: bool = False
     #: Crash points armed for crash-safety tests (``app.failpoints``); empty in production.
     failpoints: tuple = ()
+    #: Browser identity (``app.identity``): types a publishable key may send, and the
+    #: identity secret (b"" = identity verification off).
+    publishable_types: frozenset = frozenset(DEFAULT_PUBLISHABLE_TYPES)
+    identity_secret: bytes = field(default=b"", repr=False)
 
     @property
     def session_idle_ms(self) -> int:
@@ -184,6 +190,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         webhooks = load_subscriptions(env.get("PERSONA_WEBHOOKS", ""),
                                       env.get("PERSONA_WEBHOOKS_FILE", ""))
         jwt = jwt_config(env)
+        publishable_types, identity_secret = browser_config(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -219,6 +226,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         jwt=jwt,
         allow_untested_versions=_bool(env, "PERSONA_ALLOW_UNTESTED_VERSIONS", False),
         failpoints=_failpoints(env),
+        publishable_types=publishable_types,
+        identity_secret=identity_secret,
     )
 
 

@@ -7,6 +7,10 @@ constant time against all configured keys. ``admin`` implies every scope.
 When JWTs are configured (``PERSONA_JWT_*``, ``app.jwt_auth``), a bearer that looks like a
 JWT (three base64url parts) is verified as one first; if it is not a valid token it is
 still compared with the API keys (an API key may contain dots). ``?key=`` stays API keys only.
+
+The caller's scopes are left on the request as ``request[SCOPES_KEY]``; they hold
+``publishable`` for a browser key (an entry marked so, or any key sent as ``?key=``), which
+``web.ingest`` restricts (``app.identity``). JWT bearers are server credentials.
 """
 from __future__ import annotations
 
@@ -14,13 +18,14 @@ import hmac
 from functools import wraps
 from typing import Callable
 
-from app.apikeys import SCOPES, digest
+from app.apikeys import PUBLISHABLE, SCOPES, digest
 from app.jwt_auth import Verifier, looks_like_jwt
 from app.settings import settings
 
 UNAUTHORIZED = {"error": "unauthorized", "detail": "a valid API key or token is required"}
 #: This worker's JWT verifier (and JWKS cache); None when JWTs are not configured.
 JWT = Verifier(settings.jwt) if settings.jwt is not None else None
+SCOPES_KEY = "persona.scopes"
 
 
 def scopes_for(header: str | None, keys=None) -> frozenset | None:
@@ -54,7 +59,8 @@ def require(scope: str, query_key: bool = False) -> Callable:
     ``query_key=True`` (only for ``ingest``, i.e. ``POST /v1/events``) also accepts the
     key as ``?key=`` when no Authorization header is sent, because ``sendBeacon``
     cannot set headers. Such a key must be an ingest-only ("publishable") key: a key
-    with any other scope in a URL is refused with 403, since URLs end up in logs.
+    with any other scope in a URL is refused with 403, since URLs end up in logs. A key
+    sent so is publishable whatever its entry says.
     """
     assert scope in SCOPES
     assert not query_key or scope == "ingest"
@@ -65,9 +71,11 @@ def require(scope: str, query_key: bool = False) -> Callable:
             header = request.headers.get("Authorization")
             if header is None and query_key and request.query.get("key"):
                 scopes = scopes_for("Bearer " + request.query["key"])
-                if scopes is not None and scopes != {"ingest"}:
+                if scopes is not None and not scopes <= {"ingest", PUBLISHABLE}:
                     return view.json({"error": "forbidden", "detail": "only ingest-only keys "
                                       "may be sent as ?key="}, status=403)
+                if scopes is not None:
+                    scopes = scopes | {PUBLISHABLE}
             else:
                 scopes = await bearer_scopes(header)
             if scopes is None:
@@ -76,6 +84,7 @@ def require(scope: str, query_key: bool = False) -> Callable:
             if scope not in scopes and "admin" not in scopes:
                 return view.json({"error": "forbidden", "detail": f"needs scope {scope!r}"},
                                  status=403)
+            request[SCOPES_KEY] = scopes
             return await fun(view, request, *args, **kwargs)
 
         return checked

@@ -9,6 +9,11 @@ assigned (uuid4), a missing ``ts`` is the receive time. Each event (the client's
 plus the assigned fields) goes to ``events`` keyed by customer_id; the answer is 202
 only after the broker acknowledged every one, else 503 with Retry-After.
 
+A publishable (browser) key's request is first checked by ``app.identity``: only
+PERSONA_PUBLISHABLE_TYPES, and with identity verification on one customer per request
+whose identity hash (``X-Persona-Identity-Hash`` or ``?identity_hash=``) must match unless
+the id is anonymous -> else 403, nothing produced.
+
 Retrying a 503 is safe when the client sets ``event_id`` itself (the SDK and
 ``app.client`` do): the state rules drop a redelivered event id.
 """
@@ -22,11 +27,13 @@ import uuid
 import orjson
 from faust.web import View
 
+from app.apikeys import PUBLISHABLE
+from app.identity import HASH_HEADER, HASH_QUERY, browser_refusal
 from app.main import app
 from app.rules.events import SHOP_TYPES, InvalidEvent, validate_dict
 from app.settings import settings
 from app.topics import events_topic
-from web.auth import require
+from web.auth import SCOPES_KEY, require
 
 log = logging.getLogger(__name__)
 JSON, NDJSON, TEXT = "application/json", "application/x-ndjson", "text/plain"
@@ -51,7 +58,7 @@ def cors_headers(request, preflight: bool = False) -> dict:
     if preflight:
         headers.update({
             "Access-Control-Allow-Methods": "POST, OPTIONS",
-            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Allow-Headers": f"Authorization, Content-Type, {HASH_HEADER}",
             "Access-Control-Max-Age": "600",
         })
     return headers
@@ -146,7 +153,14 @@ async def ingest(request) -> tuple[int, dict]:
     if content_type not in (JSON, NDJSON, TEXT):
         raise Reject(415, {"error": "unsupported content type", "accepted": [JSON, NDJSON, TEXT]})
     body = await read_capped(request, settings.ingest_max_bytes)
-    records = validated(decode(body, content_type), int(time.time() * 1000))
+    items = decode(body, content_type)
+    if PUBLISHABLE in request.get(SCOPES_KEY, ()):
+        presented = request.headers.get(HASH_HEADER) or request.query.get(HASH_QUERY)
+        refusal = browser_refusal(items, settings.publishable_types, settings.identity_secret,
+                                  presented)
+        if refusal is not None:
+            raise Reject(403, refusal)
+    records = validated(items, int(time.time() * 1000))
     try:
         await asyncio.wait_for(produce(records), settings.ingest_timeout_s)
     except Exception as exc:  # broker down, timeout, producer error: never a 202

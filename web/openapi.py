@@ -63,6 +63,10 @@ def json_response(description: str, ref: str) -> dict:
 CID = [{"name": "customer_id", "in": "path", "required": True,
         "schema": {"type": "string", "pattern": ID_RE}}]
 AUTH_ERRORS = {401: "no valid API key or JWT", 403: "the key or token lacks the scope"}
+IDENTITY_HASH = {"name": "X-Persona-Identity-Hash", "in": "header", "required": False,
+                 "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                 "description": "hex HMAC-SHA256(PERSONA_IDENTITY_SECRET, customer_id), "
+                                "computed by the shop's backend; publishable keys only"}
 READ_ERRORS = {400: "malformed customer id", **AUTH_ERRORS, 404: "unknown customer",
                503: "owner restoring the partition or unreachable; see Retry-After"}
 
@@ -88,9 +92,18 @@ INGEST = op(
     "Ingest events (scope: ingest)",
     {202: json_response("all events acknowledged by the broker", "Accepted"),
      400: json_response("invalid events; nothing produced", "Invalid"), **AUTH_ERRORS,
+     403: json_response("the key lacks the scope, or a publishable key's request was refused "
+                        "(forbidden event types with their index and type, more than one "
+                        "customer, identity not verified); nothing produced", "Refused"),
      413: "over PERSONA_INGEST_MAX_BYTES or PERSONA_INGEST_MAX_EVENTS",
      415: "unsupported content type", 503: "broker did not acknowledge; see Retry-After"},
     [{"bearer": []}, {"publishableKey": []}],
+    description="Publishable (browser) keys, and any key sent as ?key=, may send only "
+                "PERSONA_PUBLISHABLE_TYPES; with identity verification on, one customer per "
+                "request and, unless its id starts with 'anon-', its identity hash.",
+    parameters=[IDENTITY_HASH, {"name": "identity_hash", "in": "query", "required": False,
+                                "schema": {"type": "string"},
+                                "description": "the identity hash, for sendBeacon"}],
     requestBody={"required": True, "content": {
         "application/json": {"schema": BATCH},
         "application/x-ndjson": {"schema": {"type": "string", "description": "one event a line"}},
@@ -107,7 +120,19 @@ SPEC = {
         "/openapi.json": {"get": op("This document", {200: "OpenAPI 3 JSON"})},
         "/sdk/persona.js": {"get": op("Browser SDK", {200: "JavaScript"})},
         "/demo/shop": {"get": op("Demo shop page using the SDK",
-                                 {200: "HTML", 404: "demo disabled (PERSONA_DEMO_KEY unset)"})},
+                                 {200: "HTML", 404: "demo disabled (PERSONA_DEMO_KEY unset)"},
+                                 parameters=[{"name": "customer", "in": "query",
+                                              "required": False, "schema": {"type": "string"},
+                                              "description": "sign in as this demo- customer"}])},
+        "/demo/order": {"post": op(
+            "Demo shop backend: record the page's purchase (demo- and anon- customers)",
+            {202: json_response("purchase acknowledged by the broker", "Accepted"),
+             400: "not one valid purchase event of a demo- or anon- customer",
+             403: "identity not verified", 404: "demo disabled (PERSONA_DEMO_KEY unset)",
+             503: "broker did not acknowledge; see Retry-After"},
+            parameters=[IDENTITY_HASH],
+            requestBody={"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/purchase"}}}})},
         "/v1/events": {
             "post": INGEST,
             "options": op("CORS preflight (PERSONA_CORS_ORIGINS)", {204: "preflight answer"}),
@@ -123,9 +148,12 @@ SPEC = {
     "components": {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
-                       "description": "a PERSONA_API_KEYS entry, or a JWT from the shop's identity provider (PERSONA_JWT_*: RS256/ES256 against a JWKS, or HS256); scopes ingest, read, admin"},
+                       "description": "a PERSONA_API_KEYS entry ('publishable' marks a "
+                                      "browser key), or a JWT from the shop's identity provider "
+                                      "(PERSONA_JWT_*); scopes ingest, read, admin"},
             "publishableKey": {"type": "apiKey", "in": "query", "name": "key",
-                               "description": "POST /v1/events only, ingest-only keys only"},
+                               "description": "POST /v1/events only, ingest-only keys only; "
+                                              "always treated as publishable"},
         },
         "schemas": {
             "Event": {"oneOf": [{"$ref": f"#/components/schemas/{t}"} for t in SHOP_TYPES]},
@@ -139,6 +167,11 @@ SPEC = {
                 "items": {"type": "array", "items": {"type": "object", "properties": {
                     "index": {"type": "integer"}, "reason": {"type": "string"},
                     "errors": {"type": "object"}}}}}},
+            "Refused": {"type": "object", "properties": {
+                "error": {"type": "string"}, "detail": {"type": "string"},
+                "allowed": {"type": "array", "items": {"type": "string"}},
+                "items": {"type": "array", "items": {"type": "object", "properties": {
+                    "index": {"type": "integer"}, "type": {"type": "string"}}}}}},
             "State": {**OBJ, "properties": {"customer_id": {"type": "string"},
                                             "as_of": {"type": "integer"}}},
         },

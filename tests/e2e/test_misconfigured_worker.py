@@ -33,6 +33,9 @@ def free_port() -> int:
     ({"PERSONA_WEBHOOKS": '[{"id": "crm"}]'}, "PERSONA_WEBHOOKS[0]"),
     ({"PERSONA_TLS_CERT": "/nonexistent/cert.pem"}, "PERSONA_TLS_CERT"),
     ({"PERSONA_BATCH_MAX": "lots"}, "PERSONA_BATCH_MAX"),
+    ({"PERSONA_PUBLISHABLE_TYPES": "purchase,teleport"}, "PERSONA_PUBLISHABLE_TYPES"),
+    ({"PERSONA_IDENTITY_SECRET": "too-short"}, "PERSONA_IDENTITY_SECRET"),
+    ({"PERSONA_API_KEYS": "pk:publishable|admin"}, "PERSONA_API_KEYS"),
 ])
 def test_worker_exits_at_start_with_one_line_naming_the_variable(tmp_path, env, variable):
     port = free_port()

@@ -325,8 +325,9 @@ class FakeView:
         return status, body
 
 
-class FakeRequest:
+class FakeRequest(dict):  # aiohttp's Request is a MutableMapping too (web.auth stores scopes)
     def __init__(self, authorization=None, query=None):
+        super().__init__()
         self.headers = {"Authorization": authorization} if authorization else {}
         self.query = query or {}
 

@@ -1,8 +1,15 @@
 /* Persona browser SDK: plain JavaScript, no build step.
  *
- *   persona.init({endpoint: "https://persona.example.com", key: "<ingest-only key>"});
- *   persona.identify("customer-42");          // optional; else an anonymous id is kept
+ *   persona.init({endpoint: "https://persona.example.com", key: "<publishable key>"});
+ *   persona.identify("customer-42", {hash: "<from your backend>"});  // optional; else "anon-<uuid>"
  *   persona.track("product_view", {product_id: "p1", price: 9.5});
+ *
+ * Identity verification: when the server has an identity secret, events of a signed-in
+ * customer need hash = hex HMAC-SHA256(identity secret, customer id), computed by the
+ * shop's backend and written into the page; it goes with each request as ?identity_hash=.
+ * Every request carries events of one customer only (the queue is sent in runs of one
+ * customer id), as the server requires. Anonymous ids ("anon-" + uuid) need no hash.
+ * Purchases are sent by the shop's backend with a server key, not from here.
  *
  * Events are batched in memory and sent to POST {endpoint}/v1/events every
  * flushIntervalMs, when maxBatch events wait, and with navigator.sendBeacon when the
@@ -14,7 +21,7 @@
  */
 (function (global) {
   "use strict";
-  var cfg = null, queue = [], customerId = null, sessionId = null, timer = null;
+  var cfg = null, queue = [], customerId = null, sessionId = null, timer = null, hashes = {};
   var inflight = null, failures = 0, retryAt = 0;
   var stats = {queued: 0, sent: 0, dropped: 0, failures: 0};
 
@@ -41,8 +48,15 @@
       return v;
     } catch (e) { return make(); }
   }
-  function url() {
-    return cfg.endpoint.replace(/\/+$/, "") + "/v1/events?key=" + encodeURIComponent(cfg.key);
+  function url(cid) {
+    var u = cfg.endpoint.replace(/\/+$/, "") + "/v1/events?key=" + encodeURIComponent(cfg.key);
+    return hashes[cid] ? u + "&identity_hash=" + encodeURIComponent(hashes[cid]) : u;
+  }
+  /* The next batch: the leading run of one customer's events, at most maxBatch. */
+  function nextBatch() {
+    var n = 0;
+    while (n < queue.length && n < cfg.maxBatch && queue[n].customer_id === queue[0].customer_id) n++;
+    return queue.slice(0, n);
   }
 
   function init(options) {
@@ -55,6 +69,10 @@
     };
     customerId = customerId || stored("localStorage", "persona.customer_id",
                                       function () { return "anon-" + uuid(); });
+    try {
+      var h = global.localStorage.getItem("persona.identity_hash");
+      if (h && !hashes[customerId]) hashes[customerId] = h;
+    } catch (e) { /* private mode */ }
     sessionId = stored("sessionStorage", "persona.session_id", uuid);
     if (timer) clearInterval(timer);
     timer = setInterval(guard(flush), cfg.flushIntervalMs);
@@ -66,10 +84,17 @@
     }
   }
 
-  function identify(id) {
+  /* identify(id, {hash}): hash is what the shop's backend computed for this id. */
+  function identify(id, options) {
     if (!id) return;
     customerId = String(id);
-    try { global.localStorage.setItem("persona.customer_id", customerId); } catch (e) { /* private mode */ }
+    var hash = options && options.hash ? String(options.hash) : null;
+    if (hash) hashes[customerId] = hash; else delete hashes[customerId];
+    try {
+      global.localStorage.setItem("persona.customer_id", customerId);
+      if (hash) global.localStorage.setItem("persona.identity_hash", hash);
+      else global.localStorage.removeItem("persona.identity_hash");
+    } catch (e) { /* private mode */ }
   }
 
   function track(type, fields) {
@@ -91,20 +116,24 @@
     retryAt = Date.now() + wait / 2 + Math.random() * wait / 2;
   }
 
-  /* Send what waits; resolves when done (never rejects). */
+  /* Send what waits, one request per run of one customer's events; resolves when done
+   * or after a failure (then retried with backoff); never rejects. */
   function flush() {
     if (!cfg || inflight) return inflight || Promise.resolve();
     if (!queue.length || Date.now() < retryAt || typeof fetch !== "function") return Promise.resolve();
-    var batch = queue.splice(0, cfg.maxBatch), body = JSON.stringify(batch);
-    inflight = fetch(url(), {
+    var batch = nextBatch(), body = JSON.stringify(batch), more = false;
+    queue.splice(0, batch.length);
+    inflight = fetch(url(batch[0].customer_id), {
       method: "POST", body: body, headers: {"Content-Type": "text/plain"},
       credentials: "omit", keepalive: body.length < 60000
     }).then(function (r) {
-      if (r.status === 202) { failures = 0; retryAt = 0; stats.sent += batch.length; }
+      if (r.status === 202) { failures = 0; retryAt = 0; stats.sent += batch.length; more = true; }
       else if (r.status >= 500 || r.status === 429 || r.status === 408) retryLater(batch);
-      else { stats.dropped += batch.length; warn("events rejected with " + r.status); }
+      else { stats.dropped += batch.length; more = true; warn("events rejected with " + r.status); }
     }, function (err) { retryLater(batch); warn("send failed", err); })
-      .then(function () { inflight = null; }, function () { inflight = null; });
+      .then(function () {  // then the next customer's run, if any waits
+        inflight = null; return more && queue.length ? flush() : undefined;
+      }, function () { inflight = null; });
     return inflight;
   }
 
@@ -113,9 +142,9 @@
     if (!cfg || !queue.length) return;
     var nav = global.navigator;
     while (queue.length) {
-      var batch = queue.slice(0, cfg.maxBatch);
+      var batch = nextBatch();
       var ok = nav && nav.sendBeacon &&
-        nav.sendBeacon(url(), new Blob([JSON.stringify(batch)], {type: "text/plain"}));
+        nav.sendBeacon(url(batch[0].customer_id), new Blob([JSON.stringify(batch)], {type: "text/plain"}));
       if (!ok) return;  // stays queued; the next flush or page load retries
       queue.splice(0, batch.length); stats.sent += batch.length;
     }
@@ -125,6 +154,7 @@
     init: guard(init), identify: guard(identify), track: guard(track),
     flush: function () { try { return flush(); } catch (e) { warn("error", e); return Promise.resolve(); } },
     customerId: function () { return customerId; },
+    sessionId: function () { return sessionId; },
     stats: function () { return {queued: stats.queued, sent: stats.sent, dropped: stats.dropped,
                                  failures: stats.failures, pending: queue.length}; }
   };
