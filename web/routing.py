@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 import aiohttp
 from faust.exceptions import ConsumerNotStarted
@@ -21,7 +22,7 @@ from yarl import URL
 
 from app.kafka.internals import fully_restored, owner_url
 from app.main import app
-from app.settings import peer_ssl, settings
+from app.settings import settings
 from app.topics import partition_of
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ FORWARD_TIMEOUT_S = 5.0
 FORWARD_REQUEST_HEADERS = ("Authorization", "If-None-Match")
 FORWARD_RESPONSE_HEADERS = ("Retry-After", "ETag", "Cache-Control")
 # Workers verify each other's certificate against PERSONA_TLS_CA when TLS is on.
-PEER_SSL = peer_ssl(settings)
+# What workers pass as ``ssl=`` when forwarding to each other (own CA for self-signed setups).
+PEER_SSL = ssl.create_default_context(cafile=settings.tls_ca) if settings.tls_ca else True
 
 
 def unavailable(view, detail: str):
