@@ -2,13 +2,14 @@
 
 Parsed once at start by ``app.settings``; ``web.auth`` checks requests against the result.
 A key may be given as ``sha256:<hex digest>`` so the plain key never sits in the
-environment; only digests are kept in memory. ``admin`` implies every scope.
+environment; only digests are kept in memory. ``admin`` implies every scope; ``metrics``
+only opens ``GET /metrics`` (give Prometheus its own key).
 """
 from __future__ import annotations
 
 import hashlib
 
-SCOPES = ("ingest", "read", "admin")
+SCOPES = ("ingest", "read", "admin", "metrics")
 
 
 def digest(key: str) -> bytes:

@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import metrics
+from app.apikeys import parse_keys
+from app.jwt_auth import map_scopes
 from app.rules.events import SHOP_TYPES, InvalidEvent, parse
 
 BAD = [b'{"type": "product_view", "customer_id": "x", "ts": 1', b"[1, 2]",
@@ -135,4 +137,10 @@ def test_exposition_parses_and_names_are_persona_or_process():
             "persona_http_request_seconds", "persona_consumer_lag", "persona_ready",
             "persona_changelog_records", "persona_webhooks"} <= names
     assert all(n.startswith(("persona_", "process_")) for n in names), names
+
+
+def test_the_metrics_scope_for_keys_and_tokens():
+    keys = parse_keys("prom:metrics,ops:admin|read")
+    assert keys[0][1] == {"metrics"}
+    assert map_scopes({"scope": "read metrics other"}) == {"read", "metrics"}
 
