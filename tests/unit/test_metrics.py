@@ -144,3 +144,15 @@ def test_the_metrics_scope_for_keys_and_tokens():
     assert keys[0][1] == {"metrics"}
     assert map_scopes({"scope": "read metrics other"}) == {"read", "metrics"}
 
+
+def test_lag_per_assigned_partition_of_the_consumed_topics():
+    from faust.types import TP
+
+    from web.metrics import LAG_TOPICS, lag_samples
+
+    assert LAG_TOPICS == {"events", "webhook-deliveries"}
+    high = {TP("events", 0): 10, TP("events", 1): None, TP("webhook-deliveries", 2): 5,
+            TP("persona-profiles-changelog", 0): 99}
+    consumer = SimpleNamespace(assignment=lambda: set(high), highwater=high.get)
+    committed = {TP("events", 0): 4, TP("persona-profiles-changelog", 0): 1}.get
+    assert lag_samples(consumer, committed) == [("events", 0, 6), ("webhook-deliveries", 2, 5)]
