@@ -117,7 +117,7 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list) -> bool:
             p.session, p.dirty_session = new_session, True
         return False
     new_session = session_state.apply_to_session(p.session, ev, idle_ms)
-    new_profile = profile_state.apply_to_profile(p.profile, ev, new_session)
+    new_profile = profile_state.apply_to_profile(p.profile, ev, new_session, idle_ms)
     if SUBSCRIPTIONS:
         fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
         outbox.extend(outbox_requests(ev, fired))
