@@ -156,3 +156,29 @@ def test_lag_per_assigned_partition_of_the_consumed_topics():
     consumer = SimpleNamespace(assignment=lambda: set(high), highwater=high.get)
     committed = {TP("events", 0): 4, TP("persona-profiles-changelog", 0): 1}.get
     assert lag_samples(consumer, committed) == [("events", 0, 6), ("webhook-deliveries", 2, 5)]
+
+
+def test_the_sensor_counts_requests_by_template_routing_and_status():
+    from web.metrics import PersonaSensor
+    from web.routing import ROUTING
+
+    route = SimpleNamespace(resource=SimpleNamespace(canonical="/v1/customers/{customer_id}"))
+
+    class Request(dict):
+        method = "DELETE"
+        match_info = SimpleNamespace(route=route)
+
+    def count(status, routing):
+        return value("persona_http_requests_total", route=route.resource.canonical,
+                     method="DELETE", status=status, routing=routing)
+
+    sensor, request = PersonaSensor(), Request()
+    before = (count("202", "local"), count("500", "forwarded"))
+    sensor.on_web_request_end(None, request, SimpleNamespace(status=202),
+                              sensor.on_web_request_start(None, request))
+    request[ROUTING] = "forwarded"
+    sensor.on_web_request_end(None, request, None, sensor.on_web_request_start(None, request))
+    assert (count("202", "local"), count("500", "forwarded")) == (before[0] + 1, before[1] + 1)
+    rebalances = value("persona_rebalances_total")
+    assert sensor.on_rebalance_start(None) == {}
+    assert value("persona_rebalances_total") == rebalances + 1
