@@ -15,6 +15,7 @@ view and rebalance):
 """
 from __future__ import annotations
 
+import logging
 import time
 
 from faust import Sensor
@@ -29,6 +30,7 @@ from app.topics import events_topic, webhook_deliveries
 from web.auth import require
 from web.routing import ROUTING, worker_ready
 
+log = logging.getLogger(__name__)
 #: The classic text format every Prometheus version reads (all names here are legacy-valid,
 #: so the body is the same as prometheus-client's newer 1.0.0 format).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -55,6 +57,9 @@ def worker_state() -> dict:
     try:
         lag = lag_samples(app.consumer, lambda tp: committed_offset(app, tp))
     except ConsumerNotStarted:
+        lag = []
+    except Exception:  # e.g. aiokafka's assignment changing under a rebalance: no 500
+        log.debug("consumer lag not available now", exc_info=True)
         lag = []
     return {"ready": worker_ready(),
             "recovery_remaining": app.tables.recovery.active_remaining_total(),

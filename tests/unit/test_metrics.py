@@ -182,3 +182,16 @@ def test_the_sensor_counts_requests_by_template_routing_and_status():
     rebalances = value("persona_rebalances_total")
     assert sensor.on_rebalance_start(None) == {}
     assert value("persona_rebalances_total") == rebalances + 1
+
+
+def test_worker_state_never_fails_a_scrape(monkeypatch):
+    import web.metrics as web_metrics
+
+    state = web_metrics.worker_state()  # no consumer started in this process
+    assert state["lag"] == [] and state["ready"] is False
+
+    def broken(*args):
+        raise AssertionError("Partition is not assigned")  # aiokafka during a rebalance
+
+    monkeypatch.setattr(web_metrics, "lag_samples", broken)
+    assert web_metrics.worker_state()["lag"] == []
