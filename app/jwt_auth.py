@@ -20,7 +20,7 @@ contain one of PERSONA_JWT_AUDIENCE when those are set (PyJWT refuses a token wi
 separated) and ``scp`` (list or space separated string). With PERSONA_JWT_SCOPE_PREFIX
 (e.g. ``persona:``) only scopes with that prefix count, prefix removed
 (``persona:read`` -> ``read``); without it the names are taken as they are. Names that
-are not Persona scopes (``ingest``, ``read``, ``admin``) are ignored.
+are not Persona scopes (``ingest``, ``read``, ``admin``, ``metrics``) are ignored.
 
 The JWKS is cached; it is loaded again (file read in a thread, URL fetched with aiohttp:
 never blocking the event loop) when a token names an unknown ``kid`` or the cache is
@@ -44,7 +44,7 @@ from jwt import PyJWK
 
 log = logging.getLogger(__name__)
 
-PERSONA_SCOPES = ("ingest", "read", "admin")  # same as app.apikeys.SCOPES
+PERSONA_SCOPES = ("ingest", "read", "admin", "metrics")  # same as app.apikeys.SCOPES
 #: A token is three base64url parts; a bearer that looks like this goes to the verifier.
 JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 MAX_TOKEN_BYTES = 8192

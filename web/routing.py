@@ -27,6 +27,10 @@ from app.topics import partition_of
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Persona-Forwarded"
+#: Request key with how a read was routed, for the HTTP metrics (``web.metrics``):
+#: ``local``, ``forwarded`` (sent on to the owner), ``for_peer`` (answered for a
+#: forwarding peer); unset (views that are not routed): ``local``.
+ROUTING = "persona.routing"
 RETRY_AFTER_S = 1
 FORWARD_TIMEOUT_S = 5.0
 #: What a forwarded read carries to the owner, and what the owner's answer carries back.
@@ -106,9 +110,11 @@ async def routed(view, request, table, key: str, answer):
             return unavailable(view, "partition assignment not known yet")
         url, tp = owner
         if _is_self(url) or request.headers.get(FORWARDED):
+            request[ROUTING] = "for_peer" if request.headers.get(FORWARDED) else "local"
             if not serving(tp):
                 return unavailable(view, "partition is being restored or moved")
             return answer()
+        request[ROUTING] = "forwarded"
         try:
             return await _forward(view, request, url)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
