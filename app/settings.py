@@ -19,7 +19,7 @@ from typing import Mapping
 from app.apikeys import parse_keys
 from app.failpoints import POINTS
 from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
-from app.jwt_auth import jwt_config
+from app.jwt_config import jwt_config
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
