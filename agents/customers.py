@@ -22,10 +22,12 @@ import asyncio
 import base64
 import logging
 import time
+from collections import Counter
 
 import orjson
 
 from agents.writeback import KEEP, WriteBack
+from app import metrics
 from app.main import app
 from app.rules import profile_state, session_state, triggers
 from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
@@ -110,28 +112,29 @@ def applied_before(doc, message) -> bool:
     return pos is not None and pos[0] == message.partition and message.offset <= pos[1]
 
 
-def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) -> None:
+def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) -> bool:
     """Apply one valid event to a customer's pending state (pure rules + triggers).
 
-    ``message`` (the Kafka record) tells a redelivery by position (``POS``)."""
+    ``message`` (the Kafka record) tells a redelivery by position (``POS``). True if the
+    event was a redelivery (by position or by its id in the profile): a no-op."""
     cid = ev["customer_id"]
     if ev["type"] == ERASE:
         if SUBSCRIPTIONS:  # cancels this customer's pending deliveries (agents/webhooks.py)
             outbox.append(formats.erase_marker(cid, int(time.time() * 1000)))
         p.session = p.profile = None
         p.erased, p.dirty_session, p.dirty_profile = True, False, False
-        return
+        return False
     if ev["type"] == SESSION_TIMEOUT:  # from the abandoned-cart scan; never touches the profile
         new_session, fired = triggers.on_session_timeout(p.session, ev, idle_ms)
         outbox.extend(outbox_requests(ev, fired))
         if new_session is not p.session:
             p.session, p.dirty_session = new_session, True
-        return
+        return False
     seen_s = message is not None and applied_before(p.session, message)
     seen_p = message is not None and applied_before(p.profile, message)
     new_session = p.session if seen_s else session_state.apply_to_session(p.session, ev, idle_ms)
     new_profile = p.profile if seen_p else profile_state.apply_to_profile(p.profile, ev,
-                                                                          new_session)
+                                                                          new_session, idle_ms)
     if SUBSCRIPTIONS:
         fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
         outbox.extend(outbox_requests(ev, fired))
@@ -144,6 +147,7 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
         p.session, p.dirty_session = new_session, True
     if new_profile is not p.profile or (redelivered and new_profile is not None):
         p.profile, p.dirty_profile = new_profile, True
+    return redelivered
 
 
 def outbox_requests(ev: dict, fired: list) -> list:
@@ -173,8 +177,11 @@ YIELD_EVERY = 25
 
 
 async def process_batch(batch, idle_ms: int) -> None:
+    started = time.perf_counter()
     pending: dict[str, Pending] = {}
     outbox: list = []
+    outcomes: list = []  # (outcome, type, reason) per event, counted once per batch
+    stamps: list = []  # Kafka record timestamps of the events that reached the state
     for i, event in enumerate(batch):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
             await asyncio.sleep(0)
@@ -184,22 +191,40 @@ async def process_batch(batch, idle_ms: int) -> None:
             if misrouted(event.message, cid):
                 # Re-key: the copy lands in the customer's partition and is processed there.
                 await events_topic.send(key=cid.encode(), value=event.value)
+                outcomes.append((metrics.REKEYED, ev["type"], ""))
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
-            apply_event(p, ev, idle_ms, outbox, event.message)
+            duplicate = apply_event(p, ev, idle_ms, outbox, event.message)
             p.event = event
+            outcomes.append((metrics.DUPLICATE if duplicate else metrics.APPLIED, ev["type"], ""))
+            stamps.append(event.message.timestamp)
         except InvalidEvent as exc:
             await dead_letter(event, exc.reason, exc.errors)
+            outcomes.append(dead_lettered(exc.reason))
         except Exception as exc:  # a bug must not stall the partition: park the event
             log.exception("processing failed; dead-lettering the event")
             await dead_letter(event, "processing failed", {"_error": [repr(exc)]})
+            outcomes.append(dead_lettered("processing failed"))
     # Webhooks first: once the broker has them, a crash before the table writes only
     # redelivers the events, which fire the same triggers again (same webhook-id).
     await to_outbox(outbox)
     for cid, p in pending.items():  # no await: the batch enters the overlays at once
         if p.event is not None:
             state.put(cid, decided(p), p.event)
-    state.add_events(batch)  # acked once the next flush has made their states durable
+    state.add_events(batch, stamps)  # acked once the next flush has made them durable
+    record_batch(outcomes, stamps, len(batch), started)
+
+
+def dead_lettered(reason: str) -> tuple:
+    return metrics.DEAD_LETTERED, metrics.dead_letter_type(reason), metrics.dlq_reason(reason)
+
+
+def record_batch(outcomes: list, stamps: list, size: int, started: float) -> None:
+    """Per batch, not per event: one increment per label set, one histogram pass."""
+    metrics.count_events(Counter(outcomes))
+    metrics.FRESHNESS.observe_ages(stamps, "readable")
+    metrics.BATCH_SIZE.observe(size)
+    metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
 
 FLUSH_TICK_S = 0.05

@@ -31,6 +31,7 @@ from collections import OrderedDict
 import aiohttp
 import orjson
 
+from app import metrics
 from app.main import app
 from app.rules import triggers
 from app.settings import settings
@@ -111,11 +112,17 @@ async def park(record: dict, error: str, status, attempts: int) -> None:
     await produce(webhooks_dlq, key, formats.dlq_entry(record, error, status, attempts, now_ms()))
 
 
+def outcome(record: dict, what: str, attempts: int = 0) -> None:
+    metrics.webhook_done(metrics.subscription(record.get("subscription_id"), SUBSCRIPTIONS),
+                         what, attempts, record.get("created_at"))
+
+
 async def deliver_one(record: dict) -> None:
     attempts = record.get("attempts", 0)
     sub = SUBSCRIPTIONS.get(record["subscription_id"])
     if sub is None:
-        return await park(record, "unknown subscription (not configured)", None, attempts)
+        await park(record, "unknown subscription (not configured)", None, attempts)
+        return outcome(record, "dead_lettered", attempts)
     wake_at = record.get("not_before", 0) / 1000
     while True:
         try:
@@ -123,24 +130,27 @@ async def deliver_one(record: dict) -> None:
                 await interruptible(asyncio.sleep(wake_at - time.time()))
             if erased(record):
                 log.info("webhook %s dropped: customer erased", record["webhook_id"])
-                return
+                return outcome(record, "cancelled_erased")
             status, error, retry_after = await interruptible(post(sub, record))
         except Interrupted:
             log.info("webhook %s handed back to the outbox (rebalance/shutdown)",
                      record["webhook_id"])
             again = {**record, "attempts": attempts, "not_before": int(wake_at * 1000)}
-            return await produce(webhook_deliveries, record["customer_id"].encode(),
-                                 orjson.dumps(again))
+            await produce(webhook_deliveries, record["customer_id"].encode(),
+                          orjson.dumps(again))
+            return outcome(record, "handed_back")
         attempts += 1
-        outcome = policy.classify(status)
-        if outcome == policy.OK:
+        result = policy.classify(status)
+        if result == policy.OK:
             log.info("webhook %s delivered to %s (attempt %d)", record["webhook_id"], sub.id,
                      attempts)
-            return
-        if outcome == policy.GIVE_UP or attempts >= settings.webhook_max_attempts:
+            return outcome(record, "delivered", attempts)
+        if result == policy.GIVE_UP or attempts >= settings.webhook_max_attempts:
             if status == 410:
                 log.warning("subscription %s answered 410 Gone: permanent failure", sub.id)
-            return await park(record, error, status, attempts)
+            await park(record, error, status, attempts)
+            return outcome(record, "dead_lettered", attempts)
+        outcome(record, "retried")
         delay = policy.retry_after_s(retry_after, settings.webhook_backoff_max_s) \
             if status == 429 else None
         if delay is None:
@@ -167,6 +177,7 @@ async def deliver(stream):
             except orjson.JSONDecodeError:
                 record = {"raw": event.value.decode("utf-8", "replace")}
             await park(record, f"processing failed: {exc!r}", None, record.get("attempts", 0))
+            outcome(record, "dead_lettered")
 
 
 @app.timer(interval=settings.abandon_check_s)

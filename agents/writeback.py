@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from app import failpoints
+from app import failpoints, metrics
 from app.kafka import fastpath
 from app.kafka.internals import as_current_event, drain_producer, hold, release
 from tables.documents import encode, overlay_of
@@ -47,6 +47,7 @@ class WriteBack:
         self.layers = [overlay_of(table) for table in self.tables]
         self.last_event: dict = {}  # key -> its latest event (changelog partition)
         self.held: list = []  # events whose offsets wait for the flush
+        self.stamps: list = []  # Kafka timestamps of the held events that changed state
         self.since = None  # monotonic time of the oldest unflushed change
         self.lock = asyncio.Lock()
 
@@ -57,10 +58,13 @@ class WriteBack:
                 newest[key] = value
         self.last_event[key] = event
 
-    def add_events(self, events) -> None:
-        """Hold ``events`` (their states are in the overlays) until the next flush."""
+    def add_events(self, events, stamps=()) -> None:
+        """Hold ``events`` (their states are in the overlays) until the next flush;
+        ``stamps``: Kafka timestamps observed as freshness (durable) once flushed."""
         hold(events)
         self.held.extend(events)
+        self.stamps.extend(stamps)
+        metrics.PENDING.set(len(self.held))
         if self.since is None:
             self.since = time.monotonic()
 
@@ -71,6 +75,7 @@ class WriteBack:
                 values.clear()
         self.last_event.clear()
         self.held.clear()
+        self.stamps.clear()
         self.since = None
 
     def due(self) -> bool:
@@ -87,7 +92,9 @@ class WriteBack:
     async def flush(self) -> int:
         """Write every waiting value, make the changelog durable, release the events."""
         async with self.lock:
+            started = time.perf_counter()
             held, self.held = self.held, []
+            stamps, self.stamps = self.stamps, []
             events, self.last_event = self.last_event, {}
             self.since = None
             for newest, flushing in self.layers:  # no await: one step for readers
@@ -100,6 +107,9 @@ class WriteBack:
             await changelog_durable(self.app)
             failpoints.hit("flush.after_changelog")
             release(self.app, held)
+            metrics.PENDING.set(len(self.held))
+            metrics.FRESHNESS.observe_ages(stamps, "durable")
+            metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
             return written
 
     def bulk(self) -> bool:
@@ -117,6 +127,8 @@ class WriteBack:
             flushing.clear()
         await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)
                                for table, recs in zip(self.tables, records, strict=True)))
+        for table, recs in zip(self.tables, records, strict=True):
+            metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(recs))
         return sum(map(len, records))
 
     async def write_each(self, events: dict) -> int:
@@ -129,6 +141,7 @@ class WriteBack:
                 written += 1
                 if written % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
+            metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(flushing))
         for _, flushing in self.layers:  # no await: both tables at once
             flushing.clear()
         return written

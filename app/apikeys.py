@@ -2,18 +2,19 @@
 
 Parsed once at start by ``app.settings``; ``web.auth`` checks requests against the result.
 A key may be given as ``sha256:<hex digest>`` so the plain key never sits in the
-environment; only digests are kept in memory. ``admin`` implies every scope.
+environment; only digests are kept in memory. ``admin`` implies every scope; ``metrics``
+only opens ``GET /metrics`` (give Prometheus its own key).
 
 ``publishable`` marks a browser key (README "Browser identity"): ``<key>:publishable`` (or
 ``<key>:ingest|publishable``) is an ingest key restricted by ``app.identity`` wherever it is
-sent; it cannot be combined with ``read`` or ``admin``. Every other key is a server key,
+sent; it cannot be combined with any other scope. Every other key is a server key,
 except that any key sent as ``?key=`` (only ingest-only keys may be) counts as publishable.
 """
 from __future__ import annotations
 
 import hashlib
 
-SCOPES = ("ingest", "read", "admin")
+SCOPES = ("ingest", "read", "admin", "metrics")
 PUBLISHABLE = "publishable"
 
 

@@ -19,7 +19,7 @@ from typing import Mapping
 from app.apikeys import parse_keys
 from app.failpoints import POINTS
 from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
-from app.jwt_auth import jwt_config
+from app.jwt_config import jwt_config
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
@@ -238,44 +238,6 @@ def load_or_exit(env: Mapping[str, str] | None = None) -> Settings:
     except ConfigError as exc:
         print(f"persona: invalid setting: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-
-
-def peer_ssl(s: Settings):
-    """What workers pass as ``ssl=`` when forwarding to each other."""
-    return ssl.create_default_context(cafile=s.tls_ca) if s.tls_ca else True
-
-
-def faust_options(s: Settings) -> dict:
-    """Faust ``App`` keyword arguments derived from Persona's settings."""
-    opts = dict(
-        broker=s.broker_url,
-        store=s.store,
-        topic_partitions=s.partitions,
-        web_host=s.web_host,
-        web_port=s.web_port,
-        datadir=s.data_dir,
-        table_standby_replicas=s.standby_replicas,
-        # Faust's default views dump tables and cluster internals without auth.
-        web_router_enabled=False,
-        web_tables_enabled=False,
-        web_graph_enabled=False,
-        web_stats_enabled=False,
-        web_metrics_enabled=False,
-    )
-    if s.tls_cert:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(s.tls_cert, s.tls_key or None)
-        opts.update(web_ssl_context=ctx, canonical_url=f"https://{s.web_host}:{s.web_port}")
-    # Let the producer batch changelog records (bench: -26% worker CPU/event). On the
-    # bundled broker this needs app.kafka.broker_compat (true end offsets for restores).
-    opts.update(producer_linger=0.005)
-    if s.local_broker_compat:
-        opts.update(
-            broker_rebalance_timeout=10.0,
-            broker_session_timeout=10.0,
-            broker_heartbeat_interval=1.0,
-        )
-    return opts
 
 
 settings = load_or_exit()

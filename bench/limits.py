@@ -31,7 +31,7 @@ def _apply_all(events: list[dict], idle_ms: int, encode: bool) -> tuple[float, d
         old_s = sessions.get(cid)
         s = session_state.apply_to_session(old_s, ev, idle_ms)
         old_p = profiles.get(cid)
-        p = profile_state.apply_to_profile(old_p, ev, s)
+        p = profile_state.apply_to_profile(old_p, ev, s, idle_ms)
         if encode:
             changed.append((cid, s is not old_s, p is not old_p))
         if s is not old_s:

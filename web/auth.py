@@ -1,4 +1,5 @@
-"""Request authentication: API keys or JWT bearers with scopes (``ingest``, ``read``, ``admin``).
+"""Request authentication: API keys or JWT bearers with scopes (``ingest``, ``read``, ``admin``,
+``metrics``).
 
 The keys are parsed once at start by ``app.settings`` (``PERSONA_API_KEYS`` and
 ``PERSONA_API_KEYS_FILE``, format in ``app.apikeys``); every check compares digests in

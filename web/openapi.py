@@ -118,6 +118,11 @@ SPEC = {
         "/health": {"get": op("Liveness", {200: "alive"})},
         "/ready": {"get": op("Readiness (recovery done)", {200: "ready", 503: "recovering"})},
         "/openapi.json": {"get": op("This document", {200: "OpenAPI 3 JSON"})},
+        "/metrics": {"get": op(
+            "Prometheus metrics of this worker (scope: metrics)",
+            {200: {"description": "Prometheus text exposition format 0.0.4",
+                   "content": {"text/plain": {"schema": {"type": "string"}}}},
+             **AUTH_ERRORS}, BEARER, description="scope: metrics (admin implies it)")},
         "/sdk/persona.js": {"get": op("Browser SDK", {200: "JavaScript"})},
         "/demo/shop": {"get": op("Demo shop page using the SDK",
                                  {200: "HTML", 404: "demo disabled (PERSONA_DEMO_KEY unset)"},
@@ -150,7 +155,7 @@ SPEC = {
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "a PERSONA_API_KEYS entry ('publishable' marks a "
                                       "browser key), or a JWT from the shop's identity provider "
-                                      "(PERSONA_JWT_*); scopes ingest, read, admin"},
+                                      "(PERSONA_JWT_*); scopes ingest, read, admin, metrics"},
             "publishableKey": {"type": "apiKey", "in": "query", "name": "key",
                                "description": "POST /v1/events only, ingest-only keys only; "
                                               "always treated as publishable"},

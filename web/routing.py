@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 import aiohttp
 from faust.exceptions import ConsumerNotStarted
@@ -21,18 +22,23 @@ from yarl import URL
 
 from app.kafka.internals import fully_restored, owner_url
 from app.main import app
-from app.settings import peer_ssl, settings
+from app.settings import settings
 from app.topics import partition_of
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Persona-Forwarded"
+#: Request key with how a read was routed, for the HTTP metrics (``web.metrics``):
+#: ``local``, ``forwarded`` (sent on to the owner), ``for_peer`` (answered for a
+#: forwarding peer); unset (views that are not routed): ``local``.
+ROUTING = "persona.routing"
 RETRY_AFTER_S = 1
 FORWARD_TIMEOUT_S = 5.0
 #: What a forwarded read carries to the owner, and what the owner's answer carries back.
 FORWARD_REQUEST_HEADERS = ("Authorization", "If-None-Match")
 FORWARD_RESPONSE_HEADERS = ("Retry-After", "ETag", "Cache-Control")
 # Workers verify each other's certificate against PERSONA_TLS_CA when TLS is on.
-PEER_SSL = peer_ssl(settings)
+# What workers pass as ``ssl=`` when forwarding to each other (own CA for self-signed setups).
+PEER_SSL = ssl.create_default_context(cafile=settings.tls_ca) if settings.tls_ca else True
 
 
 def unavailable(view, detail: str):
@@ -104,9 +110,11 @@ async def routed(view, request, table, key: str, answer):
             return unavailable(view, "partition assignment not known yet")
         url, tp = owner
         if _is_self(url) or request.headers.get(FORWARDED):
+            request[ROUTING] = "for_peer" if request.headers.get(FORWARDED) else "local"
             if not serving(tp):
                 return unavailable(view, "partition is being restored or moved")
             return answer()
+        request[ROUTING] = "forwarded"
         try:
             return await _forward(view, request, url)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:

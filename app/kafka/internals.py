@@ -89,3 +89,10 @@ def fully_restored(app, tp: TP) -> bool:
     recovery = app.tables.recovery
     highwater, offset = recovery.active_highwaters.get(tp), recovery.active_offsets.get(tp)
     return highwater is None or offset is None or highwater - offset <= 0
+
+
+def committed_offset(app, tp: TP) -> Optional[int]:
+    """The offset this worker last committed (or found committed at assignment) for
+    ``tp``, None if none: Faust keeps it in the consumer's private map and has no
+    public getter for it."""
+    return app.consumer._committed_offset.get(tp)  # a defaultdict: .get adds no entry

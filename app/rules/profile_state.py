@@ -11,12 +11,14 @@ session after the same event (from ``session_state.apply_to_session``).
   arrival order.
 - "Latest" values (last purchase, last payment choice) carry [ts, event_id]; an
   older event never overwrites a newer one.
+- KPIs (engagement time, purchase frequency, recency, lifetime value): ``app.rules.kpis``;
+  the first purchase time is a minimum, the activity spans a function of the event times.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from app.rules import session_state
+from app.rules import kpis, session_state
 from app.rules.session_state import newer, stamp
 
 MAX_IDS = 256
@@ -25,6 +27,7 @@ MAX_ORDER_IDS = 200
 MAX_PRODUCTS = 500
 HALF_LIFE_MS = 14 * 24 * 3600 * 1000
 AFFINITY_WEIGHTS = {"product_view": 1.0, "cart_add": 3.0, "purchase": 5.0}
+DEFAULT_IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default; the agent passes the setting
 
 
 def new_profile(event: dict) -> dict:
@@ -48,6 +51,9 @@ def new_profile(event: dict) -> dict:
         "payments": {},
         "last_payment": None,
         "event_ids": [],
+        "activity": [],
+        "engagement_closed_ms": 0,
+        "first_purchase_at": None,
     }
 
 
@@ -123,7 +129,8 @@ def _payment_method(event: dict) -> Optional[str]:
     return None
 
 
-def apply_to_profile(profile: Optional[dict], event: dict, session: dict) -> dict:
+def apply_to_profile(profile: Optional[dict], event: dict, session: dict,
+                     idle_ms: int = DEFAULT_IDLE_MS) -> dict:
     if profile is not None and event["event_id"] in profile["event_ids"]:
         return profile
     base = profile if profile is not None else new_profile(event)
@@ -134,6 +141,8 @@ def apply_to_profile(profile: Optional[dict], event: dict, session: dict) -> dic
     new["last_seen"] = max(base["last_seen"], event["ts"])
     new["event_ids"] = (base["event_ids"] + [event["event_id"]])[-MAX_IDS:]
     new.update(_track_session(base, session))
+    new["activity"], new["engagement_closed_ms"] = kpis.add_activity(
+        base.get("activity") or [], base.get("engagement_closed_ms", 0), event["ts"], idle_ms)
     # Another event for an order already counted adds no affinity and no payment use.
     repeat_order = kind == "purchase" and event["order_id"] in base["order_ids"]
     # Every event moves the reference, with or without a category: order independent.
@@ -145,6 +154,8 @@ def apply_to_profile(profile: Optional[dict], event: dict, session: dict) -> dic
         new["views"] = session_state.bounded_by_ts(base["views"], view, MAX_VIEWS)
     elif kind == "purchase":
         new.update(_purchase(base, event))
+        first = base.get("first_purchase_at")
+        new["first_purchase_at"] = event["ts"] if first is None else min(first, event["ts"])
     method = None if repeat_order else _payment_method(event)
     if method:
         new["payments"] = {**base["payments"], method: base["payments"].get(method, 0) + 1}
@@ -194,5 +205,6 @@ def view(profile: dict) -> dict:
         "last_purchase": profile["last_purchase"],
         "preferred_payment_method": preferred_payment(profile),
         "payment_methods": profile["payments"],
+        "kpis": kpis.view(profile),
         "as_of": profile["last_seen"],
     }

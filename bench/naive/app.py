@@ -36,7 +36,7 @@ COMPAT = ENV.get("PERSONA_LOCAL_BROKER_COMPAT", "0") == "1"
 IDLE_MS = int(float(ENV.get("SESSION_IDLE_S", "1800")) * 1000)
 
 options = {}
-if COMPAT:  # the bundled broker's group timers (as app.settings.faust_options)
+if COMPAT:  # the bundled broker's group timers (as app.main.faust_options)
     options.update(broker_rebalance_timeout=10.0, broker_session_timeout=10.0,
                    broker_heartbeat_interval=1.0)
     from app.kafka import broker_compat

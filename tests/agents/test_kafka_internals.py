@@ -212,3 +212,15 @@ def test_hold_defers_the_final_ack_until_release():
     assert acked == [7] and out == [7]
     internals.release(fake, [event])  # a second release does nothing
     assert acked == [7]
+
+
+def test_committed_offset_reads_the_consumers_committed_map_without_adding_to_it():
+    consumer = app.consumer
+    committed = consumer._committed_offset
+    tp = TP("events", 5)
+    assert internals.committed_offset(app, tp) is None and tp not in committed
+    committed[tp] = 42  # what Consumer.commit (and the assignment's seek) store there
+    try:
+        assert internals.committed_offset(app, tp) == 42
+    finally:
+        committed.pop(tp, None)

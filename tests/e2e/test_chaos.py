@@ -63,7 +63,7 @@ def truths(events: list[dict]) -> tuple[dict, dict]:
         cid = ev["customer_id"]
         s, p = state.get(cid, (None, None))
         s = session_state.apply_to_session(s, ev, settings.session_idle_ms)
-        p = profile_state.apply_to_profile(p, ev, s)
+        p = profile_state.apply_to_profile(p, ev, s, settings.session_idle_ms)
         state[cid] = (s, p)
         seen.setdefault(cid, set()).add(orjson.dumps(profile_state.view(p), option=orjson.OPT_SORT_KEYS))
     return seen, {cid: profile_state.view(p) for cid, (_, p) in state.items()}

@@ -13,5 +13,6 @@ def fold(events: list[dict], idle_ms: int = settings.session_idle_ms) -> dict:
         ev = validate_dict(raw)
         session, profile = state.get(ev["customer_id"], (None, None))
         session = session_state.apply_to_session(session, ev, idle_ms)
-        state[ev["customer_id"]] = (session, profile_state.apply_to_profile(profile, ev, session))
+        state[ev["customer_id"]] = (session, profile_state.apply_to_profile(profile, ev, session,
+                                                                            idle_ms))
     return state

@@ -1,0 +1,226 @@
+"""Every Prometheus metric of a worker, on this process's own registry (``REGISTRY``).
+
+Definitions only: nothing here reads settings, the app or Faust, so importing it is cheap
+and side-effect free apart from creating the metrics. ``web/metrics.py`` serves
+``GET /metrics`` from ``REGISTRY`` and binds ``WORKER`` (lag, readiness) to the app; the
+agents count through the helpers below. ``REGISTRY`` is not prometheus-client's global
+default registry: it holds exactly Persona's metrics plus the ``process_*`` collector
+(CPU, memory, open files of this worker), no GC or platform collectors.
+
+Cost: the customers agent counts per batch (``count_events`` takes a ``Counter`` of label
+tuples and increments each series once) and observes freshness with ``BatchHistogram``,
+plain bucket counts (one ``bisect`` per event, no lock), exposed at scrape time.
+
+Labels are low-cardinality by construction: event types, reasons, subscription ids and
+routes are mapped onto fixed sets (``event_type``, ``dlq_reason``, ``subscription``,
+``route_template``); no customer id or event id is ever a label value.
+"""
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from itertools import accumulate
+from typing import Callable, Iterable, Optional
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+from app.rules.events import INTERNAL_TYPES, SHOP_TYPES
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+
+# -- label rules --------------------------------------------------------------------------
+KNOWN_TYPES = frozenset(SHOP_TYPES + INTERNAL_TYPES)
+KNOWN_REASONS = frozenset(
+    ["malformed JSON", "event is not a JSON object", "invalid envelope", "unsupported version",
+     "processing failed"] + [f"invalid {t} event" for t in KNOWN_TYPES])
+OTHER, UNKNOWN, UNMATCHED = "other", "unknown", "unmatched"
+APPLIED, DUPLICATE, DEAD_LETTERED, REKEYED = "applied", "duplicate", "dead_lettered", "rekeyed"
+
+
+def event_type(value) -> str:
+    """An event's type as a label: a known type or ``unknown`` (a dead-lettered event
+    whose type cannot be told), else ``other``."""
+    return value if value in KNOWN_TYPES or value == UNKNOWN else OTHER
+
+
+def dlq_reason(reason) -> str:
+    """A dead-letter reason as a label: one of the fixed reasons, else ``other``."""
+    return reason if reason in KNOWN_REASONS else OTHER
+
+
+def dead_letter_type(reason: str) -> str:
+    """The type of a dead-lettered event when its reason names one, else ``unknown``."""
+    if reason.startswith("invalid ") and reason.endswith(" event"):
+        found = reason[len("invalid "):-len(" event")]
+        if found in KNOWN_TYPES:
+            return found
+    return UNKNOWN
+
+
+def subscription(sub_id, configured) -> str:
+    """A webhook subscription id as a label: configured ids only, else ``unknown``."""
+    return sub_id if isinstance(sub_id, str) and sub_id in configured else UNKNOWN
+
+
+def route_template(request) -> str:
+    """The matched route's template (``/v1/customers/{customer_id}/profile``), never the
+    raw path; ``unmatched`` when no route matched."""
+    route = getattr(getattr(request, "match_info", None), "route", None)
+    resource = getattr(route, "resource", None)
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+# -- a histogram observed a batch at a time ---------------------------------------------
+class BatchHistogram:
+    """A Prometheus histogram kept as plain bucket counts, exposed when scraped.
+
+    ``observe_many`` costs one ``bisect`` and two additions per value: no lock, no
+    per-observation object (the process is one event loop; scrapes run on it too).
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Iterable[float],
+                 labelnames: tuple = (), registry: Optional[CollectorRegistry] = REGISTRY):
+        self.name, self.documentation = name, documentation
+        self.bounds = tuple(sorted(float(b) for b in buckets))
+        self.labelnames = tuple(labelnames)
+        self.series: dict = {}  # label values -> [counts per bucket (+Inf last), sum]
+        if registry is not None:
+            registry.register(self)
+
+    def _series(self, labels: tuple) -> list:
+        found = self.series.get(labels)
+        if found is None:
+            assert len(labels) == len(self.labelnames), (labels, self.labelnames)
+            found = self.series[labels] = [[0] * (len(self.bounds) + 1), 0.0]
+        return found
+
+    def observe_many(self, values: Iterable[float], *labels: str) -> None:
+        series = self._series(labels)
+        counts, bounds, total = series[0], self.bounds, 0.0
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1  # first bucket with le >= value
+            total += value
+        series[1] += total
+
+    def observe_ages(self, stamps: Iterable[float], *labels: str,
+                     now: Optional[float] = None) -> None:
+        """Observe ``now - stamp`` (seconds) for each epoch-seconds ``stamp`` (None: skipped)."""
+        now = time.time() if now is None else now
+        self.observe_many([now - s for s in stamps if s is not None], *labels)
+
+    def describe(self):
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self):
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        for labels, (counts, total) in list(self.series.items()):
+            family.add_metric(list(labels), list(zip(les, accumulate(counts), strict=True)), total)
+        yield family
+
+
+# -- worker state read at scrape time ---------------------------------------------------
+class WorkerState:
+    """Gauges read from the running worker when scraped (``read`` is bound by
+    ``web.metrics``): ``read()`` -> ``{"ready": bool, "recovery_remaining": int,
+    "lag": [(topic, partition, lag)]}``."""
+
+    def __init__(self, registry: Optional[CollectorRegistry] = REGISTRY):
+        self.read: Optional[Callable[[], dict]] = None
+        if registry is not None:
+            registry.register(self)
+
+    def describe(self):
+        return list(self._families({}))
+
+    def collect(self):
+        return self._families(self.read() if self.read is not None else {})
+
+    @staticmethod
+    def _families(state: dict):
+        ready = GaugeMetricFamily("persona_ready", "1 when recovery is done and no rebalance "
+                                  "runs (GET /ready answers 200), else 0")
+        remaining = GaugeMetricFamily("persona_recovery_remaining_records",
+                                      "changelog records still to restore for active partitions")
+        lag = GaugeMetricFamily("persona_consumer_lag", "per assigned partition of a consumed "
+                                "topic: high watermark - committed offset",
+                                labels=["topic", "partition"])
+        if state:
+            ready.add_metric([], 1.0 if state["ready"] else 0.0)
+            remaining.add_metric([], float(state["recovery_remaining"]))
+            for topic, partition, value in state["lag"]:
+                lag.add_metric([topic, str(partition)], float(value))
+        yield from (ready, remaining, lag)
+
+
+# -- the metrics --------------------------------------------------------------------------
+EVENTS = Counter("persona_events", "events taken by the customers agent, by outcome "
+                 "(applied, duplicate, dead_lettered, rekeyed), type and dead-letter reason",
+                 ["outcome", "type", "reason"], registry=REGISTRY)
+FRESHNESS = BatchHistogram(
+    "persona_event_freshness_seconds",
+    "Kafka record timestamp of an applied event -> its state is readable (stage=readable: "
+    "in the write-back, served by reads) or durable (stage=durable: RocksDB + changelog "
+    "acknowledged, offset committable)",
+    (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300, 900),
+    ("stage",))
+BATCH_SIZE = Histogram("persona_batch_events", "events per customers-agent batch",
+                       buckets=(1, 5, 10, 25, 50, 100, 200, 300, 400, 500, 1000),
+                       registry=REGISTRY)
+BATCH_SECONDS = Histogram("persona_batch_seconds", "wall time to process one batch",
+                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                          registry=REGISTRY)
+FLUSH_SECONDS = Histogram("persona_flush_seconds", "wall time of one write-back flush "
+                          "(store writes + changelog acknowledged)",
+                          buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                          registry=REGISTRY)
+CHANGELOG_RECORDS = Counter("persona_changelog_records", "changelog records sent by the "
+                            "write-back flush, per table", ["table"], registry=REGISTRY)
+PENDING = Gauge("persona_writeback_pending_events", "events applied in memory (readable) "
+                "whose offsets wait for the next flush", registry=REGISTRY)
+REBALANCES = Counter("persona_rebalances", "rebalances this worker took part in",
+                     registry=REGISTRY)
+WORKER = WorkerState()
+WEBHOOKS = Counter("persona_webhooks", "webhook requests by subscription and outcome "
+                   "(delivered, retried, dead_lettered, cancelled_erased, handed_back)",
+                   ["subscription", "outcome"], registry=REGISTRY)
+WEBHOOK_LATENCY = Histogram("persona_webhook_delivery_seconds", "request created (by the "
+                            "customers agent) -> delivered (2xx), retries included",
+                            ["subscription"], registry=REGISTRY,
+                            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
+WEBHOOK_ATTEMPTS = Histogram("persona_webhook_attempts", "attempts a request took until "
+                             "delivered or dead-lettered", ["subscription"],
+                             buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20), registry=REGISTRY)
+HTTP_REQUESTS = Counter("persona_http_requests", "HTTP requests by route template, method, "
+                        "status and routing (local, forwarded, for_peer)",
+                        ["route", "method", "status", "routing"], registry=REGISTRY)
+HTTP_SECONDS = Histogram("persona_http_request_seconds", "HTTP request latency per route "
+                         "template and method", ["route", "method"], registry=REGISTRY,
+                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                  1, 2.5, 5, 10))
+
+
+def count_events(tally) -> None:
+    """``tally``: a ``collections.Counter`` of ``(outcome, type, reason)`` -> events; the
+    type is mapped onto the known types here, once per label set."""
+    for (outcome, kind, reason), n in tally.items():
+        EVENTS.labels(outcome, event_type(kind), reason).inc(n)
+
+
+def webhook_done(sub: str, outcome: str, attempts: int = 0,
+                 created_ms: Optional[int] = None) -> None:
+    """One webhook outcome; ``attempts`` and latency are observed for final outcomes."""
+    WEBHOOKS.labels(sub, outcome).inc()
+    if outcome in ("delivered", "dead_lettered") and attempts:
+        WEBHOOK_ATTEMPTS.labels(sub).observe(attempts)
+    if outcome == "delivered" and created_ms:
+        WEBHOOK_LATENCY.labels(sub).observe(max(0.0, time.time() - created_ms / 1000))
+
+
+def http_request(route: str, method: str, status: int, routing: str, seconds: float) -> None:
+    HTTP_REQUESTS.labels(route, method, str(status), routing).inc()
+    HTTP_SECONDS.labels(route, method).observe(seconds)
+
