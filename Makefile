@@ -20,7 +20,7 @@ test: $(STAMP)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 		|| echo 'chromium could not be installed: tests/e2e/test_browser.py will be skipped (listed at the end)'
-	$(PY) -m pytest -q -p no:cacheprovider -rs --durations=10
+	$(PY) -m pytest -q -p no:cacheprovider -rs --durations=10 -n 2 --dist loadfile
 
 # Only the chaos test (tests/e2e/test_chaos.py, ~2 min; also part of `make test`).
 chaos: $(STAMP)
