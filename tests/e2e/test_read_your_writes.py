@@ -13,6 +13,7 @@ from collections import Counter
 import aiohttp
 import pytest
 
+from app.client import PersonaClient
 from app.positions import decode, encode
 from tests.conftest import API_KEYS, INGEST, READ
 from tests.e2e.test_cluster import both_ready
@@ -80,6 +81,19 @@ def test_bad_tokens_are_400_and_forwarded_reads_carry_the_token(workers):
                 assert status == 503 and body["error"] == "not yet applied", body
                 assert body["partition"] == partition and body["applied"] >= offset, body
     asyncio.run(run())
+
+
+def test_the_python_client_reads_its_writes_on_every_read_route(workers):
+    for w in workers:
+        cid = f"ryw-client-{w.port}"
+        with PersonaClient(w.url, INGEST) as ingest, PersonaClient(w.url, READ) as read:
+            sent = ingest.send([view_event(cid, n) for n in range(1, 4)])
+            assert (sent.accepted, list(decode(sent.token).values())[0] >= 0) == (3, True)
+            assert read.profile(cid, after=sent.token)["event_counts"] == {"product_view": 3}
+            assert read.activity(cid, after=sent.token, wait_ms=3000)["events"] == 3
+            recs = read.recommendations(cid, after=sent.token, limit=2)
+            assert recs is not None and len(recs["products"]) <= 2
+            assert read.profile("ryw-nobody") is None
 
 
 def background_load(url: str, stop: threading.Event, sent: Counter) -> None:
