@@ -27,7 +27,7 @@ from collections import Counter
 import orjson
 
 from agents.writeback import KEEP, WriteBack
-from app import metrics
+from app import applied, metrics
 from app.main import app
 from app.rules import profile_state, session_state, triggers
 from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
@@ -69,7 +69,6 @@ def misrouted(message, customer_id: str) -> bool:
         return True
     partition = partition_of(message.topic, key)
     return partition is not None and partition != message.partition
-
 
 
 
@@ -212,6 +211,7 @@ async def process_batch(batch, idle_ms: int) -> None:
         if p.event is not None:
             state.put(cid, decided(p), p.event)
     state.add_events(batch, stamps)  # acked once the next flush has made them durable
+    applied.applied.advance(batch)  # readable now: wakes reads waiting for these offsets
     record_batch(outcomes, stamps, len(batch), started)
 
 
@@ -229,6 +229,7 @@ def record_batch(outcomes: list, stamps: list, size: int, started: float) -> Non
 
 FLUSH_TICK_S = 0.05
 state = WriteBack(app, (sessions, profiles), settings.flush_interval_s, settings.flush_max_keys)
+applied.install(app, events_topic.get_topic_name())  # reads wait on applied.applied
 
 
 @app.task

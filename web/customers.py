@@ -2,7 +2,8 @@
 
 Each read is routed to the worker that owns the customer's partition (``web.routing``)
 and only reads the tables there. Every state answer carries ``as_of``: the event time of
-the last event applied to that customer.
+the last event applied to that customer. ``?after=<token>`` (from ``POST /v1/events``)
+makes the owner answer only once it has applied that write (``web.positions``).
 """
 from __future__ import annotations
 
@@ -15,8 +16,20 @@ from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions
 from web.auth import require
+from web.positions import wanted
 from web.responses import bad_customer_id, not_found, ok
 from web.routing import routed
+
+
+async def routed_read(view, request, table, customer_id: str, answer):
+    """The id and ``?after=`` checks (400s), then the read at the owner."""
+    bad = bad_customer_id(view, customer_id)
+    if bad is not None:
+        return bad
+    want, bad = wanted(view, request, customer_id)
+    if bad is not None:
+        return bad
+    return await routed(view, request, table, customer_id, answer, want)
 
 
 @app.page("/v1/customers/{customer_id}/activity")
@@ -29,8 +42,7 @@ class Activity(View):
                 return not_found(self, customer_id)
             return ok(self, session_state.view(session), request)
 
-        return bad_customer_id(self, customer_id) or await routed(
-            self, request, sessions, customer_id, answer)
+        return await routed_read(self, request, sessions, customer_id, answer)
 
 
 @app.page("/v1/customers/{customer_id}/profile")
@@ -43,8 +55,7 @@ class Profile(View):
                 return not_found(self, customer_id)
             return ok(self, profile_state.view(profile), request)
 
-        return bad_customer_id(self, customer_id) or await routed(
-            self, request, profiles, customer_id, answer)
+        return await routed_read(self, request, profiles, customer_id, answer)
 
 
 def parse_limit(view, request):
@@ -71,5 +82,4 @@ class Recommendations(View):
                 return not_found(self, customer_id)
             return ok(self, recommend(session, profile, limit=limit), request)
 
-        return bad_customer_id(self, customer_id) or await routed(
-            self, request, profiles, customer_id, answer)
+        return await routed_read(self, request, profiles, customer_id, answer)

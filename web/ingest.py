@@ -7,7 +7,9 @@ Every event of a request is validated before anything is produced: one invalid e
 and anything else that is not a shop type) are unknown here. A missing ``event_id`` is
 assigned (uuid4), a missing ``ts`` is the receive time. Each event (the client's JSON
 plus the assigned fields) goes to ``events`` keyed by customer_id; the answer is 202
-only after the broker acknowledged every one, else 503 with Retry-After.
+only after the broker acknowledged every one, else 503 with Retry-After. The 202 carries
+``token``: per partition written, the highest offset the broker acknowledged
+(``app.positions``); a read with ``?after=<token>`` reflects these events (``web.positions``).
 
 A publishable (browser) key's request is first checked by ``app.identity``: only
 PERSONA_PUBLISHABLE_TYPES, and with identity verification on one customer per request
@@ -30,6 +32,7 @@ from faust.web import View
 from app.apikeys import PUBLISHABLE
 from app.identity import HASH_HEADER, HASH_QUERY, browser_refusal
 from app.main import app
+from app.positions import encode
 from app.rules.events import SHOP_TYPES, InvalidEvent, validate_dict
 from app.settings import settings
 from app.topics import events_topic
@@ -141,11 +144,15 @@ def validated(items: list, now_ms: int) -> list[tuple[bytes, bytes, str]]:
     return records
 
 
-async def produce(records) -> None:
-    """Send every record, then wait for the broker's acknowledgement of each."""
+async def produce(records) -> str:
+    """Send every record, wait for the broker's acknowledgement of each; the token of the
+    highest acknowledged offset per partition."""
     futures = [await events_topic.send(key=key, value=value) for key, value, _ in records]
+    written: dict[int, int] = {}
     for fut in futures:
-        await fut
+        meta = await fut
+        written[meta.partition] = max(meta.offset, written.get(meta.partition, meta.offset))
+    return encode(written)
 
 
 async def ingest(request) -> tuple[int, dict]:
@@ -162,13 +169,14 @@ async def ingest(request) -> tuple[int, dict]:
             raise Reject(403, refusal)
     records = validated(items, int(time.time() * 1000))
     try:
-        await asyncio.wait_for(produce(records), settings.ingest_timeout_s)
+        token = await asyncio.wait_for(produce(records), settings.ingest_timeout_s)
     except Exception as exc:  # broker down, timeout, producer error: never a 202
         log.warning("ingest of %s events failed: %r", len(records), exc)
         raise Reject(503, {"error": "unavailable", "detail": "the broker did not acknowledge "
                            "the events; retry with the same event_ids"},
                      {"Retry-After": str(RETRY_AFTER_S)}) from None
-    return 202, {"accepted": len(records), "event_ids": [eid for _, _, eid in records]}
+    return 202, {"accepted": len(records), "event_ids": [eid for _, _, eid in records],
+                 "token": token}
 
 
 @app.page("/v1/events")

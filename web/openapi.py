@@ -67,8 +67,18 @@ IDENTITY_HASH = {"name": "X-Persona-Identity-Hash", "in": "header", "required": 
                  "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
                  "description": "hex HMAC-SHA256(PERSONA_IDENTITY_SECRET, customer_id), "
                                 "computed by the shop's backend; publishable keys only"}
-READ_ERRORS = {400: "malformed customer id", **AUTH_ERRORS, 404: "unknown customer",
-               503: "owner restoring the partition or unreachable; see Retry-After"}
+READ_ERRORS = {400: "malformed customer id, after or wait_ms (field errors)", **AUTH_ERRORS,
+               404: "unknown customer",
+               503: "owner restoring the partition or unreachable, or (with after) it has not "
+                    "applied the token's write within wait_ms: the body says how far it has "
+                    "(partition, after, applied); see Retry-After"}
+AFTER = [{"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
+          "description": "the token of a POST /v1/events answer: the answer reflects that "
+                         "write (read your writes); it must have an entry for this customer's "
+                         "partition"},
+         {"name": "wait_ms", "in": "query", "required": False,
+          "schema": {"type": "integer", "minimum": 0, "maximum": 5000, "default": 1000},
+          "description": "how long the owner may wait for the write before answering 503"}]
 
 
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
@@ -83,7 +93,7 @@ def read_op(summary: str) -> dict:
     not_modified = {"description": "unchanged since the ETag in If-None-Match (no body)",
                     "headers": CACHE_HEADERS}
     return {"get": op(summary, {200: ok, 304: not_modified, **READ_ERRORS}, BEARER,
-                      parameters=[*CID, IF_NONE_MATCH], description="scope: read")}
+                      parameters=[*CID, IF_NONE_MATCH, *AFTER], description="scope: read")}
 
 
 BATCH = {"oneOf": [{"$ref": "#/components/schemas/Event"},
@@ -165,7 +175,9 @@ SPEC = {
             **{t: event_schema(t) for t in SHOP_TYPES},
             "Accepted": {"type": "object", "properties": {
                 "accepted": {"type": "integer"},
-                "event_ids": {"type": "array", "items": {"type": "string"}}}},
+                "event_ids": {"type": "array", "items": {"type": "string"}},
+                "token": {"type": "string", "description": "read-your-writes token: pass "
+                          "as ?after= to a read of these customers"}}},
             "Invalid": {"type": "object", "properties": {
                 "error": {"type": "string"}, "invalid": {"type": "integer"},
                 "total": {"type": "integer"},

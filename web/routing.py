@@ -24,6 +24,7 @@ from app.kafka.internals import fully_restored, owner_url
 from app.main import app
 from app.settings import settings
 from app.topics import partition_of
+from web.positions import until_applied
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Persona-Forwarded"
@@ -86,13 +87,14 @@ def _is_self(url) -> bool:
     return (url.host, url.port) == (me.host, me.port)
 
 
-async def _forward(view, request, url):
+async def _forward(view, request, url, wait_s: float = 0.0):
+    # the query string (``?after=``, ``&wait_ms=``, ``?limit=``) goes with the request
     target = request.url.with_host(url.host).with_port(url.port)
     headers = {FORWARDED: "1"}
     for name in FORWARD_REQUEST_HEADERS:
         if name in request.headers:
             headers[name] = request.headers[name]
-    timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+    timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S + wait_s)
     async with app.http_client.request(request.method, target, headers=headers,
                                        timeout=timeout, ssl=PEER_SSL) as resp:
         body = await resp.read()
@@ -102,8 +104,11 @@ async def _forward(view, request, url):
                           headers=out)
 
 
-async def routed(view, request, table, key: str, answer):
-    """Answer ``answer()`` here if this worker owns ``key``, else forward it."""
+async def routed(view, request, table, key: str, answer, want=None):
+    """Answer ``answer()`` here if this worker owns ``key``, else forward it.
+
+    ``want`` (``web.positions.Wanted``, from ``?after=``): the owner answers only once it
+    has applied the customer's partition up to the token, else 503 (``until_applied``)."""
     for attempt in (1, 2):
         owner = _owner_and_tp(table, key)
         if owner is None:
@@ -113,10 +118,16 @@ async def routed(view, request, table, key: str, answer):
             request[ROUTING] = "for_peer" if request.headers.get(FORWARDED) else "local"
             if not serving(tp):
                 return unavailable(view, "partition is being restored or moved")
+            if want is not None:
+                late = await until_applied(view, want)
+                if late is not None:
+                    return late
+                if not serving(tp):  # moved away while waiting
+                    return unavailable(view, "partition is being restored or moved")
             return answer()
         request[ROUTING] = "forwarded"
         try:
-            return await _forward(view, request, url)
+            return await _forward(view, request, url, want.wait_s if want else 0.0)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
             # RuntimeError: this worker is shutting down and its client session closed.
             log.warning("forward to %s failed (attempt %s): %r", url, attempt, exc)

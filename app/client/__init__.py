@@ -1,8 +1,9 @@
-"""A small Python client for ``POST /v1/events``.
+"""A small Python client for ``POST /v1/events`` and the per-customer reads.
 
     async with AsyncPersonaClient("http://127.0.0.1:6066", "ingest-key") as client:
         await client.product_view("customer-1", "p1", category="shoes", price=59.5)
-        await client.send([event, event, ...])
+        sent = await client.send([event, event, ...])
+        profile = await client.profile("customer-1", after=sent.token)  # reflects them
 
     with PersonaClient("http://127.0.0.1:6066", "ingest-key") as client:   # blocking
         client.purchase("customer-1", "order-1", [{"product_id": "p1", "quantity": 1,
@@ -14,6 +15,12 @@ an ``event_id`` and ``ts`` first, so retries are deduplicated by the server. A 5
 502, 504, a timeout or a connection error is retried with exponential backoff and
 jitter (honouring Retry-After); any other error (400, 401, 403, 413, 415) raises
 ``PersonaError`` at once: sending the same request again cannot succeed.
+
+``SendResult.token`` is the read-your-writes token of everything one ``send`` wrote (the
+tokens of its requests merged, ``app.positions``: the one module of the server it uses,
+pure). ``profile``, ``activity`` and ``recommendations`` return the answer as a dict (None
+for an unknown customer); with ``after=token`` the answer reflects those events: the owner
+answers 503 until it has applied them, retried by the same rules as ``send``.
 """
 from __future__ import annotations
 
@@ -23,9 +30,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
+from urllib.parse import quote
 
 import aiohttp
 import orjson
+
+from app.positions import merge
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -40,6 +50,7 @@ class PersonaError(Exception):
 class SendResult:
     accepted: int = 0
     event_ids: list = field(default_factory=list)
+    token: Optional[str] = None  # pass as ``after=`` to a read to see these events
 
 
 def event(type: str, customer_id: str, session_id: Optional[str] = None, ts: Any = None,
@@ -108,7 +119,8 @@ class AsyncPersonaClient(_Helpers):
     def __init__(self, base_url: str, api_key: str, *, max_events: int = 500,
                  max_bytes: int = 1024 * 1024, retries: int = 5, backoff_s: float = 0.2,
                  max_backoff_s: float = 10.0, timeout_s: float = 30.0):
-        self.url = base_url.rstrip("/") + "/v1/events"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/v1/events"
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         self.max_events, self.max_bytes = max_events, max_bytes
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
@@ -131,21 +143,46 @@ class AsyncPersonaClient(_Helpers):
         prepared = [{"event_id": str(uuid.uuid4()), "ts": now, **ev} for ev in events]
         result = SendResult()
         for batch in batches(prepared, self.max_events, self.max_bytes):
-            body = await self._post(b"[" + b",".join(batch) + b"]")
+            body = await self._call("POST", self.url, data=b"[" + b",".join(batch) + b"]")
             result.accepted += body["accepted"]
             result.event_ids.extend(body["event_ids"])
+            result.token = merge(result.token, body.get("token"))
         return result
 
-    async def _post(self, body: bytes) -> dict:
+    async def profile(self, customer_id: str, *, after: str | None = None,
+                      wait_ms: int | None = None) -> Optional[dict]:
+        return await self._read(customer_id, "profile", after, wait_ms)
+
+    async def activity(self, customer_id: str, *, after: str | None = None,
+                       wait_ms: int | None = None) -> Optional[dict]:
+        return await self._read(customer_id, "activity", after, wait_ms)
+
+    async def recommendations(self, customer_id: str, *, limit: int | None = None,
+                              after: str | None = None,
+                              wait_ms: int | None = None) -> Optional[dict]:
+        return await self._read(customer_id, "recommendations", after, wait_ms, limit=limit)
+
+    async def _read(self, customer_id: str, what: str, after, wait_ms, **params):
+        query = {k: str(v) for k, v in (("after", after), ("wait_ms", wait_ms), *params.items())
+                 if v is not None}
+        url = f"{self.base_url}/v1/customers/{quote(customer_id, safe='')}/{what}"
+        return await self._call("GET", url, params=query, ok=200)
+
+    async def _call(self, method: str, url: str, *, data: bytes | None = None,
+                    params: dict | None = None, ok: int = 202) -> Any:
+        """The decoded answer of status ``ok`` (None for a read's 404), with the retries."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         for attempt in range(self.retries + 1):
             retry_after = None
             try:
-                async with self._session.post(self.url, data=body, headers=self.headers) as r:
+                async with self._session.request(method, url, data=data, params=params,
+                                                 headers=self.headers) as r:
                     text = await r.read()
-                    if r.status == 202:
+                    if r.status == ok:
                         return orjson.loads(text)
+                    if r.status == 404 and method == "GET":
+                        return None
                     try:
                         answer = orjson.loads(text)
                     except orjson.JSONDecodeError:
@@ -182,6 +219,15 @@ class PersonaClient(_Helpers):
 
     def send(self, events: Iterable[dict]) -> SendResult:
         return self._loop.run_until_complete(self._client.send(list(events)))
+
+    def profile(self, customer_id: str, **kw: Any) -> Optional[dict]:
+        return self._loop.run_until_complete(self._client.profile(customer_id, **kw))
+
+    def activity(self, customer_id: str, **kw: Any) -> Optional[dict]:
+        return self._loop.run_until_complete(self._client.activity(customer_id, **kw))
+
+    def recommendations(self, customer_id: str, **kw: Any) -> Optional[dict]:
+        return self._loop.run_until_complete(self._client.recommendations(customer_id, **kw))
 
     def close(self) -> None:
         if not self._loop.is_closed():

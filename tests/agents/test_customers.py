@@ -209,3 +209,36 @@ async def test_values_are_stored_as_one_orjson_document(outbox):
     profiles.data["c2"] = b'{"counts": {"search": 2}}'  # as Faust's json codec wrote it
     assert read(profiles, "c2") == {"counts": {"search": 2}}
     assert read(profiles, "nobody") is None
+
+
+async def test_a_batch_is_recorded_as_applied_once_reads_see_it(outbox):
+    """``?after=`` reads wait on ``app.applied``: its position moves only with the overlays."""
+    from faust.types import TP
+
+    from app.applied import applied
+
+    applied.forget([0])
+    seen = []
+    original = applied.advance
+
+    def advance(events):  # the state is readable when the position moves
+        seen.append(((read(profiles, "c1") or {}).get("counts"), max(
+            e.message.offset for e in events)))
+        original(events)
+
+    applied.advance = advance
+    try:
+        async with customers.process_events.test_context() as agent:
+            for i in range(1, 4):
+                await agent.put(ev(i), key=b"c1", partition=0, wait=False)
+            for _ in range(100):
+                if applied.position(0) >= 0 and read(profiles, "c1")["counts"] == {
+                        "product_view": 3}:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        del applied.advance
+    last = seen[-1][1]
+    assert applied.position(0) == last and seen[-1][0] == {"product_view": 3}
+    await app.on_partitions_revoked.send({TP("events", 0), TP("other", 0)})
+    assert applied.position(0) == -1  # a partition that comes back starts from its floor

@@ -139,12 +139,14 @@ const [sdk, endpoint, key, cid, hash, done] = arguments;
 const s = document.createElement("script");
 s.src = sdk;
 s.onload = async () => {
-  persona.init({endpoint, key, flushIntervalMs: 600000});
+  const heard = [];
+  persona.init({endpoint, key, flushIntervalMs: 600000,
+                onToken: (token, id, ids) => heard.push([token, id, ids.length])});
   persona.identify(cid, {hash});
   persona.track("product_view", {product_id: "x1"});
   await persona.flush();
   persona.track("product_view", {product_id: "x2"});  // left for sendBeacon on page hide
-  done(persona.stats());
+  done({...persona.stats(), token: persona.lastToken(), heard});
 };
 s.onerror = () => done("sdk did not load");
 document.head.appendChild(s);
@@ -167,6 +169,10 @@ def test_cross_origin_sdk_cors_and_beacon(worker, browser):
     stats = browser.execute_async_script(
         SDK_ON_OTHER_ORIGIN, f"{worker.url}/sdk/persona.js", worker.url, PUBLISHABLE, cid, signed)
     assert stats["sent"] == 1 and stats["failures"] == 0 and stats["pending"] == 1, stats
+    assert stats["heard"] == [[stats["token"], cid, 1]] and stats["token"].startswith("v1.")
+    status, body = http("GET", f"{worker.url}/v1/customers/{cid}/profile?after={stats['token']}",
+                        READ)  # the shop's backend reads the page's write
+    assert status == 200 and body["event_counts"] == {"product_view": 1}, (status, body)
     # Authorization and identity-hash headers make it a preflighted request: the OPTIONS
     # answer must allow both.
     got = browser.execute_async_script(PREFLIGHTED, f"{worker.url}/v1/events", PUBLISHABLE, cid,

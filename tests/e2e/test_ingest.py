@@ -13,6 +13,7 @@ import pytest
 
 from app.client import PersonaClient, PersonaError
 from app.local import http
+from app.positions import decode
 from app.rules.events import SHOP_TYPES, TYPE_SCHEMAS
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.support.cluster import Cluster, poll
@@ -65,7 +66,9 @@ def test_object_array_ndjson_and_beacon_are_processed(broker, worker, accepted):
     accepted.update(body["event_ids"])
 
     batch = [view(cid, n, event_id=f"{cid}-v{n}", ts=before + n) for n in range(2, 5)]
-    assert post(worker, batch) == (202, {"accepted": 3, "event_ids": [e["event_id"] for e in batch]})
+    status, body = post(worker, batch)
+    assert (status, body["accepted"], body["event_ids"]) == (202, 3, [e["event_id"] for e in batch])
+    assert len(decode(body["token"])) == 1  # one customer: one partition (app.positions)
     accepted.update(e["event_id"] for e in batch)
 
     lines = [{"type": "cart_add", "customer_id": cid, "product_id": "p2", "price": 12.0,

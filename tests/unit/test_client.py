@@ -11,6 +11,7 @@ from aiohttp import web
 
 from app.client import AsyncPersonaClient, PersonaClient, PersonaError, batches
 from app.local import free_port
+from app.positions import decode, encode
 from app.rules.events import SHOP_TYPES, validate_dict
 
 
@@ -19,6 +20,7 @@ class Scripted:
 
     def __init__(self):
         self.answers, self.requests = [], []
+        self.reads, self.queries = [], []  # GET answers (status, headers, body); their URLs
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -34,14 +36,22 @@ class Scripted:
         status, headers = self.answers.pop(0) if self.answers else (202, {})
         if status == 202:
             events = orjson.loads(body)
+            n = len(self.requests)  # token: offset n of partition n % 2
             return web.json_response({"accepted": len(events),
-                                      "event_ids": [e["event_id"] for e in events]}, status=202)
+                                      "event_ids": [e["event_id"] for e in events],
+                                      "token": encode({n % 2: n})}, status=202)
         return web.json_response({"error": f"scripted {status}"}, status=status, headers=headers)
+
+    async def read(self, request):
+        self.queries.append(request.rel_url)
+        status, headers, body = self.reads.pop(0) if self.reads else (200, {}, {"ok": 1})
+        return web.json_response(body, status=status, headers=headers)
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
         app = web.Application()
         app.router.add_post("/v1/events", self.handle)
+        app.router.add_get("/v1/customers/{cid}/{what}", self.read)
         self.runner = web.AppRunner(app)
         self.loop.run_until_complete(self.runner.setup())
         self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
@@ -140,3 +150,34 @@ def test_helpers_build_valid_events(server):
     for e in sent:
         assert validate_dict(e)["event_id"] == e["event_id"]
     assert "category" not in sent[3] and sent[6]["session_id"] == "s1"
+
+
+def test_send_returns_one_token_for_all_its_requests(server):
+    with client(server, max_events=2) as c:
+        result = c.send([{"type": "search", "customer_id": "c1", "query": str(i)}
+                         for i in range(5)])
+    assert len(server.requests) == 3
+    assert decode(result.token) == {1: 1, 0: 2} | {1: 3}  # the latest per partition
+
+
+def test_reads_pass_after_and_retry_503_until_applied(server):
+    server.reads = [(503, {"Retry-After": "0"}, {"error": "not yet applied"}),
+                    (429, {}, {"error": "slow down"}), (200, {}, {"customer_id": "c/1"})]
+    with client(server) as c:
+        got = c.profile("c/1", after="v1.TOKEN", wait_ms=2000)
+    assert got == {"customer_id": "c/1"} and len(server.queries) == 3
+    url = server.queries[-1]
+    assert url.raw_path == "/v1/customers/c%2F1/profile"
+    assert dict(url.query) == {"after": "v1.TOKEN", "wait_ms": "2000"}
+
+
+def test_reads_of_unknown_customers_are_none_and_400s_raise(server):
+    server.reads = [(404, {}, {"error": "not found"}),
+                    (400, {}, {"error": "invalid request", "fields": {"after": ["bad"]}})]
+    with client(server) as c:
+        assert c.activity("nobody") is None
+        with pytest.raises(PersonaError) as err:
+            c.recommendations("c1", limit=5, after="garbage")
+    assert err.value.status == 400 and err.value.body["fields"] == {"after": ["bad"]}
+    assert dict(server.queries[-1].query) == {"after": "garbage", "limit": "5"}
+    assert [q.path.rsplit("/", 1)[1] for q in server.queries] == ["activity", "recommendations"]

@@ -48,3 +48,13 @@ def test_document_is_well_formed():
     purchase = schemas["purchase"]["allOf"]
     assert {"customer_id", "type"} <= set(purchase[0]["required"])
     assert set(purchase[1]["required"]) == {"currency", "items", "order_id", "total"}
+
+
+def test_reads_document_the_read_your_writes_parameters_and_ingest_its_token():
+    from web.openapi import SPEC
+
+    for what in ("activity", "profile", "recommendations"):
+        params = SPEC["paths"][f"/v1/customers/{{customer_id}}/{what}"]["get"]["parameters"]
+        assert {p["name"] for p in params if p["in"] == "query"} >= {"after", "wait_ms"}
+    accepted = SPEC["components"]["schemas"]["Accepted"]["properties"]
+    assert set(accepted) == {"accepted", "event_ids", "token"}

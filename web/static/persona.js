@@ -18,11 +18,16 @@
  * it is what sendBeacon can send. Each event gets its event_id here, so a retry after a
  * failure (backoff with jitter) is deduplicated by the server. Nothing in here ever
  * throws into the host page.
+ *
+ * Read your writes: each accepted batch's answer carries a token; persona.lastToken()
+ * (the current customer's, or lastToken(id)) gives the latest, and init({onToken:
+ * function (token, customerId, eventIds) {...}}) hears each one. The shop's backend passes
+ * it as ?after= to a read so the answer reflects those events. Beacon sends have none.
  */
 (function (global) {
   "use strict";
   var cfg = null, queue = [], customerId = null, sessionId = null, timer = null, hashes = {};
-  var inflight = null, failures = 0, retryAt = 0;
+  var inflight = null, failures = 0, retryAt = 0, tokens = {};
   var stats = {queued: 0, sent: 0, dropped: 0, failures: 0};
 
   function warn(msg, err) {
@@ -65,7 +70,8 @@
     cfg = {
       endpoint: String(options.endpoint), key: String(options.key), debug: !!options.debug,
       flushIntervalMs: options.flushIntervalMs || 2000, maxBatch: options.maxBatch || 100,
-      maxQueue: options.maxQueue || 1000, maxBackoffMs: options.maxBackoffMs || 30000
+      maxQueue: options.maxQueue || 1000, maxBackoffMs: options.maxBackoffMs || 30000,
+      onToken: typeof options.onToken === "function" ? options.onToken : null
     };
     customerId = customerId || stored("localStorage", "persona.customer_id",
                                       function () { return "anon-" + uuid(); });
@@ -109,6 +115,17 @@
     return ev.event_id;
   }
 
+  /* The token of an accepted batch (one customer's events). */
+  function accepted(body, batch) {
+    var token = body && body.token, cid = batch[0].customer_id;
+    if (typeof token !== "string") return;
+    tokens[cid] = token;
+    if (cfg.onToken) {
+      try { cfg.onToken(token, cid, batch.map(function (ev) { return ev.event_id; })); }
+      catch (e) { warn("onToken failed", e); }
+    }
+  }
+
   function retryLater(batch) {
     queue = batch.concat(queue).slice(0, cfg.maxQueue);
     failures++; stats.failures++;
@@ -127,7 +144,10 @@
       method: "POST", body: body, headers: {"Content-Type": "text/plain"},
       credentials: "omit", keepalive: body.length < 60000
     }).then(function (r) {
-      if (r.status === 202) { failures = 0; retryAt = 0; stats.sent += batch.length; more = true; }
+      if (r.status === 202) {
+        failures = 0; retryAt = 0; stats.sent += batch.length; more = true;
+        return r.json().then(function (b) { accepted(b, batch); }, function () { /* no token */ });
+      }
       else if (r.status >= 500 || r.status === 429 || r.status === 408) retryLater(batch);
       else { stats.dropped += batch.length; more = true; warn("events rejected with " + r.status); }
     }, function (err) { retryLater(batch); warn("send failed", err); })
@@ -154,6 +174,7 @@
     init: guard(init), identify: guard(identify), track: guard(track),
     flush: function () { try { return flush(); } catch (e) { warn("error", e); return Promise.resolve(); } },
     customerId: function () { return customerId; },
+    lastToken: function (id) { return tokens[id === undefined ? customerId : id] || null; },
     sessionId: function () { return sessionId; },
     stats: function () { return {queued: stats.queued, sent: stats.sent, dropped: stats.dropped,
                                  failures: stats.failures, pending: queue.length}; }

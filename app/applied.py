@@ -1,0 +1,85 @@
+"""How far this worker has applied each ``events`` partition, and waiting for a position.
+
+The customers agent calls ``advance`` once per batch, after the batch's states entered the
+write-back overlays (which every read sees): the highest offset per partition of the batch.
+A read with a read-your-writes token waits in ``wait`` until its partition reaches the
+token's offset. Waiting is an ``asyncio.Event`` per partition, set (and replaced) by each
+``advance`` of that partition: no polling.
+
+A worker that was just assigned a partition has applied none of it itself, but everything
+below the offset it started consuming from (the committed offset at assignment) is in its
+restored tables: the caller passes that as ``floor`` (``committed - 1``). Revoked
+partitions are forgotten (``forget``) so that a partition coming back later starts from
+its new floor, not from what this worker applied the last time it owned it.
+
+No Faust here (``install`` only connects a signal of the app it is given): the unit tests
+drive it with plain events and floors.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable, Iterable, Optional
+
+NONE = -1  # "nothing applied": below every offset
+
+
+class Applied:
+    def __init__(self) -> None:
+        self.offsets: dict[int, int] = {}  # partition -> highest offset applied here
+        self.events: dict[int, asyncio.Event] = {}  # partition -> set on its next advance
+
+    def advance(self, events: Iterable) -> None:
+        """Record a batch (Faust events with ``.message.partition/.offset``) as applied."""
+        tops: dict[int, int] = {}
+        for event in events:
+            message = event.message
+            if message.offset > tops.get(message.partition, NONE):
+                tops[message.partition] = message.offset
+        for partition, offset in tops.items():
+            if offset > self.offsets.get(partition, NONE):
+                self.offsets[partition] = offset
+            self._wake(partition)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions this worker no longer owns; their waiters re-check (and give up)."""
+        for partition in partitions:
+            self.offsets.pop(partition, None)
+            self._wake(partition)
+
+    def _wake(self, partition: int) -> None:
+        event = self.events.pop(partition, None)
+        if event is not None:
+            event.set()
+
+    def position(self, partition: int, floor: Optional[int] = None) -> int:
+        """Highest offset of ``partition`` readable here (``NONE`` if nothing)."""
+        return max(self.offsets.get(partition, NONE), NONE if floor is None else floor)
+
+    async def wait(self, partition: int, offset: int, timeout_s: float,
+                   floor: Callable[[], Optional[int]] = lambda: None) -> tuple[bool, int]:
+        """(True, position) once ``partition`` has applied ``offset``, else (False, position)
+        after ``timeout_s``; ``floor()`` is asked again after every wake-up."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            position = self.position(partition, floor())
+            remaining = deadline - time.monotonic()
+            if position >= offset or remaining <= 0:
+                return position >= offset, position
+            event = self.events.get(partition) or self.events.setdefault(partition,
+                                                                         asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+
+applied = Applied()
+
+
+def install(app, topic_name: str) -> None:
+    """Forget ``topic_name`` partitions when the app's consumer loses them."""
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender, revoked, **kwargs) -> None:
+        applied.forget(tp.partition for tp in revoked if tp.topic == topic_name)
