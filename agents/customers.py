@@ -234,7 +234,11 @@ applied.install(app, events_topic.get_topic_name())  # reads wait on applied.app
 
 @app.task
 async def flush_state() -> None:
-    """Flush when due, even while no events arrive (quiet input, rebalance, shutdown).
+    """Flush when due, beside the agent: it goes on taking batches while a flush writes
+    (a flush of ~4k customers takes 0.3-1.4 s at 3,000 events/s; when the agent awaited
+    it, events waited that long: freshness p99 0.7-0.95 s). The agent itself flushes only
+    when ``flush_max_keys`` customers wait. Also when no events arrive (quiet input,
+    rebalance, shutdown).
 
     Not an ``app.timer``: Faust's timers end as soon as the worker starts stopping, and a
     graceful stop waits (``Consumer.wait_empty``) for the held events, so for a flush.
@@ -251,4 +255,5 @@ async def process_events(stream):
     idle_ms = settings.session_idle_ms
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
         await process_batch(batch, idle_ms)
-        await state.flush_if_due()
+        if state.full():  # else flush_state flushes while the agent goes on
+            await state.flush_if_due()

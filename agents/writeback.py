@@ -78,6 +78,10 @@ class WriteBack:
         self.stamps.clear()
         self.since = None
 
+    def full(self) -> bool:
+        """``max_keys`` customers wait: the agent flushes before its next batch."""
+        return len(self.last_event) >= self.max_keys
+
     def due(self) -> bool:
         if self.since is None:
             return False

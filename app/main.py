@@ -58,7 +58,7 @@ app = faust.App(
     **faust_options(settings),
 )
 install_kafka_plumbing(app, settings.local_broker_compat,  # version gate + patches
-                       settings.allow_untested_versions)
+                       settings.allow_untested_versions, settings.fetch_max_wait_ms)
 failpoints.arm(settings.failpoints)  # crash-safety tests only (PERSONA_FAILPOINT)
 
 

@@ -23,6 +23,10 @@ from app.jwt_config import jwt_config
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
+#: Fetch wait on the bundled broker, which holds a fetch ~half of it however many records
+#: arrive (Faust's 1500 ms: records ~0.75 s old reach the agent; see app/kafka/fetch.py).
+FETCH_MAX_WAIT_MS_COMPAT = 100
+FAUST_FETCH_MAX_WAIT_MS = 1500  # what Faust 0.15.3 hard-codes (real Kafka answers at once)
 #: Arguments of the ``faust`` command that runs a worker (the Procfile says the same).
 #: uvloop: ~13 % less worker CPU per event than asyncio's loop (bench, see README).
 WORKER_ARGV = ("-L", "uvloop", "-A", "app.main", "worker", "-l", "info")
@@ -112,6 +116,10 @@ class Settings:
     batch_within_s: float = 0.05
     flush_interval_s: float = 5.0
     flush_max_keys: int = 50_000
+    #: The worker consumer's fetch wait (ms): 100 with the compat switch, else Faust's 1500.
+    #: The bundled broker holds each fetch ~half of it even when records arrive
+    #: (app/kafka/fetch.py); real Kafka answers as soon as a record is there.
+    fetch_max_wait_ms: int = FAUST_FETCH_MAX_WAIT_MS
     #: Interval of the abandoned-cart scan (seconds).
     abandon_check_s: float = 60.0
     #: JWT bearers (``app.jwt_auth.JwtConfig``, PERSONA_JWT_*); None = API keys only.
@@ -223,6 +231,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         batch_within_s=_float(env, "PERSONA_BATCH_WITHIN_S", 0.05),
         flush_interval_s=_float(env, "PERSONA_FLUSH_INTERVAL_S", 5.0),
         flush_max_keys=_int(env, "PERSONA_FLUSH_MAX_KEYS", 50_000, 1),
+        fetch_max_wait_ms=_int(env, "PERSONA_FETCH_MAX_WAIT_MS",
+                               FETCH_MAX_WAIT_MS_COMPAT if compat else FAUST_FETCH_MAX_WAIT_MS,
+                               1, 60_000),
         jwt=jwt,
         allow_untested_versions=_bool(env, "PERSONA_ALLOW_UNTESTED_VERSIONS", False),
         failpoints=_failpoints(env),

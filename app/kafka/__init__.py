@@ -6,13 +6,14 @@
 - ``restore``: bulk restore of active changelog partitions (RocksDB store);
 - ``fastpath``: bulk table writes (RocksDB WriteBatch + changelog records) for the
   customers agent's write-back flush;
-- ``consume``: Faust's consumer loop without a task per message when none has to wait.
+- ``consume``: Faust's consumer loop without a task per message when none has to wait;
+- ``fetch``: the worker consumer's fetch wait (Faust hard-codes 1500 ms).
 
 ``install(app, ...)`` checks the installed versions first. On other versions than the
 ones written for, the worker refuses to start (one line, exit status 2) unless the operator
 sets ``PERSONA_ALLOW_UNTESTED_VERSIONS=1``; then it logs an error, keeps the two race
 workarounds and the broker shim, and leaves the speed-only paths (``restore``,
-``consume``, ``fastpath``) off, so Faust's own generic paths do that work.
+``consume``, ``fastpath``, ``fetch``) off, so Faust's own generic paths do that work.
 """
 from __future__ import annotations
 
@@ -41,9 +42,12 @@ def check_versions() -> bool:
     return not bad
 
 
-def install(app, local_broker_compat: bool, allow_untested: bool = False) -> bool:
-    """Version gate, then the patches. Returns True if the speed-only paths are on."""
-    from app.kafka import broker_compat, consume, fastpath, restore, workarounds
+def install(app, local_broker_compat: bool, allow_untested: bool = False,
+            fetch_max_wait_ms: int | None = None) -> bool:
+    """Version gate, then the patches. Returns True if the speed-only paths are on.
+
+    ``fetch_max_wait_ms``: the worker consumer's fetch wait (None: Faust's 1500 ms)."""
+    from app.kafka import broker_compat, consume, fastpath, fetch, restore, workarounds
 
     tested = check_versions()
     if not tested and not allow_untested:
@@ -58,6 +62,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False) -> boo
     if tested:
         restore.install()  # getmany + WriteBatch instead of one event per changelog record
         consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
+        fetch.install(fetch_max_wait_ms)  # Faust hard-codes 1500 ms (the bundled broker waits)
     if local_broker_compat:
         broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)
     return tested

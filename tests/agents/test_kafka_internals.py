@@ -33,9 +33,9 @@ def test_a_version_mismatch_is_logged_as_an_error(monkeypatch, caplog):
 
 
 def _recorded_installs(monkeypatch) -> list:
-    from app.kafka import broker_compat, consume, fastpath, restore, workarounds
+    from app.kafka import broker_compat, consume, fastpath, fetch, restore, workarounds
     calls = []
-    for mod in (broker_compat, consume, restore, workarounds):
+    for mod in (broker_compat, consume, fetch, restore, workarounds):
         monkeypatch.setattr(mod, "install", lambda *a, _n=mod.__name__: calls.append(_n))
     monkeypatch.setattr(fastpath, "ENABLED", fastpath.ENABLED)  # restored after the test
     return calls
@@ -67,8 +67,40 @@ def test_tested_versions_install_everything(monkeypatch):
     from app.kafka import fastpath
     calls = _recorded_installs(monkeypatch)
     assert kafka.install(object(), local_broker_compat=False) is True
-    assert calls == ["app.kafka.workarounds", "app.kafka.restore", "app.kafka.consume"]
+    assert calls == ["app.kafka.workarounds", "app.kafka.restore", "app.kafka.consume",
+                     "app.kafka.fetch"]
     assert fastpath.ENABLED is True
+
+
+async def test_faust_hard_codes_the_fetch_wait_and_aiokafka_reads_it_at_start():
+    import inspect
+
+    from aiokafka import AIOKafkaConsumer
+
+    from app import settings as app_settings
+    from app.kafka import fetch
+    faust_src = inspect.getsource(fetch._original)
+    assert f"fetch_max_wait_ms={fetch.FAUST_FETCH_MAX_WAIT_MS}," in faust_src
+    assert fetch.FAUST_FETCH_MAX_WAIT_MS == app_settings.FAUST_FETCH_MAX_WAIT_MS
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(
+        AIOKafkaConsumer.start)
+    consumer = AIOKafkaConsumer(fetch_max_wait_ms=1500)
+    assert consumer._fetch_max_wait_ms == 1500  # the attribute the patch sets
+
+
+def test_fetch_install_sets_the_wait_on_the_consumer_faust_builds(monkeypatch):
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    from app.kafka import fetch
+    built = SimpleNamespace(_fetch_max_wait_ms=1500)
+    monkeypatch.setattr(fetch, "_original", lambda self, transport: built)
+    monkeypatch.setattr(AIOKafkaConsumerThread, "_create_worker_consumer",
+                        AIOKafkaConsumerThread._create_worker_consumer)  # restored after
+    fetch.install(100)
+    assert AIOKafkaConsumerThread._create_worker_consumer(None, None) is built
+    assert built._fetch_max_wait_ms == 100
+    fetch.install(None)
+    assert AIOKafkaConsumerThread._create_worker_consumer is fetch._original
 
 
 def test_store_get_reads_the_store_once_and_misses_as_none():

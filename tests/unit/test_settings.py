@@ -28,6 +28,13 @@ def test_defaults_load_and_keys_are_parsed_to_digests_only():
     assert load({"KAFKA_BROKER_URL": "kafka://k:9092"}).local_broker_compat is False
 
 
+def test_fetch_wait_is_short_on_the_bundled_broker_and_faust_s_elsewhere():
+    assert load({}).fetch_max_wait_ms == 100
+    assert load({"KAFKA_BROKER_URL": "kafka://k:9092"}).fetch_max_wait_ms == 1500
+    assert load({"KAFKA_BROKER_URL": "kafka://k:9092",
+                 "PERSONA_FETCH_MAX_WAIT_MS": "250"}).fetch_max_wait_ms == 250
+
+
 def test_failpoints_are_off_by_default_and_known_names_arm():
     assert load({}).failpoints == ()
     assert load({"PERSONA_FAILPOINT": "flush.after_changelog"}).failpoints == (
@@ -52,6 +59,7 @@ def test_failpoints_are_off_by_default_and_known_names_arm():
     ({"PERSONA_PARTITIONS": "eight"}, "PERSONA_PARTITIONS", "must be a number"),
     ({"PERSONA_PARTITIONS": "0"}, "PERSONA_PARTITIONS", "between 1 and"),
     ({"PORT": "70000"}, "PORT", "between 1 and 65535"),
+    ({"PERSONA_FETCH_MAX_WAIT_MS": "0"}, "PERSONA_FETCH_MAX_WAIT_MS", "between 1 and 60000"),
     ({"PERSONA_BATCH_WITHIN_S": "-1"}, "PERSONA_BATCH_WITHIN_S", "must be a number >= 0"),
     ({"PERSONA_WEBHOOK_BACKOFF_S": "nan"}, "PERSONA_WEBHOOK_BACKOFF_S", ">= 0"),
     ({"PERSONA_WEBHOOK_MAX_ATTEMPTS": "0"}, "PERSONA_WEBHOOK_MAX_ATTEMPTS", "between 1"),
