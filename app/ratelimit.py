@@ -129,17 +129,18 @@ class Buckets:
                 return
             del self._buckets[key]
 
-    def wait(self, key: Hashable, now: float, need: float = 1.0) -> float:
-        """Seconds until ``key``'s bucket holds ``min(need, burst)`` tokens (0.0: now);
-        takes nothing."""
+    def wait(self, key: Hashable, now: float, cost: float = 1.0, paid: float = 0.0) -> float:
+        """Seconds until ``key``'s bucket admits ``cost`` of which ``paid`` was taken before
+        (it must hold ``min(cost, burst) - paid`` tokens); 0.0: now. Takes nothing."""
         self._drop_idle(now)
         bucket = self._tokens(key, now)
-        short = min(need, self.rate.burst) - bucket[0]
+        short = min(cost, self.rate.burst) - paid - bucket[0]
         return short / self.rate.per_s if short > 0 else 0.0
 
-    def take(self, key: Hashable, now: float, cost: float = 1.0) -> float:
-        """0.0 and ``cost`` tokens taken if admitted, else the seconds to wait (nothing taken)."""
-        wait = self.wait(key, now, cost)
+    def take(self, key: Hashable, now: float, cost: float = 1.0, paid: float = 0.0) -> float:
+        """0.0 and ``cost - paid`` tokens taken if admitted, else the seconds to wait
+        (nothing taken). ``paid``: what an earlier ``take`` for the same request took."""
+        wait = self.wait(key, now, cost, paid)
         if wait == 0.0:
-            self._buckets[key][0] -= cost
+            self._buckets[key][0] -= cost - paid
         return wait

@@ -152,3 +152,70 @@ def test_the_module_imports_without_faust_aiohttp_or_settings():
             "assert not bad, bad\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+def test_paid_tokens_count_towards_a_later_take_of_the_same_request():
+    b = Buckets(Rate(per_s=1.0, burst=5.0))
+    assert b.take("k", 0.0) == 0.0  # one token before the body is read: 4 left
+    assert b.take("k", 0.0, cost=5, paid=1) == 0.0  # 5 needed, 1 already paid: 0 left
+    assert b.take("k", 0.0) == pytest.approx(1.0)
+    assert b.take("k", 1.0) == 0.0
+    assert b.take("k", 1.0, cost=3, paid=1) == pytest.approx(2.0)  # nothing taken
+    assert b.wait("k", 3.0, cost=3, paid=1) == 0.0
+
+
+class FakeRequest(dict):
+    def __init__(self, remote, headers=(), **items):
+        super().__init__(items)
+        from multidict import CIMultiDict
+        self.remote, self.headers, self.match_info = remote, CIMultiDict(headers), None
+
+
+def test_web_wiring_charges_key_and_address_buckets_and_answers_429(monkeypatch):
+    from app import metrics
+    from app.apikeys import PUBLISHABLE
+    from web import ratelimit as web_rl
+
+    monkeypatch.setattr(web_rl, "BUCKETS", {"ingest": Buckets(Rate(10, 10)),
+                                            "read": Buckets(Rate(1, 2)),
+                                            "publishable": Buckets(Rate(1, 3))})
+    before = metrics.RATE_LIMITED.labels("unmatched", "publishable")._value.get()
+    pk = {"persona.principal": "key:pk", "persona.scopes": frozenset({"ingest", PUBLISHABLE})}
+    visitor = FakeRequest("1.1.1.1", [("X-Forwarded-For", "9.9.9.9")], **pk)
+    assert web_rl.admit("ingest", visitor) is None
+    assert web_rl.charge_ingest(visitor, 3) is None  # 3 events: the address's burst
+    body, headers = web_rl.admit("ingest", visitor)
+    assert headers == {"Retry-After": "1"} and body["limit"] == "publishable"
+    assert body["error"] == "rate limited" and body["retry_after"] == 1
+    spoofed = FakeRequest("1.1.1.1", [("X-Forwarded-For", "8.8.8.8")], **pk)
+    assert web_rl.admit("ingest", spoofed) is not None  # XFF not trusted by default
+    other = FakeRequest("2.2.2.2", **pk)
+    assert web_rl.admit("ingest", other) is None  # another address: its own bucket
+    assert metrics.RATE_LIMITED.labels("unmatched", "publishable")._value.get() == before + 2
+    # The key-wide ingest bucket took 3 + 1 events of the publishable key; a server key
+    # has its own.
+    server = FakeRequest("1.1.1.1", **{"persona.principal": "key:server",
+                                       "persona.scopes": frozenset({"ingest"})})
+    assert web_rl.admit("ingest", server) is None and web_rl.charge_ingest(server, 10) is None
+    assert web_rl.admit("ingest", server)[0]["limit"] == "ingest"
+    reader = FakeRequest("1.1.1.1", **{"persona.principal": "key:server"})
+    assert web_rl.admit("read", reader) is None and web_rl.admit("read", reader) is None
+    assert web_rl.admit("read", reader)[0]["limit"] == "read"
+    assert web_rl.admit("admin", reader) is None  # erase and metrics are not limited
+
+
+def test_principals_are_key_digests_or_jwt_issuer_and_subject():
+    import asyncio
+
+    from app.apikeys import digest
+    from web import auth
+
+    keys = [(digest("k1"), frozenset({"read"}))]
+    assert asyncio.run(auth.bearer_auth("Bearer k1", keys=keys)) == (
+        frozenset({"read"}), auth.key_principal("k1"))
+    assert asyncio.run(auth.bearer_auth("Bearer k2", keys=keys)) == (None, None)
+    assert "k1" not in auth.key_principal("k1")
+    a = auth.jwt_principal({"sub": "svc", "iss": "https://idp-a"}, "t1")
+    assert a == auth.jwt_principal({"sub": "svc", "iss": "https://idp-a"}, "t2")  # new token
+    assert a != auth.jwt_principal({"sub": "svc", "iss": "https://idp-b"}, "t1")
+    assert auth.jwt_principal({}, "t1") != auth.jwt_principal({}, "t2")
