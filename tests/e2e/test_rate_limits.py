@@ -134,6 +134,9 @@ def test_reads_are_limited_per_key(worker):
     status, headers, body = answers[statuses.index(429)]
     assert int(headers["Retry-After"]) >= 1 and body["limit"] == "read"
     assert limited_429s(worker, "read") > limited
+    # The forwarded marker is not authenticated, so a client sending it is limited too.
+    forged = call("GET", url, READ, headers={"X-Persona-Forwarded": "1"})
+    assert forged[0] == 429, forged
     assert call("GET", url, READ2)[0] == 404  # another key: not affected
     assert post(worker, [], key=INGEST)[0] in (400, 429)  # ingest is another limit
 

@@ -48,3 +48,18 @@ def test_document_is_well_formed():
     purchase = schemas["purchase"]["allOf"]
     assert {"customer_id", "type"} <= set(purchase[0]["required"])
     assert set(purchase[1]["required"]) == {"currency", "items", "order_id", "total"}
+
+
+def test_limited_routes_document_429_with_retry_after():
+    from web.openapi import SPEC
+
+    paths = SPEC["paths"]
+    limited = [paths["/v1/events"]["post"]] + [
+        paths[f"/v1/customers/{{customer_id}}/{r}"]["get"]
+        for r in ("activity", "profile", "recommendations")]
+    for op in limited:
+        answer = op["responses"]["429"]
+        assert "Retry-After" in answer["headers"]
+        assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/RateLimited")
+    limit = SPEC["components"]["schemas"]["RateLimited"]["properties"]["limit"]["enum"]
+    assert set(limit) == {"ingest", "read", "publishable"}
