@@ -93,6 +93,11 @@ class Verifier:
 
     async def scopes(self, token: str) -> frozenset | None:
         """Persona scopes of a valid token; None if invalid (never raises for a bad token)."""
+        claims = await self.claims(token)
+        return None if claims is None else map_scopes(claims, self.config.scope_prefix)
+
+    async def claims(self, token: str) -> dict | None:
+        """The claims of a valid token; None if invalid (never raises for a bad token)."""
         if not looks_like_jwt(token):
             return None
         try:
@@ -118,7 +123,7 @@ class Verifier:
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             log.debug("JWT refused: %s", exc.__class__.__name__)
             return None
-        return map_scopes(claims, self.config.scope_prefix)
+        return claims
 
     def _find(self, alg: str, kid: str | None):
         if kid is not None:

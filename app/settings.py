@@ -20,6 +20,7 @@ from app.apikeys import parse_keys
 from app.failpoints import POINTS
 from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
 from app.jwt_config import jwt_config
+from app.ratelimit import RateConfig, rate_config
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
@@ -133,6 +134,8 @@ class Settings:
     #: identity secret (b"" = identity verification off).
     publishable_types: frozenset = frozenset(DEFAULT_PUBLISHABLE_TYPES)
     identity_secret: bytes = field(default=b"", repr=False)
+    #: Token-bucket limits per key (``app.ratelimit``, PERSONA_RATE_*) and trusted proxy hops.
+    rates: RateConfig = RateConfig()
 
     @property
     def session_idle_ms(self) -> int:
@@ -199,6 +202,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
                                       env.get("PERSONA_WEBHOOKS_FILE", ""))
         jwt = jwt_config(env)
         publishable_types, identity_secret = browser_config(env)
+        rates = rate_config(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -239,6 +243,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         failpoints=_failpoints(env),
         publishable_types=publishable_types,
         identity_secret=identity_secret,
+        rates=rates,
     )
 
 

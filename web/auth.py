@@ -12,16 +12,22 @@ still compared with the API keys (an API key may contain dots). ``?key=`` stays 
 The caller's scopes are left on the request as ``request[SCOPES_KEY]``; they hold
 ``publishable`` for a browser key (an entry marked so, or any key sent as ``?key=``), which
 ``web.ingest`` restricts (``app.identity``). JWT bearers are server credentials.
+Who the caller is, for rate limits (``web.ratelimit``), is ``request[PRINCIPAL_KEY]``: a
+digest prefix of the API key, or the JWT's issuer and subject. ``require`` applies the
+read limit, and the first (before the body is read) check of the ingest limit.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 from functools import wraps
 from typing import Callable
 
 from app.apikeys import PUBLISHABLE, SCOPES, digest
-from app.jwt_auth import Verifier, looks_like_jwt
+from app.jwt_auth import Verifier, looks_like_jwt, map_scopes
 from app.settings import settings
+from web import ratelimit
+from web.ratelimit import PRINCIPAL_KEY
 
 UNAUTHORIZED = {"error": "unauthorized", "detail": "a valid API key or token is required"}
 #: This worker's JWT verifier (and JWKS cache); None when JWTs are not configured.
@@ -42,16 +48,40 @@ def scopes_for(header: str | None, keys=None) -> frozenset | None:
     return found
 
 
-async def bearer_scopes(header: str | None, verifier=None, keys=None) -> frozenset | None:
-    """Scopes of the bearer in an Authorization header, JWT or API key; None if not valid."""
+def key_principal(key: str) -> str:
+    """Who an API key is, for rate limits: a prefix of its digest (never the key)."""
+    return "key:" + digest(key).hex()[:32]
+
+
+def jwt_principal(claims: dict, token: str) -> str:
+    """Who a JWT bearer is, for rate limits: issuer and subject; a token without ``sub``
+    is its own principal (each such token gets its own bucket)."""
+    sub, iss = claims.get("sub"), claims.get("iss")
+    if isinstance(sub, str) and sub:
+        return "jwt:" + hashlib.sha256(f"{iss}\0{sub}".encode()).hexdigest()[:32]
+    return "jwt-token:" + digest(token).hex()[:32]
+
+
+async def bearer_auth(header: str | None, verifier=None, keys=None) -> tuple:
+    """``(scopes, principal)`` of the bearer in an Authorization header, JWT or API key;
+    ``(None, None)`` if not valid."""
     verifier = JWT if verifier is None else verifier
     if verifier is not None and header and header.startswith("Bearer "):
         token = header[len("Bearer "):].strip()
         if looks_like_jwt(token):
-            scopes = await verifier.scopes(token)
-            if scopes is not None:
-                return scopes
-    return scopes_for(header, keys)
+            claims = await verifier.claims(token)
+            if claims is not None:
+                return map_scopes(claims, verifier.config.scope_prefix), jwt_principal(
+                    claims, token)
+    scopes = scopes_for(header, keys)
+    if scopes is None:
+        return None, None
+    return scopes, key_principal(header[len("Bearer "):].strip())
+
+
+async def bearer_scopes(header: str | None, verifier=None, keys=None) -> frozenset | None:
+    """Scopes of the bearer in an Authorization header, JWT or API key; None if not valid."""
+    return (await bearer_auth(header, verifier, keys))[0]
 
 
 def require(scope: str, query_key: bool = False) -> Callable:
@@ -72,20 +102,24 @@ def require(scope: str, query_key: bool = False) -> Callable:
             header = request.headers.get("Authorization")
             if header is None and query_key and request.query.get("key"):
                 scopes = scopes_for("Bearer " + request.query["key"])
+                principal = key_principal(request.query["key"].strip())
                 if scopes is not None and not scopes <= {"ingest", PUBLISHABLE}:
                     return view.json({"error": "forbidden", "detail": "only ingest-only keys "
                                       "may be sent as ?key="}, status=403)
                 if scopes is not None:
                     scopes = scopes | {PUBLISHABLE}
             else:
-                scopes = await bearer_scopes(header)
+                scopes, principal = await bearer_auth(header)
             if scopes is None:
                 return view.json(UNAUTHORIZED, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="persona"'})
             if scope not in scopes and "admin" not in scopes:
                 return view.json({"error": "forbidden", "detail": f"needs scope {scope!r}"},
                                  status=403)
-            request[SCOPES_KEY] = scopes
+            request[SCOPES_KEY], request[PRINCIPAL_KEY] = scopes, principal
+            limited = ratelimit.admit(scope, request)
+            if limited is not None:
+                return view.json(limited[0], status=429, headers=limited[1])
             return await fun(view, request, *args, **kwargs)
 
         return checked

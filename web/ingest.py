@@ -36,6 +36,7 @@ from app.positions import encode
 from app.rules.events import SHOP_TYPES, InvalidEvent, validate_dict
 from app.settings import settings
 from app.topics import events_topic
+from web import ratelimit
 from web.auth import SCOPES_KEY, require
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def cors_headers(request, preflight: bool = False) -> dict:
     allowed = settings.cors_origins
     if not origin or not (origin in allowed or "*" in allowed):
         return {}
-    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+               "Access-Control-Expose-Headers": "Retry-After"}
     if preflight:
         headers.update({
             "Access-Control-Allow-Methods": "POST, OPTIONS",
@@ -161,6 +163,9 @@ async def ingest(request) -> tuple[int, dict]:
         raise Reject(415, {"error": "unsupported content type", "accepted": [JSON, NDJSON, TEXT]})
     body = await read_capped(request, settings.ingest_max_bytes)
     items = decode(body, content_type)
+    limited = ratelimit.charge_ingest(request, len(items))
+    if limited is not None:
+        raise Reject(429, *limited)
     if PUBLISHABLE in request.get(SCOPES_KEY, ()):
         presented = request.headers.get(HASH_HEADER) or request.query.get(HASH_QUERY)
         refusal = browser_refusal(items, settings.publishable_types, settings.identity_secret,

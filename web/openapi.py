@@ -67,8 +67,14 @@ IDENTITY_HASH = {"name": "X-Persona-Identity-Hash", "in": "header", "required": 
                  "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
                  "description": "hex HMAC-SHA256(PERSONA_IDENTITY_SECRET, customer_id), "
                                 "computed by the shop's backend; publishable keys only"}
+RATE_LIMITED = {"description": "over this worker's rate limit for the key (PERSONA_RATE_*); "
+                               "nothing done; retry after Retry-After seconds",
+                "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                                            "description": "whole seconds to wait"}},
+                "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/RateLimited"}}}}
 READ_ERRORS = {400: "malformed customer id, after or wait_ms (field errors)", **AUTH_ERRORS,
-               404: "unknown customer",
+               404: "unknown customer", 429: RATE_LIMITED,
                503: "owner restoring the partition or unreachable, or (with after) it has not "
                     "applied the token's write within wait_ms: the body says how far it has "
                     "(partition, after, applied); see Retry-After"}
@@ -106,7 +112,8 @@ INGEST = op(
                         "(forbidden event types with their index and type, more than one "
                         "customer, identity not verified); nothing produced", "Refused"),
      413: "over PERSONA_INGEST_MAX_BYTES or PERSONA_INGEST_MAX_EVENTS",
-     415: "unsupported content type", 503: "broker did not acknowledge; see Retry-After"},
+     415: "unsupported content type", 429: RATE_LIMITED,
+     503: "broker did not acknowledge; see Retry-After"},
     [{"bearer": []}, {"publishableKey": []}],
     description="Publishable (browser) keys, and any key sent as ?key=, may send only "
                 "PERSONA_PUBLISHABLE_TYPES; with identity verification on, one customer per "
@@ -189,6 +196,12 @@ SPEC = {
                 "allowed": {"type": "array", "items": {"type": "string"}},
                 "items": {"type": "array", "items": {"type": "object", "properties": {
                     "index": {"type": "integer"}, "type": {"type": "string"}}}}}},
+            "RateLimited": {"type": "object", "required": ["error", "limit", "retry_after"],
+                            "properties": {
+                "error": {"type": "string", "enum": ["rate limited"]},
+                "limit": {"type": "string", "enum": ["ingest", "read", "publishable"]},
+                "retry_after": {"type": "integer", "minimum": 1},
+                "detail": {"type": "string"}}},
             "State": {**OBJ, "properties": {"customer_id": {"type": "string"},
                                             "as_of": {"type": "integer"}}},
         },

@@ -58,3 +58,18 @@ def test_reads_document_the_read_your_writes_parameters_and_ingest_its_token():
         assert {p["name"] for p in params if p["in"] == "query"} >= {"after", "wait_ms"}
     accepted = SPEC["components"]["schemas"]["Accepted"]["properties"]
     assert set(accepted) == {"accepted", "event_ids", "token"}
+
+
+def test_limited_routes_document_429_with_retry_after():
+    from web.openapi import SPEC
+
+    paths = SPEC["paths"]
+    limited = [paths["/v1/events"]["post"]] + [
+        paths[f"/v1/customers/{{customer_id}}/{r}"]["get"]
+        for r in ("activity", "profile", "recommendations")]
+    for op in limited:
+        answer = op["responses"]["429"]
+        assert "Retry-After" in answer["headers"]
+        assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/RateLimited")
+    limit = SPEC["components"]["schemas"]["RateLimited"]["properties"]["limit"]["enum"]
+    assert set(limit) == {"ingest", "read", "publishable"}

@@ -126,11 +126,15 @@
     }
   }
 
-  function retryLater(batch) {
+  /* Back off with jitter; never sooner than the server's Retry-After (429, 503), if readable. */
+  function retryLater(batch, retryAfterS) {
     queue = batch.concat(queue).slice(0, cfg.maxQueue);
     failures++; stats.failures++;
     var wait = Math.min(cfg.maxBackoffMs, 500 * Math.pow(2, failures - 1));
-    retryAt = Date.now() + wait / 2 + Math.random() * wait / 2;
+    wait = wait / 2 + Math.random() * wait / 2;
+    var after = parseInt(retryAfterS, 10);
+    if (after > 0) wait = Math.max(wait, Math.min(cfg.maxBackoffMs, after * 1000));
+    retryAt = Date.now() + wait;
   }
 
   /* Send what waits, one request per run of one customer's events; resolves when done
@@ -148,7 +152,8 @@
         failures = 0; retryAt = 0; stats.sent += batch.length; more = true;
         return r.json().then(function (b) { accepted(b, batch); }, function () { /* no token */ });
       }
-      else if (r.status >= 500 || r.status === 429 || r.status === 408) retryLater(batch);
+      else if (r.status >= 500 || r.status === 429 || r.status === 408)
+        retryLater(batch, r.headers && r.headers.get("Retry-After"));
       else { stats.dropped += batch.length; more = true; warn("events rejected with " + r.status); }
     }, function (err) { retryLater(batch); warn("send failed", err); })
       .then(function () {  // then the next customer's run, if any waits
