@@ -43,7 +43,7 @@ class Worker(local.Worker):
     def __init__(self, broker: Broker, tmp: Path, compat: bool, partitions: int,
                  extra_env: dict | None = None, root: Path = ROOT):
         port = free_port()
-        env = {"PERSONA_PARTITIONS": str(partitions), "PERSONA_API_KEYS": f"{API_KEY}:read|metrics",
+        env = {"PERSONA_PARTITIONS": str(partitions), "PERSONA_API_KEYS": f"{API_KEY}:read|metrics|ingest",
                **({} if compat else GROUP_TIMERS), **(extra_env or {})}
         super().__init__(broker, tmp / f"worker-{port}.log", port, tmp / f"worker-{port}",
                          env, compat=compat, root=root)

@@ -88,7 +88,19 @@ def rows(res: dict) -> list[dict]:
         _conditional(out, look["lookups_conditional"])
     _recovery(out, runs.get("1w_on", {}).get("recovery"))
     _freshness(out, runs.get("1w_on", {}).get("freshness"))
+    _pairs(out, runs.get("1w_on", {}).get("pairs"))
     return out
+
+
+def _pairs(out, p: dict | None) -> None:
+    """Issue 15: POST one event -> GET with its token answered 200, at half of max throughput."""
+    if not p or not p.get("pairs"):
+        return
+    note = (f"1 worker compat on; {p['rate_sent']:,.0f} events/s background (50 % of "
+            f"{p['max_eps']:,.0f}); {p['pairs']} pairs from {p['clients']} clients, "
+            f"{p['not_yet_503']} 503s retried, {p['failures']} answers missing their write")
+    _row(out, "read-your-writes pair (POST -> GET ?after=), p50", p["p50_s"], None, "s", note)
+    _row(out, "read-your-writes pair (POST -> GET ?after=), p99", p["p99_s"], None, "s")
 
 
 def _freshness(out, f: dict | None) -> None:

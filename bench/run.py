@@ -12,8 +12,9 @@ it off (real-Kafka producer settings; + lookups idle, 304 vs 200, while ingestin
 on, 2 workers off; after the 1-worker compat-on run, the naive-Faust baseline
 (bench/naive/app.py: same rules, per-event agent, two default-json Tables) on a fresh
 broker with the same events, 1 worker, compat on. ``--skip`` takes a comma list of:
-on, off, two, lookups, recovery, naive, freshness. Freshness (bench/freshness.py) runs
-on the 1-worker compat-on worker after the recovery.
+on, off, two, lookups, recovery, naive, freshness, pairs. Freshness (bench/freshness.py)
+and then the read-your-writes pairs (bench/pairs.py) run on the 1-worker compat-on worker
+after the recovery.
 ``--profile`` records the 1-worker compat-off ingest with py-spy (needs root or
 ptrace rights) into bench/results/profile-<time>.txt and prints its top functions;
 also the idle lookups (…-lookups.txt), the compat-on ingest (…-on.txt) and the
@@ -37,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import freshness, gen, limits, load, recovery, report, scenarios
+from bench import freshness, gen, limits, load, pairs, recovery, report, scenarios
 from bench.profile import summary
 
 IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default
@@ -55,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--repeat", type=int, help="repeats of the cheap measurements (median)")
     p.add_argument("--lookup-seconds", type=float)
-    p.add_argument("--skip", default="", help="comma list: on,off,two,lookups,recovery,naive,freshness")
+    p.add_argument("--skip", default="", help="comma list: on,off,two,lookups,recovery,naive,freshness,pairs")
     p.add_argument("--profile", action="store_true", help="py-spy the 1-worker ingest")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
@@ -128,6 +129,8 @@ def main(argv=None) -> int:
                 after = scenarios.chain(
                     None if "recovery" in args.skip else recovery.recovery(ctx),
                     None if "freshness" in args.skip else freshness.freshness(
+                        ctx, max(10.0, 2 * args.lookup_seconds)),
+                    None if "pairs" in args.skip else pairs.pairs(
                         ctx, max(10.0, 2 * args.lookup_seconds)))
             if key == "1w_off" and "lookups" not in args.skip:
                 after = scenarios.lookups(ctx)
