@@ -29,7 +29,7 @@ import orjson
 from agents.writeback import KEEP, WriteBack
 from app import applied, metrics
 from app.main import app
-from app.rules import profile_state, session_state, triggers
+from app.rules import dedupe, profile_state, session_state, triggers
 from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
@@ -141,7 +141,7 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
     # state whose changelog record was never sent: write it again so the changelog (and
     # any worker restoring from it) catches up.
     redelivered = seen_s or seen_p or (p.profile is not None
-                                       and ev["event_id"] in p.profile["event_ids"])
+                                       and dedupe.seen(p.profile, ev["event_id"]))
     if new_session is not p.session or (redelivered and new_session is not None):
         p.session, p.dirty_session = new_session, True
     if new_profile is not p.profile or (redelivered and new_profile is not None):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from app.rules import kpis, session_state
+from app.rules import dedupe, kpis, session_state
 from app.rules.session_state import newer, stamp
 
 MAX_IDS = 256
@@ -50,7 +50,7 @@ def new_profile(event: dict) -> dict:
         "last_purchase": None,
         "payments": {},
         "last_payment": None,
-        "event_ids": [],
+        dedupe.KEY: [],
         "activity": [],
         "engagement_closed_ms": 0,
         "first_purchase_at": None,
@@ -131,7 +131,7 @@ def _payment_method(event: dict) -> Optional[str]:
 
 def apply_to_profile(profile: Optional[dict], event: dict, session: dict,
                      idle_ms: int = DEFAULT_IDLE_MS) -> dict:
-    if profile is not None and event["event_id"] in profile["event_ids"]:
+    if profile is not None and dedupe.seen(profile, event["event_id"]):
         return profile
     base = profile if profile is not None else new_profile(event)
     new = dict(base)
@@ -139,7 +139,7 @@ def apply_to_profile(profile: Optional[dict], event: dict, session: dict,
     new["counts"] = {**base["counts"], kind: base["counts"].get(kind, 0) + 1}
     new["first_seen"] = min(base["first_seen"], event["ts"])
     new["last_seen"] = max(base["last_seen"], event["ts"])
-    new["event_ids"] = (base["event_ids"] + [event["event_id"]])[-MAX_IDS:]
+    dedupe.remember(new, base, event["event_id"], MAX_IDS)
     new.update(_track_session(base, session))
     new["activity"], new["engagement_closed_ms"] = kpis.add_activity(
         base.get("activity") or [], base.get("engagement_closed_ms", 0), event["ts"], idle_ms)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from app.rules import dedupe
+
 MAX_IDS = 128
 MAX_VIEWS = 20
 MAX_SEARCHES = 10
@@ -41,7 +43,7 @@ def new_session(event: dict) -> dict:
         "started_at": event["ts"],
         "last_event_at": event["ts"],
         "events": 0,
-        "event_ids": [],
+        dedupe.KEY: [],
         "views": [],
         "searches": [],
         "cart": {},
@@ -139,14 +141,14 @@ def _changes(session: dict, event: dict) -> dict:
 def apply_to_session(session: Optional[dict], event: dict, idle_ms: int) -> Optional[dict]:
     if belongs_to_new_session(session, event, idle_ms):
         base = new_session(event)
-    elif event["event_id"] in session["event_ids"] or is_stale(session, event, idle_ms):
+    elif dedupe.seen(session, event["event_id"]) or is_stale(session, event, idle_ms):
         return session
     else:
         base = session
     new = dict(base)
     new.update(_changes(base, event))
     new["events"] = base["events"] + 1
-    new["event_ids"] = (base["event_ids"] + [event["event_id"]])[-MAX_IDS:]
+    dedupe.remember(new, base, event["event_id"], MAX_IDS)
     new["started_at"] = min(base["started_at"], event["ts"])
     new["last_event_at"] = max(base["last_event_at"], event["ts"])
     return new

@@ -74,7 +74,7 @@ def invariant_part(profile: dict) -> dict:
             "last_purchase", "last_payment", "affinity_ref", "views")
     part = {k: profile[k] for k in keys}
     part["order_ids"] = sorted(profile["order_ids"])
-    part["event_ids"] = sorted(profile["event_ids"])
+    part["seen"] = sorted(profile["seen"])
     part["preferred_payment"] = ps.preferred_payment(profile)
     return part
 

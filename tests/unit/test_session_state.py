@@ -167,7 +167,7 @@ def test_views_and_searches_bounded_newest_first():
 
 def test_event_ids_bounded():
     s = fold([ev("search", T0 + i, query="q") for i in range(ss.MAX_IDS + 10)])
-    assert len(s["event_ids"]) == ss.MAX_IDS and s["events"] == ss.MAX_IDS + 10
+    assert len(s["seen"]) == ss.MAX_IDS and s["events"] == ss.MAX_IDS + 10
 
 
 def test_input_never_mutated():
