@@ -5,7 +5,9 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.rules import dedupe, profile_state as ps, session_state as ss
+from app.rules import dedupe
+from app.rules import profile_state as ps
+from app.rules import session_state as ss
 
 T0 = 1_700_000_000_000
 
