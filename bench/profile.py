@@ -13,8 +13,10 @@ from pathlib import Path
 _LINE = re.compile(r":\d+\)")
 #: Inclusive buckets, first match wins, checked from the innermost frame outwards.
 LAYERS = (
-    ("app state rules (apply)", ("app/rules/session_state.py", "app/rules/profile_state.py")),
-    ("event parse + validate (marshmallow)", ("app/rules/events.py",)),
+    ("metrics (prometheus_client, app/metrics.py)", ("app/metrics.py", "prometheus_client/")),
+    ("app state rules (apply)", ("app/rules/session_state.py", "app/rules/profile_state.py",
+                                 "app/rules/dedupe.py", "app/rules/kpis.py")),
+    ("event parse + validate", ("app/rules/events.py", "app/rules/fastcheck.py")),
     ("table get/set (faust + rocksdb + json codec)", ("faust/stores/", "faust/tables/",
                                                        "faust/serializers/", "utils/json.py")),
     ("producer send (changelog) aiokafka+faust", ("aiokafka/producer/", "faust/transport/producer",
