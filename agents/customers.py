@@ -29,8 +29,8 @@ import orjson
 from agents.writeback import KEEP, WriteBack
 from app import applied, metrics
 from app.main import app
-from app.rules import profile_state, session_state, triggers
-from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
+from app.rules import profile_state, reconcile, session_state, triggers
+from app.rules.events import ERASE, RECONCILE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
 from app.webhooks import formats
@@ -103,7 +103,7 @@ class Pending:
 #: record at or below it is a redelivery (after a crash before the commit) whatever the
 #: rules' bounded event-id memory still holds: no count grows twice, however many events
 #: one customer had since the last commit. The views never show it.
-POS = "_pos"
+POS = reconcile.POS
 
 
 def applied_before(doc, message) -> bool:
@@ -128,6 +128,13 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
         outbox.extend(outbox_requests(ev, fired))
         if new_session is not p.session:
             p.session, p.dirty_session = new_session, True
+        return False
+    if ev["type"] == RECONCILE:  # persona-reconcile --repair: compare-and-set, no webhooks
+        p.session, p.profile, replaced = reconcile.repair(p.session, p.profile, ev)
+        log.info("reconcile %s: replaced %s", ev["customer_id"], replaced or "nothing (changed)")
+        p.dirty_session |= "sessions" in replaced
+        p.dirty_profile |= "profiles" in replaced
+        p.erased |= any(ev["tables"][name]["state"] is None for name in replaced)
         return False
     seen_s = message is not None and applied_before(p.session, message)
     seen_p = message is not None and applied_before(p.profile, message)
@@ -188,8 +195,10 @@ async def process_batch(batch, idle_ms: int) -> None:
             ev = parse(event.value)
             cid = ev["customer_id"]
             if misrouted(event.message, cid):
-                # Re-key: the copy lands in the customer's partition and is processed there.
-                await events_topic.send(key=cid.encode(), value=event.value)
+                # Re-key: the copy lands in the customer's partition and is processed there
+                # (a shadow app leaves that to the live app and takes the live copy).
+                if not settings.shadow:
+                    await events_topic.send(key=cid.encode(), value=event.value)
                 outcomes.append((metrics.REKEYED, ev["type"], ""))
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
