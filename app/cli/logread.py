@@ -61,27 +61,32 @@ async def start_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int
     return {tp.partition: start for tp, start in starts.items()}
 
 
-async def read_to(consumer: AIOKafkaConsumer, topic: str, ends: dict[int, int],
-                  timeout: float = 120.0):
-    """Yield the records of ``topic`` below ``ends`` ({partition: end offset})."""
+async def read_to(bootstrap: str, topic: str, ends: dict[int, int], timeout: float = 120.0):
+    """Yield the records of ``topic`` below ``ends`` ({partition: end offset}), with a
+    consumer of its own (one consumer re-assigned from topic to topic read nothing here)."""
     tps = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
     if not tps:
         return
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    todo = set(tps)
-    deadline = time.monotonic() + timeout
-    while todo:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{topic}: not read to {ends} in {timeout}s")
-        batch = await consumer.getmany(*todo, timeout_ms=500, max_records=10_000)
-        for tp, records in batch.items():
-            for record in records:
-                if record.offset < ends[tp.partition]:
-                    yield record
-        for tp in list(todo):
-            if await consumer.position(tp) >= ends[tp.partition]:
-                todo.discard(tp)
+    consumer = reader(bootstrap)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        todo = set(tps)
+        deadline = time.monotonic() + timeout
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: not read to {ends} in {timeout}s")
+            batch = await consumer.getmany(*todo, timeout_ms=500, max_records=10_000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset < ends[tp.partition]:
+                        yield record
+            for tp in list(todo):
+                if await consumer.position(tp) >= ends[tp.partition]:
+                    todo.discard(tp)
+    finally:
+        await consumer.stop()
 
 
 async def committed(bootstrap: str, group: str, topic: str, parts) -> dict[int, int]:

@@ -120,13 +120,13 @@ async def run(broker_url: str = settings.broker_url, app: str = app_id(settings.
             topic = changelog(table, app)
             docs = live[table] = {}
             tail = await logread.end_offsets(consumer, bootstrap, topic, compat)
-            async for r in logread.read_to(consumer, topic, tail):
+            async for r in logread.read_to(bootstrap, topic, tail):
                 docs[orjson.loads(r.key)] = None if r.value is None else orjson.loads(r.value)
         starts = await logread.start_offsets(consumer, EVENTS)
         now = await logread.end_offsets(consumer, bootstrap, EVENTS, compat)
         events: dict = {}
         records = 0
-        async for r in logread.read_to(consumer, EVENTS, now):
+        async for r in logread.read_to(bootstrap, EVENTS, now):
             records += 1
             try:
                 ev = parse(r.value)

@@ -60,7 +60,7 @@ async def snapshot(bootstrap: str, compat: bool) -> tuple[dict, set]:
     try:
         ends = await logread.end_offsets(consumer, bootstrap, EVENTS, compat)
         customers = set()
-        async for r in logread.read_to(consumer, EVENTS, ends):
+        async for r in logread.read_to(bootstrap, EVENTS, ends):
             try:
                 cid = parse(r.value)["customer_id"]
             except Exception:  # noqa: BLE001 - dead-lettered: no customer

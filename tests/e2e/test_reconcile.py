@@ -57,7 +57,7 @@ def latest(broker, table: str) -> dict:
             topic = changelog(table)
             ends = await logread.end_offsets(consumer, broker.bootstrap, topic, True)
             return {orjson.loads(r.key): (r.partition, r.key, r.value and orjson.loads(r.value))
-                    async for r in logread.read_to(consumer, topic, ends)}
+                    async for r in logread.read_to(broker.bootstrap, topic, ends)}
         finally:
             await consumer.stop()
     return asyncio.run(run())
