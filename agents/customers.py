@@ -15,6 +15,10 @@ Webhooks: after deciding the new states, the agent puts one delivery request per
 and waits for the broker's acknowledgement *before* the states enter the write-back, so a crash in
 between redelivers the event against the old state and the trigger fires again (same
 ``webhook-id``). It never calls HTTP itself: agents/webhooks.py delivers.
+
+Internal commands on ``events``: ``erase``, ``session_timeout`` (the abandoned-cart scan) and
+``reconcile`` (``persona-reconcile --repair``: a compare-and-set replacement of a customer's
+documents, ``app.rules.reconcile``; no webhooks).
 """
 from __future__ import annotations
 

@@ -48,3 +48,12 @@ def test_fields_differing_per_answer_and_field():
     assert fields_differing(a, b) == {"profile.y": ([1], [2]),
                                       "recommendations.(document)": ("absent", "present")}
     assert fields_differing(a, a) == {}
+
+
+def test_a_checkout_without_shadow_mode_is_refused(tmp_path, capsys):
+    """It would run as the live app (same group and topics): never started."""
+    from app.cli.shadow import main
+
+    (tmp_path / "app").mkdir()
+    with pytest.raises(SystemExit, match="no app/shadow.py"):
+        main(["--app-root", str(tmp_path), "--api-key", "k"])
