@@ -2,7 +2,7 @@
 the ``reconcile`` command that repairs a document through the customers agent.
 
 - ``step(session, profile, event, idle_ms)``: what the customers agent does with one valid
-  event of the customer (``agents.customers.apply_event``) minus webhooks and the
+  event of the customer (``agents.customer_state.apply_event``) minus webhooks and the
   redelivery-by-position check (a re-fold reads each offset once): ``erase`` empties both,
   ``session_timeout`` may mark the session notified, shop events go through the session
   rules, then the profile rules with the new session.
@@ -25,7 +25,7 @@ import orjson
 from app.rules import profile_state, session_state, triggers
 from app.rules.events import CURRENT_VERSION, ERASE, RECONCILE, SESSION_TIMEOUT, STATE_TABLES
 
-#: The agent's position stamp in each stored document (``agents.customers.POS``).
+#: The agent's position stamp in each stored document (``agents.customer_state.POS``).
 POS = "_pos"
 #: What a differing whole document is reported as (present on one side only).
 DOCUMENT = "(document)"
