@@ -81,10 +81,14 @@ def command(customer_id: str, repairs: dict, ts_ms: int, event_id: str) -> dict:
 
 def repair(session: Optional[dict], profile: Optional[dict], cmd: dict) -> tuple:
     """``(session, profile, replaced table names)``: each named document is replaced by
-    the command's state only if its digest is still the one the tool saw."""
+    the command's state only if its digest is still the one the tool saw (and the state is
+    this customer's: a document of another would break every later event)."""
     docs = dict(zip(STATE_TABLES, (session, profile), strict=True))
     replaced = []
     for name, spec in cmd["tables"].items():
+        state = spec["state"]
+        if state is not None and state.get("customer_id") != cmd["customer_id"]:
+            continue
         if digest(docs[name]) == spec["seen"]:
             docs[name] = spec["state"]
             replaced.append(name)

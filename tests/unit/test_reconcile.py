@@ -64,6 +64,13 @@ def test_repair_is_compare_and_set():
     assert reconcile.repair(session, moved, cmd) == (None, moved, ["sessions"])
 
 
+def test_repair_refuses_another_customers_document():
+    _, profile = fold(views(2))
+    other = {**profile, "customer_id": "c2"}
+    cmd = reconcile.command("c1", {"profiles": (profile, other)}, T0, "r1")
+    assert reconcile.repair(None, profile, cmd) == (None, profile, [])
+
+
 def test_reconcile_is_internal_and_validated():
     assert RECONCILE in INTERNAL_TYPES and RECONCILE not in SHOP_TYPES
     bad = {"type": RECONCILE, "customer_id": "c1", "ts": T0, "tables": {"carts": {}}}
@@ -105,3 +112,12 @@ def test_compare_finds_exactly_the_corrupted_customers():
     assert report.mismatches["b"]["profiles"] == {
         "counts": ({"product_view": 1}, {"product_view": 3})}
     assert compare(ends, {0: 5}, live, events, IDLE).unverifiable == 3  # retention
+    assert report.orphans == [] and list(report.repairs) == ["b"]
+
+
+def test_documents_without_events_are_reported_but_not_repaired():
+    """A recreated topic (or lost history) must not make --repair delete customers."""
+    _, profile = fold(views(2, "a"))
+    live = {"sessions": {}, "profiles": {"a": profile}}
+    report = compare({0: 0}, {0: 0}, live, {}, IDLE)
+    assert list(report.mismatches) == ["a"] and report.orphans == ["a"] and not report.repairs
