@@ -131,6 +131,7 @@ def test_an_unchanged_candidate_shows_no_difference(broker, live, tmp_path):
     assert "persona-shadow-same" in run.stdout
     assert events_end(broker) == before  # the shadow produced nothing to events
     assert records(broker, "events-dlq") == [] and records(broker, "webhook-deliveries") == []
+    assert len(records(broker, "persona-shadow-same-profiles-changelog")) >= 10  # own tables
 
 
 def test_a_changed_weight_reports_exactly_the_affected_customers_and_fields(
