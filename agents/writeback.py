@@ -18,7 +18,7 @@ offsets committable. A flush, every ``PERSONA_FLUSH_INTERVAL_S`` seconds, as soo
 
 A crash anywhere before step 3's release leaves those offsets uncommitted: the events are
 redelivered against the last flushed state (the store may be ahead of the changelog, as
-before: the rules' dedupe turns those into rewrites, see ``agents.customers.apply_event``).
+before: the rules' dedupe turns those into rewrites, see ``agents.customer_state.apply_event``).
 So a customer changed many times between flushes costs one record per table, not one
 per batch. Webhook requests are still sent (and acknowledged) per batch, before its states
 enter the overlays.

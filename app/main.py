@@ -13,6 +13,7 @@ import faust
 from app import failpoints
 from app.kafka import install as install_kafka_plumbing
 from app.settings import Settings, settings
+from app.shadow import app_id
 
 
 def faust_options(s: Settings) -> dict:
@@ -52,7 +53,7 @@ def faust_options(s: Settings) -> dict:
 Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
-    "persona",
+    app_id(settings.shadow),  # "persona", or a shadow app's own id (app.shadow)
     origin="app",
     autodiscover=["agents", "tables", "web"],
     **faust_options(settings),

@@ -21,6 +21,7 @@ from app.failpoints import POINTS
 from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
 from app.jwt_config import jwt_config
 from app.ratelimit import RateConfig, rate_config
+from app.shadow import shadow_name
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
@@ -136,6 +137,8 @@ class Settings:
     identity_secret: bytes = field(default=b"", repr=False)
     #: Token-bucket limits per key (``app.ratelimit``, PERSONA_RATE_*) and trusted proxy hops.
     rates: RateConfig = RateConfig()
+    #: PERSONA_SHADOW: "" = the live app, else the name of a shadow app (``app.shadow``).
+    shadow: str = ""
 
     @property
     def session_idle_ms(self) -> int:
@@ -203,6 +206,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         jwt = jwt_config(env)
         publishable_types, identity_secret = browser_config(env)
         rates = rate_config(env)
+        shadow = shadow_name(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -224,8 +228,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ingest_timeout_s=_float(env, "PERSONA_INGEST_TIMEOUT_S", 10.0, 0.1),
         cors_origins=tuple(o.strip().rstrip("/") for o in env.get("PERSONA_CORS_ORIGINS", "").split(",")
                            if o.strip()),
-        demo_key=env.get("PERSONA_DEMO_KEY", ""),
-        webhooks=webhooks,
+        demo_key="" if shadow else env.get("PERSONA_DEMO_KEY", ""),
+        webhooks=() if shadow else webhooks,  # a shadow app sends no webhooks (app.shadow)
         webhook_max_attempts=_int(env, "PERSONA_WEBHOOK_MAX_ATTEMPTS", 6, 1),
         webhook_backoff_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_S", 0.5),
         webhook_backoff_max_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_MAX_S", 60.0),
@@ -244,6 +248,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         publishable_types=publishable_types,
         identity_secret=identity_secret,
         rates=rates,
+        shadow=shadow,
     )
 
 

@@ -1,10 +1,12 @@
 """Every topic of the app. Keys and values are raw bytes: agents validate them themselves.
 
+A shadow app (``app.shadow``) has its own copies of every topic but ``events``.
 All are declared ``internal`` so Faust creates them (with these partition counts) when
 they are missing.
 """
 from app.main import app
 from app.settings import settings
+from app.shadow import own_topic
 
 
 def _raw_topic(name: str, partitions: int):
@@ -17,16 +19,17 @@ def _raw_topic(name: str, partitions: int):
 events_topic = _raw_topic("events", settings.partitions)
 
 #: Events that failed validation: {"reason", "errors", "raw" (original bytes, utf-8 or base64)}.
-events_dlq = _raw_topic("events-dlq", 1)
+events_dlq = _raw_topic(own_topic("events-dlq", settings.shadow), 1)
 
 #: Webhook outbox: one delivery request per (trigger, subscription), or an erase marker;
 #: key = customer_id, JSON value (see app/webhooks/formats.py). Written by agents/customers.py,
 #: consumed by agents/webhooks.py.
-webhook_deliveries = _raw_topic("webhook-deliveries", settings.partitions)
+webhook_deliveries = _raw_topic(own_topic("webhook-deliveries", settings.shadow),
+                                settings.partitions)
 
 #: Deliveries that failed for good: {"delivery", "error", "status", "attempts", ...};
 #: ``persona-redrive`` sends them back to webhook-deliveries.
-webhooks_dlq = _raw_topic("webhooks-dlq", 1)
+webhooks_dlq = _raw_topic(own_topic("webhooks-dlq", settings.shadow), 1)
 
 
 def partition_of(topic: str, key: bytes):

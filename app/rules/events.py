@@ -39,8 +39,13 @@ ERASE = "erase"
 #: Internal command, produced only by the abandoned-cart scan (agents/webhooks.py): "this
 #: customer's session looked idle at ``ts``"; the customers agent re-checks and decides.
 SESSION_TIMEOUT = "session_timeout"
+#: Internal command, produced only by ``persona-reconcile --repair``: replace a customer's
+#: state in the named tables if it is still what the tool saw (``app.rules.reconcile``).
+RECONCILE = "reconcile"
 #: Command types: accepted on the ``events`` topic, never from public HTTP ingest.
-INTERNAL_TYPES = (ERASE, SESSION_TIMEOUT)
+INTERNAL_TYPES = (ERASE, SESSION_TIMEOUT, RECONCILE)
+#: The tables a reconcile command may name (the customers agent's two documents).
+STATE_TABLES = ("sessions", "profiles")
 
 
 class InvalidEvent(ValueError):
@@ -151,6 +156,17 @@ class SessionTimeout(_Base):
     pass
 
 
+class TableRepair(_Base):
+    seen = fields.String(required=True, allow_none=True, validate=validate.Length(1, 128))
+    state = fields.Dict(required=True, allow_none=True)
+
+
+class Reconcile(_Base):
+    tables = fields.Dict(keys=fields.String(validate=validate.OneOf(STATE_TABLES)),
+                         values=fields.Nested(TableRepair), required=True,
+                         validate=validate.Length(min=1))
+
+
 TYPE_SCHEMAS: dict[str, Schema] = {
     "product_view": ProductView(),
     "search": Search(),
@@ -161,6 +177,7 @@ TYPE_SCHEMAS: dict[str, Schema] = {
     "purchase": Purchase(),
     ERASE: Erase(),
     SESSION_TIMEOUT: SessionTimeout(),
+    RECONCILE: Reconcile(),
 }
 _ENVELOPE = Envelope()
 

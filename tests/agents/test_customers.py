@@ -11,6 +11,7 @@ from unittest.mock import AsyncMock
 import orjson
 import pytest
 
+import agents.customer_state as customer_state
 import agents.customers as customers
 from app.main import app
 from tables.documents import read
@@ -77,7 +78,7 @@ async def test_unexpected_errors_are_parked_not_crashing(outbox, monkeypatch):
     def boom(*args):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(customers.session_state, "apply_to_session", boom)
+    monkeypatch.setattr(customer_state.session_state, "apply_to_session", boom)
     async with customers.process_events.test_context() as agent:
         await agent.put(ev(1), key=b"c1", partition=0)
     (call,) = outbox["dlq"].await_args_list
@@ -128,7 +129,7 @@ async def test_a_redelivered_event_republishes_the_state(outbox, monkeypatch):
 async def test_a_redelivered_run_longer_than_the_event_id_memory_counts_once(outbox):
     """After a crash, everything since the last commit comes again: for one busy customer
     that can be more events than the rules remember ids of (256). The position stamped on
-    each stored document (``customers.POS``) still tells each of them as a redelivery."""
+    each stored document (``customer_state.POS``) still tells each of them as a redelivery."""
     n = 300
     async with customers.process_events.test_context() as agent:
         for i in range(n):
@@ -139,7 +140,7 @@ async def test_a_redelivered_run_longer_than_the_event_id_memory_counts_once(out
             await asyncio.sleep(0.02)
     await customers.state.flush()
     first = read(profiles, "c1")
-    assert first["counts"] == {"product_view": n} and first[customers.POS] == [0, n - 1]
+    assert first["counts"] == {"product_view": n} and first[customer_state.POS] == [0, n - 1]
     assert len(first["seen"]) < n  # the rules alone would count the oldest again
     async with customers.process_events.test_context() as agent:  # offsets from 0 again
         assert agent.sent_offset == 0
@@ -148,17 +149,17 @@ async def test_a_redelivered_run_longer_than_the_event_id_memory_counts_once(out
         for _ in range(50):
             await asyncio.sleep(0.02)
         await customers.state.flush()
-        assert read(profiles, "c1")[customers.POS] == [0, n - 1]
+        assert read(profiles, "c1")[customer_state.POS] == [0, n - 1]
         for i in range(n // 2, n):
             await agent.put(ev(i), key=b"c1", partition=0, wait=False)
         await agent.put(ev(n), key=b"c1", partition=0, wait=False)  # new, after the replay
         for _ in range(200):
-            if (read(profiles, "c1") or {}).get(customers.POS) == [0, n]:
+            if (read(profiles, "c1") or {}).get(customer_state.POS) == [0, n]:
                 break
             await asyncio.sleep(0.02)
     await customers.state.flush()
     after = read(profiles, "c1")
-    assert after["counts"] == {"product_view": n + 1} and after[customers.POS] == [0, n]
+    assert after["counts"] == {"product_view": n + 1} and after[customer_state.POS] == [0, n]
     assert read(sessions, "c1")["events"] == n + 1
 
 
