@@ -26,6 +26,7 @@ from collections import Counter
 
 import orjson
 
+from agents import kpis
 from agents.writeback import KEEP, WriteBack
 from app import applied, metrics
 from app.main import app
@@ -181,6 +182,7 @@ async def process_batch(batch, idle_ms: int) -> None:
     outbox: list = []
     outcomes: list = []  # (outcome, type, reason) per event, counted once per batch
     stamps: list = []  # Kafka record timestamps of the events that reached the state
+    kpi_items: list = []  # per event taken for a customer: its windowed-KPI contribution
     for i, event in enumerate(batch):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
             await asyncio.sleep(0)
@@ -193,7 +195,9 @@ async def process_batch(batch, idle_ms: int) -> None:
                 outcomes.append((metrics.REKEYED, ev["type"], ""))
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
+            before = p.session, p.profile
             duplicate = apply_event(p, ev, idle_ms, outbox, event.message)
+            kpi_items.append(kpis.item(event, ev, before, p.session, p.profile, duplicate))
             p.event = event
             outcomes.append((metrics.DUPLICATE if duplicate else metrics.APPLIED, ev["type"], ""))
             stamps.append(event.message.timestamp)
@@ -207,7 +211,8 @@ async def process_batch(batch, idle_ms: int) -> None:
     # Webhooks first: once the broker has them, a crash before the table writes only
     # redelivers the events, which fire the same triggers again (same webhook-id).
     await to_outbox(outbox)
-    for cid, p in pending.items():  # no await: the batch enters the overlays at once
+    kpi_rows.add_batch(kpi_items)  # no await from here: rows and states enter together
+    for cid, p in pending.items():
         if p.event is not None:
             state.put(cid, decided(p), p.event)
     state.add_events(batch, stamps)  # acked once the next flush has made them durable
@@ -228,7 +233,9 @@ def record_batch(outcomes: list, stamps: list, size: int, started: float) -> Non
 
 
 FLUSH_TICK_S = 0.05
-state = WriteBack(app, (sessions, profiles), settings.flush_interval_s, settings.flush_max_keys)
+kpi_rows = kpis.KpiRows()
+state = WriteBack(app, (sessions, profiles), settings.flush_interval_s, settings.flush_max_keys,
+                  first=kpi_rows)
 applied.install(app, events_topic.get_topic_name())  # reads wait on applied.applied
 
 

@@ -102,6 +102,30 @@ def read_op(summary: str) -> dict:
                       parameters=[*CID, IF_NONE_MATCH, *AFTER], description="scope: read")}
 
 
+TIME = {"oneOf": [{"type": "integer", "description": "epoch milliseconds"},
+                  {"type": "string", "format": "date-time"}]}
+KPI_PARAMS = [
+    {"name": "window", "in": "query", "required": False,
+     "schema": {"type": "string", "enum": ["1m", "1d"], "default": "1m"},
+     "description": "1m: 1-minute windows (kept 48 h), 1d: 1-day windows (kept 90 days)"},
+    {"name": "from", "in": "query", "required": False, "schema": TIME,
+     "description": "first window: the one holding this time (default: to - 1 h for 1m, "
+                    "to - 30 days for 1d); at most 2,880 / 90 windows"},
+    {"name": "to", "in": "query", "required": False, "schema": TIME,
+     "description": "windows starting before this time (default: now)"}]
+COUNTS = {name: {"type": "integer"} for name in (
+    "events", "sessions", "sessions_with_purchase", "carts_opened", "carts_abandoned", "orders",
+    "active_customers")}
+KPI_FIGURES = {**OBJ, "properties": {
+    **COUNTS,
+    "conversion_rate": {"type": "number", "nullable": True},
+    "abandonment_rate": {"type": "number", "nullable": True},
+    "revenue": {**OBJ, "description": "per ISO 4217 currency", "additionalProperties": {
+        **OBJ, "properties": {"orders": {"type": "integer"}, "revenue": {"type": "number"},
+                              "revenue_cents": {"type": "integer"},
+                              "average_order_value": {"type": "number"}}}}}}
+
+
 BATCH = {"oneOf": [{"$ref": "#/components/schemas/Event"},
                    {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}]}
 INGEST = op(
@@ -162,6 +186,16 @@ SPEC = {
         "/v1/customers/{customer_id}/activity": read_op("Current session"),
         "/v1/customers/{customer_id}/profile": read_op("Profile"),
         "/v1/customers/{customer_id}/recommendations": read_op("Recommendations"),
+        "/v1/kpis": {"get": op(
+            "Business KPIs of all customers per event-time window (scope: read)",
+            {200: json_response("totals over the range and one entry per window with data",
+                                "Kpis"),
+             400: "bad window, from or to (field errors)", **AUTH_ERRORS, 429: RATE_LIMITED,
+             503: "some partitions' KPIs are not available (restoring, moving or a worker "
+                  "unreachable): missing_partitions; see Retry-After"},
+            BEARER, description="scope: read. Sums the windows of every events partition "
+                                "across all workers, or answers 503.",
+            parameters=KPI_PARAMS)},
         "/v1/customers/{customer_id}": {"delete": op(
             "Erase a customer (scope: admin)",
             {202: "erase queued on events", 400: "malformed customer id", **AUTH_ERRORS,
@@ -202,6 +236,12 @@ SPEC = {
                 "limit": {"type": "string", "enum": ["ingest", "read", "publishable"]},
                 "retry_after": {"type": "integer", "minimum": 1},
                 "detail": {"type": "string"}}},
+            "Kpis": {**OBJ, "properties": {
+                "window": {"type": "string"}, "from": {"type": "integer"},
+                "to": {"type": "integer"}, "partitions": {"type": "integer"},
+                "totals": KPI_FIGURES,
+                "series": {"type": "array", "items": {"allOf": [
+                    KPI_FIGURES, {**OBJ, "properties": {"start": {"type": "integer"}}}]}}}},
             "State": {**OBJ, "properties": {"customer_id": {"type": "string"},
                                             "as_of": {"type": "integer"}}},
         },
