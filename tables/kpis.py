@@ -19,7 +19,7 @@ from __future__ import annotations
 import orjson
 
 from app.main import app
-from app.rules.window_kpis import WINDOWS
+from app.rules.window_kpis import WINDOWS, expired
 from app.settings import settings
 
 
@@ -52,14 +52,22 @@ def parse_key(key) -> tuple[int, int]:
 
 def local_rows(window: str, partitions: set, start_from: int, start_to: int) -> dict:
     """``{(partition, start ms): row}`` of ``partitions`` held here (flushed or not), for
-    windows starting in ``[start_from, start_to)``. No await: one consistent view."""
-    out = {}
+    windows starting in ``[start_from, start_to)``, without the rows past the expiry that
+    the next sweep drops (so the answer does not depend on when it runs). No await: one
+    consistent view."""
+    out, newest = {}, {}
     for key, raw in kpi_tables[window].data.items():  # the active partitions' stores
         partition, start = parse_key(key)
-        if partition in partitions and start_from <= start < start_to:
-            out[(partition, start)] = orjson.loads(raw)
+        if partition in partitions:
+            newest[partition] = max(start, newest.get(partition, start))
+            if start_from <= start < start_to:
+                out[(partition, start)] = raw
     for layer in reversed(layers):  # the newest wins
         for (name, partition, start), row in layer.items():
-            if name == window and partition in partitions and start_from <= start < start_to:
-                out[(partition, start)] = row
-    return out
+            if name == window and partition in partitions:
+                newest[partition] = max(start, newest.get(partition, start))
+                if start_from <= start < start_to:
+                    out[(partition, start)] = row
+    return {(partition, start): orjson.loads(row) if isinstance(row, bytes) else row
+            for (partition, start), row in out.items()
+            if not expired(start, newest[partition], window)}

@@ -12,7 +12,7 @@ import agents.customers as customers
 from app.main import app
 from app.rules import window_kpis as wk
 from tables.documents import read
-from tables.kpis import kpi_tables, local_rows
+from tables.kpis import kpi_tables, local_rows, parse_key
 from tables.profiles import profiles
 from tables.sessions import sessions
 from tests.agents.test_customers import T0
@@ -114,12 +114,14 @@ async def test_crash_before_anything_was_written(clean):
 async def test_expired_rows_are_swept_in_event_time(clean, monkeypatch):
     old = {"event_id": "old", "type": "product_view", "customer_id": "c3", "product_id": "p",
            "ts": T0 - 3 * wk.DAY_MS}
-    monkeypatch.setattr(customers.kpi_rows, "last_sweep", 0.0)  # sweep at this flush
+    monkeypatch.setattr(customers.kpi_rows, "last_sweep", -1e9)  # sweep at this flush
     await deliver([old])
     await customers.state.flush()
-    monkeypatch.setattr(customers.kpi_rows, "last_sweep", 0.0)
+    monkeypatch.setattr(customers.kpi_rows, "last_sweep", -1e9)
     await deliver([old] + EVENTS)
     await customers.state.flush()
-    starts = {start for _, start in stored("1m")}
-    assert wk.window_start(old["ts"], wk.MINUTE_MS) not in starts  # 3 days older: gone
+    old_start = wk.window_start(old["ts"], wk.MINUTE_MS)
+    assert old_start not in {start for _, start in stored("1m")}
+    stored_starts = {parse_key(key)[1] for key in kpi_tables["1m"].data.keys()}
+    assert old_start not in stored_starts and stored_starts  # 3 days older: deleted
     assert len(stored("1d")) == len(expected("1d")) + 1  # 1-day windows keep 90 days
