@@ -50,11 +50,11 @@ def parse_key(key) -> tuple[int, int]:
     return int(partition), round(start * 1000)
 
 
-def local_rows(window: str, partitions: set, start_from: int, start_to: int) -> dict:
-    """``{(partition, start ms): row}`` of ``partitions`` held here (flushed or not), for
-    windows starting in ``[start_from, start_to)``, without the rows past the expiry that
-    the next sweep drops (so the answer does not depend on when it runs). No await: one
-    consistent view."""
+def local_rows(window: str, partitions: set, start_from: int, start_to: int) -> tuple:
+    """``({(partition, start ms): row}, {partition: newest window start})`` of
+    ``partitions`` held here (flushed or not), for windows starting in ``[start_from,
+    start_to)``, without the rows past the expiry that the next sweep drops (so the answer
+    does not depend on when it runs). No await: one consistent view."""
     out, newest = {}, {}
     for key, raw in kpi_tables[window].data.items():  # the active partitions' stores
         partition, start = parse_key(key)
@@ -70,4 +70,4 @@ def local_rows(window: str, partitions: set, start_from: int, start_to: int) -> 
                     out[(partition, start)] = row
     return {(partition, start): orjson.loads(row) if isinstance(row, bytes) else row
             for (partition, start), row in out.items()
-            if not expired(start, newest[partition], window)}
+            if not expired(start, newest[partition], window)}, newest

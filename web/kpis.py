@@ -77,18 +77,21 @@ def parse_query(query, now_ms: int):
     return (window, start, to), None
 
 
-def local_part(window: str, partitions: set, start: int, to: int) -> tuple[set, dict]:
-    """(partitions served here among ``partitions``, {window start: merged row})."""
+def local_part(window: str, partitions: set, start: int, to: int) -> tuple:
+    """(partitions served here among ``partitions``, {window start: merged row}, newest
+    window start of those partitions or None)."""
     topic = kpi_tables[window].changelog_topic.get_topic_name()
     served = {p for p in partitions if serving(TP(topic, p))}
+    rows, newest = local_rows(window, served, start, to)
     by_start: dict = {}
-    for (_, window_start), row in local_rows(window, served, start, to).items():
+    for (_, window_start), row in rows.items():
         by_start.setdefault(window_start, []).append(row)
-    return served, {s: wk.merge(rows) for s, rows in by_start.items()}
+    return (served, {s: wk.merge(rs) for s, rs in by_start.items()},
+            max(newest.values(), default=None))
 
 
 async def peer_part(request, url: str, window: str, start: int, to: int,
-                    partitions: set) -> tuple[set, dict]:
+                    partitions: set) -> tuple:
     """The peer's rows: the range resolved here (its clock may differ), its partitions."""
     target = URL(url).with_path("/v1/kpis").with_query(
         {"window": window, "from": str(start), "to": str(to),
@@ -99,10 +102,10 @@ async def peer_part(request, url: str, window: str, start: int, to: int,
     async with app.http_client.get(target, headers=headers, ssl=PEER_SSL,
                                    timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as r:
         if r.status != 200:
-            return set(), {}
+            return set(), {}, None
         body = orjson.loads(await r.read())
     served = set(body["partitions"]) & partitions
-    return served, {int(s): row for s, row in body["windows"].items()}
+    return served, {int(s): row for s, row in body["windows"].items()}, body["newest"]
 
 
 def owners(window: str) -> dict | None:
@@ -117,8 +120,8 @@ def owners(window: str) -> dict | None:
     return out
 
 
-async def gather(request, window: str, start: int, to: int) -> tuple[set, list]:
-    """(partitions covered, [{window start: row}] one per answer)."""
+async def gather(request, window: str, start: int, to: int) -> tuple:
+    """(partitions covered, [{window start: row}] one per answer, newest window start)."""
     try:
         by_owner = owners(window) or {}
     except ConsumerNotStarted:
@@ -135,22 +138,25 @@ async def gather(request, window: str, start: int, to: int) -> tuple[set, list]:
         else:
             parts.append(result)
     covered: set = set()
-    answers = []
-    for served, rows in parts:
+    answers, newest = [], None
+    for served, rows, part_newest in parts:
         if served & covered:  # never twice the same partition
             continue
         covered |= served
         answers.append(rows)
-    return covered, answers
+        if part_newest is not None:
+            newest = max(part_newest, newest or part_newest)
+    return covered, answers, newest
 
 
-def answer(window: str, start: int, to: int, answers: list) -> dict:
+def answer(window: str, start: int, to: int, answers: list, newest) -> dict:
     series: dict = {}
     for rows in answers:
         for window_start, row in rows.items():
             series.setdefault(window_start, []).append(row)
     merged = {s: wk.merge(rows) for s, rows in sorted(series.items())}
     return {"window": window, "from": start, "to": to, "partitions": settings.partitions,
+            "newest": newest,
             "totals": wk.summary(wk.merge(merged.values())),
             "series": [{"start": s, **wk.summary(row)} for s, row in merged.items()]}
 
@@ -171,15 +177,16 @@ class Kpis(View):
                 return self.json({"error": "invalid request",
                                   "fields": {"partitions": ["comma-separated integers"]}},
                                  status=400)
-            served, rows = local_part(window, asked, start, to)
-            return self.bytes(orjson.dumps({"partitions": sorted(served), "windows": {
-                str(s): row for s, row in rows.items()}}), content_type="application/json")
-        covered, answers = await gather(request, window, start, to)
+            served, rows, newest = local_part(window, asked, start, to)
+            return self.bytes(orjson.dumps({"partitions": sorted(served), "newest": newest,
+                                            "windows": {str(s): row for s, row in rows.items()}}),
+                              content_type="application/json")
+        covered, answers, newest = await gather(request, window, start, to)
         missing = sorted(set(range(settings.partitions)) - covered)
         if missing:
             return self.json({"error": "unavailable", "missing_partitions": missing,
                               "detail": "the KPIs of these partitions are not available now "
                                         "(restoring, moving or unreachable)"},
                              status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
-        return self.bytes(orjson.dumps(answer(window, start, to, answers)),
+        return self.bytes(orjson.dumps(answer(window, start, to, answers, newest)),
                           content_type="application/json")

@@ -239,6 +239,8 @@ SPEC = {
             "Kpis": {**OBJ, "properties": {
                 "window": {"type": "string"}, "from": {"type": "integer"},
                 "to": {"type": "integer"}, "partitions": {"type": "integer"},
+                "newest": {"type": "integer", "nullable": True,
+                           "description": "start of the newest window with data (any time)"},
                 "totals": KPI_FIGURES,
                 "series": {"type": "array", "items": {"allOf": [
                     KPI_FIGURES, {**OBJ, "properties": {"start": {"type": "integer"}}}]}}}},

@@ -34,7 +34,7 @@ def expected(window: str) -> dict:
 
 
 def stored(window: str) -> dict:
-    rows = local_rows(window, {0}, 0, 2**62)
+    rows, _ = local_rows(window, {0}, 0, 2**62)
     return {key: {k: v for k, v in row.items() if k != "_pos"} for key, row in rows.items()}
 
 

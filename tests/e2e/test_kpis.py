@@ -40,6 +40,7 @@ def expected(applied: list, window: str, start: int, to: int) -> dict:
             per_start.setdefault(s, []).append(row)
     merged = {s: wk.merge(rs) for s, rs in sorted(per_start.items())}
     return {"window": window, "from": start, "to": to, "partitions": len(PARTITIONS),
+            "newest": max((s for _, s in rows), default=None),
             "totals": wk.summary(wk.merge(merged.values())),
             "series": [{"start": s, **wk.summary(row)} for s, row in merged.items()]}
 
