@@ -165,6 +165,19 @@ SPEC = {
                    "content": {"text/plain": {"schema": {"type": "string"}}}},
              **AUTH_ERRORS}, BEARER, description="scope: metrics (admin implies it)")},
         "/sdk/persona.js": {"get": op("Browser SDK", {200: "JavaScript"})},
+        "/dashboard": {"get": op("Live dashboard page (asks for a key with read and metrics)",
+                                 {200: "HTML"})},
+        "/dashboard/uPlot.iife.min.js": {"get": op("uPlot 1.6.32 (MIT), the page's charts",
+                                                   {200: "JavaScript"})},
+        "/dashboard/uPlot.min.css": {"get": op("uPlot's style sheet", {200: "CSS"})},
+        "/dashboard/uPlot.LICENSE": {"get": op("uPlot's licence (MIT)", {200: "text"})},
+        "/v1/ops": {"get": op(
+            "Operational figures of every worker, as JSON (scope: metrics)",
+            {200: {"description": "events and webhook requests by outcome, lag, outbox "
+                                  "backlog, readable-freshness buckets (cumulative), "
+                                  "workers counted and unreachable",
+                   "content": {"application/json": {"schema": OBJ}}},
+             **AUTH_ERRORS}, BEARER, description="scope: metrics (admin implies it)")},
         "/demo/shop": {"get": op("Demo shop page using the SDK",
                                  {200: "HTML", 404: "demo disabled (PERSONA_DEMO_KEY unset)"},
                                  parameters=[{"name": "customer", "in": "query",
