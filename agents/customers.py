@@ -8,7 +8,9 @@ original bytes, and the partition moves on.
 Events are taken in batches: each customer's new state is computed event by event
 with the pure rules and handed to the write-back (``agents/writeback.py``) once per
 batch; it writes each changed customer once per flush interval, and the events' offsets
-are acked only after that flush has made their states durable.
+are acked only after that flush has made their states durable. Each event's contribution to
+the windowed business KPIs (``agents/kpis.py``) is summed per batch beside the states and
+written first in the same flush.
 
 Webhooks: after deciding the new states, the agent puts one delivery request per
 (trigger, matching subscription) on the ``webhook-deliveries`` outbox (``app.webhooks``)
