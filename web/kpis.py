@@ -67,11 +67,12 @@ def parse_query(query, now_ms: int):
         times[name] = value
     if errors:
         return None, errors
-    to = times["to"]
-    start = wk.window_start(to - DEFAULT_SPAN_MS[window] if times["from"] is None
-                            else times["from"], size_ms)
-    if start >= to:
+    to, first = times["to"], times["from"]
+    if first is None:
+        first = to - DEFAULT_SPAN_MS[window]
+    elif first >= to:
         return None, {"from": ["must be before to"]}
+    start = wk.window_start(first, size_ms)
     if (to - start + size_ms - 1) // size_ms > keep:
         return None, {"from": [f"at most {keep} windows of {window} (what is kept)"]}
     return (window, start, to), None
