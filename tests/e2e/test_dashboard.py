@@ -72,8 +72,12 @@ def shown_equals_api(browser, worker) -> None:
         cents = r["revenue_cents"]
         assert cells == [currency, str(r["orders"]), f"{cents // 100}.{cents % 100:02d}",
                          f"{r['average_order_value']:.2f}"]
-    series = browser.execute_script("return dashboard.charts.counts.data[0].length")
-    assert series == len(body["series"]) > 0
+    size = {"1m": 60_000, "1d": 86_400_000}[body["window"]]
+    drawn = browser.execute_script("return dashboard.charts.counts.data")
+    assert len(drawn[0]) == -(-(body["to"] - body["from"]) // size)  # every window of the range
+    sessions = dict(zip(drawn[0], drawn[1], strict=True))
+    assert body["series"] and all(sessions[s["start"] / 1000] == s["sessions"]
+                                  for s in body["series"])
 
 
 def test_the_dashboard_shows_the_kpis_and_the_live_figures(worker, browser, broker):
