@@ -112,6 +112,7 @@ class WriteBack:
                 newest.clear()
             if self.first is not None:
                 await self.first.write(self.app, *self.first.take())
+                failpoints.hit("flush.after_kpis")
             if self.bulk():
                 written = await self.write_bulk(events)
             else:
