@@ -13,6 +13,7 @@ from marshmallow import fields
 
 from app.main import app
 from app.rules.events import ID_RE, SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
+from web.openapi_kpis import KPI_PARAMS, KPIS_SCHEMA
 
 BEARER = [{"bearer": []}]
 OBJ = {"type": "object"}
@@ -100,30 +101,6 @@ def read_op(summary: str) -> dict:
                     "headers": CACHE_HEADERS}
     return {"get": op(summary, {200: ok, 304: not_modified, **READ_ERRORS}, BEARER,
                       parameters=[*CID, IF_NONE_MATCH, *AFTER], description="scope: read")}
-
-
-TIME = {"oneOf": [{"type": "integer", "description": "epoch milliseconds"},
-                  {"type": "string", "format": "date-time"}]}
-KPI_PARAMS = [
-    {"name": "window", "in": "query", "required": False,
-     "schema": {"type": "string", "enum": ["1m", "1d"], "default": "1m"},
-     "description": "1m: 1-minute windows (kept 48 h), 1d: 1-day windows (kept 90 days)"},
-    {"name": "from", "in": "query", "required": False, "schema": TIME,
-     "description": "first window: the one holding this time (default: to - 1 h for 1m, "
-                    "to - 30 days for 1d); at most 2,880 / 90 windows"},
-    {"name": "to", "in": "query", "required": False, "schema": TIME,
-     "description": "windows starting before this time (default: now)"}]
-COUNTS = {name: {"type": "integer"} for name in (
-    "events", "sessions", "sessions_with_purchase", "carts_opened", "carts_abandoned", "orders",
-    "active_customers")}
-KPI_FIGURES = {**OBJ, "properties": {
-    **COUNTS,
-    "conversion_rate": {"type": "number", "nullable": True},
-    "abandonment_rate": {"type": "number", "nullable": True},
-    "revenue": {**OBJ, "description": "per ISO 4217 currency", "additionalProperties": {
-        **OBJ, "properties": {"orders": {"type": "integer"}, "revenue": {"type": "number"},
-                              "revenue_cents": {"type": "integer"},
-                              "average_order_value": {"type": "number"}}}}}}
 
 
 BATCH = {"oneOf": [{"$ref": "#/components/schemas/Event"},
@@ -249,14 +226,7 @@ SPEC = {
                 "limit": {"type": "string", "enum": ["ingest", "read", "publishable"]},
                 "retry_after": {"type": "integer", "minimum": 1},
                 "detail": {"type": "string"}}},
-            "Kpis": {**OBJ, "properties": {
-                "window": {"type": "string"}, "from": {"type": "integer"},
-                "to": {"type": "integer"}, "partitions": {"type": "integer"},
-                "newest": {"type": "integer", "nullable": True,
-                           "description": "start of the newest window with data (any time)"},
-                "totals": KPI_FIGURES,
-                "series": {"type": "array", "items": {"allOf": [
-                    KPI_FIGURES, {**OBJ, "properties": {"start": {"type": "integer"}}}]}}}},
+            "Kpis": KPIS_SCHEMA,
             "State": {**OBJ, "properties": {"customer_id": {"type": "string"},
                                             "as_of": {"type": "integer"}}},
         },
