@@ -30,6 +30,7 @@ import time
 
 import orjson
 
+from app import metrics
 from app.kafka import fastpath
 from app.kafka.internals import as_current_event, drain_producer, store_get
 from app.rules import window_kpis as wk
@@ -135,6 +136,7 @@ class KpiRows:
                 continue
             table = self.tables[window]
             written += len(table_items)
+            metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(table_items))
             if app.producer.state == "running" and fastpath.supports(table):
                 records = fastpath.put_local(table, table_items)
                 await fastpath.send_changelog(app, table, records)  # acknowledged
