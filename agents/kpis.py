@@ -22,7 +22,8 @@ documents), so a busy minute costs one record per partition and flush, not per e
 
 **Expiry** (event time): every ``SWEEP_EVERY_S`` a flush drops, in the partitions it wrote,
 the rows that ``app.rules.window_kpis.expired`` says are too old for their partition's
-newest row (store delete + changelog tombstone).
+newest row, not counting rows more than a day ahead of the clock (store delete +
+changelog tombstone).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from app.kafka import fastpath
 from app.kafka.internals import as_current_event, drain_producer, store_get
 from app.rules import window_kpis as wk
 from app.rules.events import ERASE, SESSION_TIMEOUT
-from tables.kpis import kpi_tables, layers, parse_key, table_key
+from tables.kpis import horizon_ms, kpi_tables, layers, parse_key, table_key
 
 SWEEP_EVERY_S = 60.0
 
@@ -117,16 +118,19 @@ class KpiRows:
     def expired(self, partitions: set) -> dict:
         """Per window, ``(key, None, partition)`` of the stored rows past the expiry."""
         out: dict = {}
+        horizon = horizon_ms()
         for window, table in self.tables.items():
             found: dict = {}
+            newest: dict = {}
             for key in list(table.data.keys()):
                 partition, start = parse_key(key)
                 if partition in partitions:
                     found.setdefault(partition, []).append((start, key))
+                    newest[partition] = wk.reference(newest.get(partition), start, horizon)
             out[window] = [((key[0], tuple(key[1])), None, partition)
                            for partition, starts in found.items()
-                           for newest in [max(s for s, _ in starts)]
-                           for start, key in starts if wk.expired(start, newest, window)]
+                           for start, key in starts
+                           if wk.expired(start, newest[partition], window)]
         return out
 
     async def _put(self, app, items: dict, events: dict) -> int:

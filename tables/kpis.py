@@ -9,17 +9,20 @@ row (``app.rules.window_kpis``) as orjson bytes with ``_pos``, the offset of the
   The changelog topics get Faust's windowed-table settings (compact + delete, retention =
   the expiry).
 - Expiry is in *event time* and done by ``agents/kpis.py`` (a partition keeps the windows
-  within the expiry of its newest window). Faust's own cleaner compares window ends with
+  within the expiry of its newest window; windows more than a day ahead of the clock do not
+  count as newest, so one event dated years ahead cannot expire a partition's history). Faust's own cleaner compares window ends with
   the wall clock (replayed or backfilled history would vanish at once) and keeps its
   bookkeeping only for keys set through ``table[key] = value`` in this process; rows are
   written straight to the store and changelog instead, so it finds nothing to drop.
 """
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from app.main import app
-from app.rules.window_kpis import WINDOWS, expired
+from app.rules.window_kpis import FUTURE_SLACK_MS, WINDOWS, expired, reference
 from app.settings import settings
 
 
@@ -50,24 +53,30 @@ def parse_key(key) -> tuple[int, int]:
     return int(partition), round(start * 1000)
 
 
+def horizon_ms() -> int:
+    """Window starts after this are no partition's expiry reference (``window_kpis``)."""
+    return int(time.time() * 1000) + FUTURE_SLACK_MS
+
+
 def local_rows(window: str, partitions: set, start_from: int, start_to: int) -> tuple:
     """``({(partition, start ms): row}, {partition: newest window start})`` of
     ``partitions`` held here (flushed or not), for windows starting in ``[start_from,
     start_to)``, without the rows past the expiry that the next sweep drops (so the answer
     does not depend on when it runs). No await: one consistent view."""
-    out, newest = {}, {}
+    out, newest, horizon = {}, {}, horizon_ms()
     for key, raw in kpi_tables[window].data.items():  # the active partitions' stores
         partition, start = parse_key(key)
         if partition in partitions:
-            newest[partition] = max(start, newest.get(partition, start))
+            newest[partition] = reference(newest.get(partition), start, horizon)
             if start_from <= start < start_to:
                 out[(partition, start)] = raw
     for layer in reversed(layers):  # the newest wins
         for (name, partition, start), row in layer.items():
             if name == window and partition in partitions:
-                newest[partition] = max(start, newest.get(partition, start))
+                newest[partition] = reference(newest.get(partition), start, horizon)
                 if start_from <= start < start_to:
                     out[(partition, start)] = row
-    return {(partition, start): orjson.loads(row) if isinstance(row, bytes) else row
+    rows = {(partition, start): orjson.loads(row) if isinstance(row, bytes) else row
             for (partition, start), row in out.items()
-            if not expired(start, newest[partition], window)}, newest
+            if not expired(start, newest[partition], window)}
+    return rows, {p: s for p, s in newest.items() if s is not None}

@@ -119,11 +119,24 @@ def merge(rows: Iterable[dict]) -> dict:
     return total
 
 
-def expired(start_ms: int, newest_start_ms: int, window: str) -> bool:
+#: A window starting more than this after the clock (the caller's ``horizon``) is no
+#: partition's reference for expiry: one event dated years ahead must not expire history.
+FUTURE_SLACK_MS = DAY_MS
+
+
+def expired(start_ms: int, newest_start_ms: Optional[int], window: str) -> bool:
     """A partition keeps a window while a window at most ``keep`` - 1 sizes newer is its
-    newest: relative to the partition's own newest window (event time), not the clock."""
+    newest (``reference``): event time, not the clock."""
     size_ms, keep = WINDOWS[window]
-    return start_ms <= newest_start_ms - keep * size_ms
+    return newest_start_ms is not None and start_ms <= newest_start_ms - keep * size_ms
+
+
+def reference(newest: Optional[int], start_ms: int, horizon_ms: Optional[int]) -> Optional[int]:
+    """``newest`` updated with a window start, ignoring starts after ``horizon_ms`` (the
+    caller's clock plus ``FUTURE_SLACK_MS``; None: no horizon)."""
+    if horizon_ms is not None and start_ms > horizon_ms:
+        return newest
+    return start_ms if newest is None or start_ms > newest else newest
 
 
 def _rate(part: int, whole: int) -> Optional[float]:
@@ -151,7 +164,7 @@ def summary(row: dict) -> dict:
     }
 
 
-def fold_rows(applied: Iterable[tuple], window: str) -> dict:
+def fold_rows(applied: Iterable[tuple], window: str, horizon_ms: Optional[int] = None) -> dict:
     """The oracle: ``{(partition, window start): row}`` from ``(partition, ts, delta)`` of
     every applied event, expired windows dropped as the workers drop them."""
     size_ms = WINDOWS[window][0]
@@ -161,6 +174,6 @@ def fold_rows(applied: Iterable[tuple], window: str) -> dict:
         rows[key] = add(rows.get(key) or empty_row(), delta)
     newest: dict = {}
     for partition, start in rows:
-        newest[partition] = max(start, newest.get(partition, start))
+        newest[partition] = reference(newest.get(partition), start, horizon_ms)
     return {key: row for key, row in rows.items()
             if not expired(key[1], newest[key[0]], window)}

@@ -125,3 +125,16 @@ async def test_expired_rows_are_swept_in_event_time(clean, monkeypatch):
     stored_starts = {parse_key(key)[1] for key in kpi_tables["1m"].data.keys()}
     assert old_start not in stored_starts and stored_starts  # 3 days older: deleted
     assert len(stored("1d")) == len(expected("1d")) + 1  # 1-day windows keep 90 days
+
+
+async def test_an_event_dated_years_ahead_expires_nothing(clean, monkeypatch):
+    future = {"event_id": "future", "type": "product_view", "customer_id": "c4",
+              "product_id": "p", "ts": 32_000_000_000_000}  # year 2984: valid, but no clock's
+    monkeypatch.setattr(customers.kpi_rows, "last_sweep", -1e9)
+    await deliver(EVENTS + [future])
+    await customers.state.flush()
+    got = stored("1m")
+    assert {k: v for k, v in got.items() if k[1] != wk.window_start(future["ts"], wk.MINUTE_MS)
+            } == expected("1m")  # history kept
+    assert len(got) == len(expected("1m")) + 1  # and the odd row itself
+    assert local_rows("1m", {0}, 0, 2**62)[1][0] < future["ts"]  # not followed as newest

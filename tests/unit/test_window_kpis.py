@@ -158,3 +158,15 @@ def test_add_all_equals_one_by_one_in_any_grouping(groups):
         grouped = wk.add_all(grouped, deltas[i:i + len(g)])
         i += len(g)
     assert grouped == one_by_one == wk.merge([one_by_one])
+
+
+def test_windows_past_the_horizon_are_no_expiry_reference():
+    assert wk.reference(None, T0, None) == T0
+    assert wk.reference(T0, T0 + 10**12, T0 + wk.DAY_MS) == T0  # past the horizon: ignored
+    assert wk.reference(T0, T0 + MIN, T0 + wk.DAY_MS) == T0 + MIN
+    assert not wk.expired(T0, None, "1m")
+    far = [ev("product_view", T0, product_id="p1"),
+           ev("product_view", T0 + 400 * wk.DAY_MS, product_id="p1")]
+    rows = wk.fold_rows(kpi_applied(far, idle_ms=IDLE), "1d", horizon_ms=T0 + wk.DAY_MS)
+    assert len(rows) == 2
+    assert len(wk.fold_rows(kpi_applied(far, idle_ms=IDLE), "1d")) == 1
