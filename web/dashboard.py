@@ -65,7 +65,8 @@ def figures(families) -> dict:
                 out[field] += value
             elif (name == "persona_event_freshness_seconds_bucket"
                   and labels.get("stage") == "readable"):
-                fresh["bounds"].append(float(labels["le"]))
+                bound = float(labels["le"])  # +Inf as null: JSON has no infinity
+                fresh["bounds"].append(None if bound == float("inf") else bound)
                 fresh["counts"].append(value)
     return out
 
