@@ -8,7 +8,9 @@ original bytes, and the partition moves on.
 Events are taken in batches: each customer's new state is computed event by event
 with the pure rules and handed to the write-back (``agents/writeback.py``) once per
 batch; it writes each changed customer once per flush interval, and the events' offsets
-are acked only after that flush has made their states durable.
+are acked only after that flush has made their states durable. Each event's contribution to
+the windowed business KPIs (``agents/kpis.py``) is summed per batch beside the states and
+written first in the same flush.
 
 Webhooks: after deciding the new states, the agent puts one delivery request per
 (trigger, matching subscription) on the ``webhook-deliveries`` outbox (``app.webhooks``)
@@ -29,6 +31,7 @@ from collections import Counter
 
 import orjson
 
+from agents import kpis
 from agents.customer_state import Pending, apply_event, decided
 from agents.writeback import WriteBack
 from app import applied, metrics
@@ -98,6 +101,7 @@ async def process_batch(batch, idle_ms: int) -> None:
     outbox: list = []
     outcomes: list = []  # (outcome, type, reason) per event, counted once per batch
     stamps: list = []  # Kafka record timestamps of the events that reached the state
+    kpi_items: list = []  # per event taken for a customer: its windowed-KPI contribution
     for i, event in enumerate(batch):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
             await asyncio.sleep(0)
@@ -112,7 +116,9 @@ async def process_batch(batch, idle_ms: int) -> None:
                 outcomes.append((metrics.REKEYED, ev["type"], ""))
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
+            before = p.session, p.profile
             duplicate = apply_event(p, ev, idle_ms, outbox, event.message)
+            kpi_items.append(kpis.item(event, ev, before, p.session, p.profile, duplicate))
             p.event = event
             outcomes.append((metrics.DUPLICATE if duplicate else metrics.APPLIED, ev["type"], ""))
             stamps.append(event.message.timestamp)
@@ -126,7 +132,8 @@ async def process_batch(batch, idle_ms: int) -> None:
     # Webhooks first: once the broker has them, a crash before the table writes only
     # redelivers the events, which fire the same triggers again (same webhook-id).
     await to_outbox(outbox)
-    for cid, p in pending.items():  # no await: the batch enters the overlays at once
+    kpi_rows.add_batch(kpi_items)  # no await from here: rows and states enter together
+    for cid, p in pending.items():
         if p.event is not None:
             state.put(cid, decided(p), p.event)
     state.add_events(batch, stamps)  # acked once the next flush has made them durable
@@ -147,7 +154,9 @@ def record_batch(outcomes: list, stamps: list, size: int, started: float) -> Non
 
 
 FLUSH_TICK_S = 0.05
-state = WriteBack(app, (sessions, profiles), settings.flush_interval_s, settings.flush_max_keys)
+kpi_rows = kpis.KpiRows()
+state = WriteBack(app, (sessions, profiles), settings.flush_interval_s, settings.flush_max_keys,
+                  first=kpi_rows)
 applied.install(app, events_topic.get_topic_name())  # reads wait on applied.applied
 
 

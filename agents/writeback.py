@@ -7,7 +7,9 @@ offsets committable. A flush, every ``PERSONA_FLUSH_INTERVAL_S`` seconds, as soo
 ``PERSONA_FLUSH_MAX_KEYS`` customers wait, or as soon as a rebalance or a shutdown starts:
 
 1. moves the overlays aside (reads still see those values until step 3);
-2. writes each changed key once per table (RocksDB + one changelog record, to the changelog
+2. writes the ``first`` rows (the windowed KPI rows, ``agents/kpis.py``) and waits for
+   their changelog records, so a KPI row is never behind a customer document it counts;
+   then writes each changed key once per table (RocksDB + one changelog record, to the changelog
    partition of that customer's last event, as Faust's table write does) and a tombstone
    for each erased one: on RocksDB in bulk (``app.kafka.fastpath``: one WriteBatch per
    partition, records straight to the producer, the persisted offset once per partition),
@@ -43,8 +45,10 @@ CHUNK = 250
 class WriteBack:
     """Changed keys of several tables since the last flush, and the events they came from."""
 
-    def __init__(self, app, tables, interval_s: float, max_keys: int):
+    def __init__(self, app, tables, interval_s: float, max_keys: int, first=None):
         self.app, self.tables = app, tuple(tables)
+        #: Written (changelog acknowledged) before the tables: ``agents.kpis.KpiRows``.
+        self.first = first
         self.interval_s, self.max_keys = interval_s, max_keys
         self.layers = [overlay_of(table) for table in self.tables]
         self.last_event: dict = {}  # key -> its latest event (changelog partition)
@@ -79,6 +83,8 @@ class WriteBack:
         self.held.clear()
         self.stamps.clear()
         self.since = None
+        if self.first is not None:
+            self.first.forget()
 
     def full(self) -> bool:
         """``max_keys`` customers wait: the agent flushes before its next batch."""
@@ -106,6 +112,9 @@ class WriteBack:
             for newest, flushing in self.layers:  # no await: one step for readers
                 flushing.update(newest)
                 newest.clear()
+            if self.first is not None:
+                await self.first.write(self.app, *self.first.take())
+                failpoints.hit("flush.after_kpis")
             if self.bulk():
                 written = await self.write_bulk(events)
             else:

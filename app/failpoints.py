@@ -3,7 +3,8 @@ send itself SIGKILL (kill -9: no flush, no commit, no goodbye to the group) the 
 the code reaches that point.
 
 Only the write-back flush has points, because only there is the order of durable steps
-Persona's own (``agents/writeback.py``): RocksDB, then the changelog, then the commit.
+Persona's own (``agents/writeback.py``): the KPI rows, then RocksDB, then the changelog,
+then the commit.
 A test arms one point, lets the worker die exactly there, restarts it without the
 variable and checks every answer against the oracle (``tests/e2e/test_crash_points.py``).
 Unset (the default and the only production setting) it costs one set lookup per flush.
@@ -14,6 +15,8 @@ import os
 import signal
 
 POINTS = {
+    "flush.after_kpis": "windowed KPI rows in RocksDB and on the changelog, no customer "
+                        "document written yet",
     "flush.after_local_write": "both tables in RocksDB, no changelog record sent yet",
     "flush.after_changelog": "changelog acknowledged, events not released for commit yet",
 }

@@ -13,6 +13,7 @@ from marshmallow import fields
 
 from app.main import app
 from app.rules.events import ID_RE, SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
+from web.openapi_kpis import KPI_PARAMS, KPIS_SCHEMA
 
 BEARER = [{"bearer": []}]
 OBJ = {"type": "object"}
@@ -141,6 +142,19 @@ SPEC = {
                    "content": {"text/plain": {"schema": {"type": "string"}}}},
              **AUTH_ERRORS}, BEARER, description="scope: metrics (admin implies it)")},
         "/sdk/persona.js": {"get": op("Browser SDK", {200: "JavaScript"})},
+        "/dashboard": {"get": op("Live dashboard page (asks for a key with read and metrics)",
+                                 {200: "HTML"})},
+        "/dashboard/uPlot.iife.min.js": {"get": op("uPlot 1.6.32 (MIT), the page's charts",
+                                                   {200: "JavaScript"})},
+        "/dashboard/uPlot.min.css": {"get": op("uPlot's style sheet", {200: "CSS"})},
+        "/dashboard/uPlot.LICENSE": {"get": op("uPlot's licence (MIT)", {200: "text"})},
+        "/v1/ops": {"get": op(
+            "Operational figures of every worker, as JSON (scope: metrics)",
+            {200: {"description": "events and webhook requests by outcome, lag, outbox "
+                                  "backlog, readable-freshness buckets (cumulative), "
+                                  "workers counted and unreachable",
+                   "content": {"application/json": {"schema": OBJ}}},
+             **AUTH_ERRORS}, BEARER, description="scope: metrics (admin implies it)")},
         "/demo/shop": {"get": op("Demo shop page using the SDK",
                                  {200: "HTML", 404: "demo disabled (PERSONA_DEMO_KEY unset)"},
                                  parameters=[{"name": "customer", "in": "query",
@@ -162,6 +176,16 @@ SPEC = {
         "/v1/customers/{customer_id}/activity": read_op("Current session"),
         "/v1/customers/{customer_id}/profile": read_op("Profile"),
         "/v1/customers/{customer_id}/recommendations": read_op("Recommendations"),
+        "/v1/kpis": {"get": op(
+            "Business KPIs of all customers per event-time window (scope: read)",
+            {200: json_response("totals over the range and one entry per window with data",
+                                "Kpis"),
+             400: "bad window, from or to (field errors)", **AUTH_ERRORS, 429: RATE_LIMITED,
+             503: "some partitions' KPIs are not available (restoring, moving or a worker "
+                  "unreachable): missing_partitions; see Retry-After"},
+            BEARER, description="scope: read. Sums the windows of every events partition "
+                                "across all workers, or answers 503.",
+            parameters=KPI_PARAMS)},
         "/v1/customers/{customer_id}": {"delete": op(
             "Erase a customer (scope: admin)",
             {202: "erase queued on events", 400: "malformed customer id", **AUTH_ERRORS,
@@ -202,6 +226,7 @@ SPEC = {
                 "limit": {"type": "string", "enum": ["ingest", "read", "publishable"]},
                 "retry_after": {"type": "integer", "minimum": 1},
                 "detail": {"type": "string"}}},
+            "Kpis": KPIS_SCHEMA,
             "State": {**OBJ, "properties": {"customer_id": {"type": "string"},
                                             "as_of": {"type": "integer"}}},
         },

@@ -71,6 +71,8 @@ replayed {n} real shopper events (OTTO sample) into 'events'.
   profile:         curl -H 'Authorization: Bearer {key}' {url}/v1/customers/{buyer}/profile
   current session: curl -H 'Authorization: Bearer {key}' {url}/v1/customers/{buyer}/activity
   recommendations: curl -H 'Authorization: Bearer {key}' {url}/v1/customers/{buyer}/recommendations
+  business KPIs:   curl -H 'Authorization: Bearer {key}' '{url}/v1/kpis?window=1d&from=2022-08-01T00:00:00Z&to=2022-08-29T00:00:00Z'
+  dashboard:       {url}/dashboard (enter the key {key})
 
 Ctrl-C stops the worker and the broker.""", flush=True)
     while worker.alive():

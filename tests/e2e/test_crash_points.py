@@ -5,7 +5,9 @@ A flush writes RocksDB, then the changelog, then releases the events for Faust's
 SIGKILL exactly at one of those seams. Restarted with the same data dir, every
 answer must equal the pure fold of the events (nothing lost, nothing counted twice), and
 restarted once more with its data dir wiped, the changelog alone must give the same
-answers: the records the crash kept from the broker were written again.
+answers: the records the crash kept from the broker were written again. ``/v1/kpis`` must
+equal the windowed-KPI oracle over every case's events each time (the KPI rows are written
+first in a flush: ``flush.after_kpis`` dies with them durable and no document written).
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from app.failpoints import POINTS
 from app.local import http
 from app.rules import profile_state, session_state
 from tests.conftest import READ
+from tests.e2e.test_kpis import expected as expected_kpis
+from tests.e2e.test_kpis import kpis, partition_of, ranges
 from tests.support.cluster import poll
-from tests.support.expected import fold
+from tests.support.expected import fold, kpi_applied
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +43,18 @@ def answers_match(worker, expected: dict) -> None:
         assert http("GET", f"{url}/activity", READ) == (200, session_state.view(session)), cid
 
 
+#: Every case's events in order: the windowed KPIs sum all customers on the broker.
+PRODUCED: list = []
+
+
+def kpis_match(worker) -> None:
+    applied = kpi_applied(PRODUCED, partition_of)
+    for query in ranges(PRODUCED):
+        want = expected_kpis(applied, *query)
+        got = poll(lambda q=query: kpis(worker, *q), lambda r, want=want: r == (200, want), 90)
+        assert got == (200, want), (query, got, worker.tail(30))
+
+
 def changelog_profiles(broker, prefix: str) -> dict:
     """The last profile record per customer on the profiles changelog (what a restore reads)."""
     last = {}
@@ -56,6 +72,7 @@ def test_a_crash_between_flush_steps_loses_and_doubles_nothing(broker, cluster, 
     expected = fold(events)
     worker = cluster.start(env={"PERSONA_FAILPOINT": point, "PERSONA_FLUSH_INTERVAL_S": "0.5"})
     broker.produce(events)
+    PRODUCED.extend(events)
     poll(worker.alive, lambda alive: not alive, 90)
     assert worker.proc.returncode == -9, worker.tail(30)
     assert f"failpoint {point}" in worker.tail(30)
@@ -63,6 +80,7 @@ def test_a_crash_between_flush_steps_loses_and_doubles_nothing(broker, cluster, 
     del worker.env["PERSONA_FAILPOINT"]
     worker.start().wait_ready()
     answers_match(worker, expected)  # redelivered onto the state the crash left
+    kpis_match(worker)
 
     worker.stop()  # a graceful stop flushes: the changelog must now hold every answer
     assert changelog_profiles(broker, prefix) == {
@@ -70,4 +88,5 @@ def test_a_crash_between_flush_steps_loses_and_doubles_nothing(broker, cluster, 
     worker.wipe()
     worker.start().wait_ready()
     answers_match(worker, expected)  # from the changelog alone
+    kpis_match(worker)
     worker.stop()
