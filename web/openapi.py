@@ -9,42 +9,14 @@ from __future__ import annotations
 
 import orjson
 from faust.web import View
-from marshmallow import fields
 
 from app.main import app
-from app.rules.events import ID_RE, SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
+from app.rules.events import ID_RE, SHOP_TYPES
+from app.settings import settings
+from web.openapi_schemas import event_schema
 
 BEARER = [{"bearer": []}]
 OBJ = {"type": "object"}
-
-
-def field_schema(field) -> dict:
-    if isinstance(field, Timestamp):
-        return {"oneOf": [{"type": "string", "format": "date-time"},
-                          {"type": "integer", "description": "epoch milliseconds"}]}
-    if isinstance(field, fields.Nested):
-        return schema_of(field.schema)
-    if isinstance(field, fields.List):
-        return {"type": "array", "items": field_schema(field.inner)}
-    kind = {fields.Integer: "integer", fields.Float: "number", fields.Boolean: "boolean"}
-    out = {"type": next((t for c, t in kind.items() if isinstance(field, c)), "string")}
-    if field.allow_none:
-        out["nullable"] = True
-    return out
-
-
-def schema_of(schema) -> dict:
-    props = {name: field_schema(f) for name, f in schema.fields.items()}
-    required = sorted(name for name, f in schema.fields.items() if f.required)
-    return {"type": "object", "properties": props, **({"required": required} if required else {})}
-
-
-def event_schema(event_type: str) -> dict:
-    envelope = schema_of(Envelope())
-    envelope["properties"]["type"] = {"type": "string", "enum": [event_type]}
-    envelope["required"] = [r for r in envelope["required"] if r != "ts"]  # server fills ts
-    body = schema_of(TYPE_SCHEMAS[event_type])
-    return {"allOf": [envelope, body], "additionalProperties": True}
 
 
 def op(summary: str, responses: dict, security=None, **extra) -> dict:
@@ -73,7 +45,7 @@ RATE_LIMITED = {"description": "over this worker's rate limit for the key (PERSO
                                             "description": "whole seconds to wait"}},
                 "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/RateLimited"}}}}
-READ_ERRORS = {400: "malformed customer id, after or wait_ms (field errors)", **AUTH_ERRORS,
+READ_ERRORS = {400: "malformed customer id, after, wait_ms or limit (field errors)", **AUTH_ERRORS,
                404: "unknown customer", 429: RATE_LIMITED,
                503: "owner restoring the partition or unreachable, or (with after) it has not "
                     "applied the token's write within wait_ms: the body says how far it has "
@@ -94,19 +66,40 @@ CACHE_HEADERS = {"ETag": {"schema": {"type": "string"}, "description": "tag of t
                                    "description": "private, no-cache"}}
 
 
-def read_op(summary: str) -> dict:
+LIMIT = {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+         "description": "how many products (and categories) at most"}
+
+
+def read_op(summary: str, operation_id: str, extra: tuple = ()) -> dict:
     ok = {**json_response(summary, "State"), "headers": CACHE_HEADERS}
     not_modified = {"description": "unchanged since the ETag in If-None-Match (no body)",
                     "headers": CACHE_HEADERS}
     return {"get": op(summary, {200: ok, 304: not_modified, **READ_ERRORS}, BEARER,
-                      parameters=[*CID, IF_NONE_MATCH, *AFTER], description="scope: read")}
+                      parameters=[*CID, IF_NONE_MATCH, *AFTER, *extra],
+                      description="scope: read", operationId=operation_id)}
+
+
+def read_link(operation_id: str) -> dict:
+    """OpenAPI link from an accepted single event to a read of its customer, after its token
+    (so the read must be 200: the owner waits until it has applied the event)."""
+    return {"operationId": operation_id,
+            "parameters": {"customer_id": "$request.body#/customer_id",
+                           "after": "$response.body#/token", "wait_ms": 5000},
+            "description": "read the event's customer after the write (read your writes)"}
 
 
 BATCH = {"oneOf": [{"$ref": "#/components/schemas/Event"},
-                   {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}]}
+                   {"type": "array", "items": {"$ref": "#/components/schemas/Event"},
+                    "minItems": 1, "maxItems": settings.ingest_max_events}]}
+ACCEPTED = {**json_response("all events acknowledged by the broker", "Accepted"), "links": {
+    "activity": read_link("getActivity"), "profile": read_link("getProfile"),
+    "recommendations": read_link("getRecommendations"),
+    "erase": {"operationId": "eraseCustomer",
+              "parameters": {"customer_id": "$request.body#/customer_id"}}}}
 INGEST = op(
     "Ingest events (scope: ingest)",
-    {202: json_response("all events acknowledged by the broker", "Accepted"),
+    {202: ACCEPTED,
      400: json_response("invalid events; nothing produced", "Invalid"), **AUTH_ERRORS,
      403: json_response("the key lacks the scope, or a publishable key's request was refused "
                         "(forbidden event types with their index and type, more than one "
@@ -115,6 +108,7 @@ INGEST = op(
      415: "unsupported content type", 429: RATE_LIMITED,
      503: "broker did not acknowledge; see Retry-After"},
     [{"bearer": []}, {"publishableKey": []}],
+    operationId="ingestEvents",
     description="Publishable (browser) keys, and any key sent as ?key=, may send only "
                 "PERSONA_PUBLISHABLE_TYPES; with identity verification on, one customer per "
                 "request and, unless its id starts with 'anon-', its identity hash.",
@@ -154,18 +148,20 @@ SPEC = {
              503: "broker did not acknowledge; see Retry-After"},
             parameters=[IDENTITY_HASH],
             requestBody={"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/purchase"}}}})},
+                "schema": {"$ref": "#/components/schemas/DemoOrder"}}}})},
         "/v1/events": {
             "post": INGEST,
             "options": op("CORS preflight (PERSONA_CORS_ORIGINS)", {204: "preflight answer"}),
         },
-        "/v1/customers/{customer_id}/activity": read_op("Current session"),
-        "/v1/customers/{customer_id}/profile": read_op("Profile"),
-        "/v1/customers/{customer_id}/recommendations": read_op("Recommendations"),
+        "/v1/customers/{customer_id}/activity": read_op("Current session", "getActivity"),
+        "/v1/customers/{customer_id}/profile": read_op("Profile", "getProfile"),
+        "/v1/customers/{customer_id}/recommendations": read_op(
+            "Recommendations", "getRecommendations", (LIMIT,)),
         "/v1/customers/{customer_id}": {"delete": op(
             "Erase a customer (scope: admin)",
             {202: "erase queued on events", 400: "malformed customer id", **AUTH_ERRORS,
-             503: "broker unavailable; see Retry-After"}, BEARER, parameters=CID)},
+             503: "broker unavailable; see Retry-After"}, BEARER, parameters=CID,
+            operationId="eraseCustomer")},
     },
     "components": {
         "securitySchemes": {
@@ -180,6 +176,9 @@ SPEC = {
         "schemas": {
             "Event": {"oneOf": [{"$ref": f"#/components/schemas/{t}"} for t in SHOP_TYPES]},
             **{t: event_schema(t) for t in SHOP_TYPES},
+            "DemoOrder": {"allOf": [{"$ref": "#/components/schemas/purchase"}, {
+                "type": "object", "properties": {"customer_id": {
+                    "type": "string", "pattern": r"^(demo|anon)-[A-Za-z0-9._:@\-]{1,123}$"}}}]},
             "Accepted": {"type": "object", "properties": {
                 "accepted": {"type": "integer"},
                 "event_ids": {"type": "array", "items": {"type": "string"}},

@@ -1,0 +1,162 @@
+"""Schemathesis against a real worker's ``/openapi.json`` (issue 16 part 5).
+
+One real worker on the module's broker, with a key of every kind (admin, read, ingest,
+metrics, publishable), identity verification on and the demo enabled, so every documented
+answer can happen. The document is fetched from the worker (``schemathesis.openapi.from_url``).
+
+- **Stateless**: every operation, with each key kind as ``Authorization`` (and the publishable
+  key as ``?key=`` on ingest), ``EXAMPLES`` generated cases each, all of schemathesis's
+  checks: no 5xx, status codes, content types, headers and bodies as documented, valid
+  (positive) data never refused with a 4xx other than 401/403/404/429, and a route that
+  answers 2xx with the key refuses the same request without it (``ignored_auth``).
+- **Stateful**: the document's OpenAPI links (an accepted event -> a read of its customer
+  with the answer's ``token`` as ``?after=``, or its erase), chains of up to ``STEPS`` calls
+  with the admin key; a read after a token of the same customer's write must be 200/304.
+
+Two things the document cannot say, so the positive-data check is left out for them and a
+narrower check takes its place: ``?after=`` is valid only for a token of an earlier write of
+that customer's partition (a 400 must then name ``after``), and ``text/plain``/NDJSON bodies
+are strings holding JSON (a 400 must be the per-item answer). The number of cases is printed
+at the end of the pytest run (``tests/conftest.py``).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from schemathesis.checks import positive_data_acceptance
+
+from tests.conftest import ADMIN, API_KEYS, CASES_PROPERTY, INGEST, READ
+from tests.support.cluster import Cluster
+from web.openapi import SPEC
+
+pytestmark = pytest.mark.e2e
+METRICS, PUBLISHABLE = "test-metrics", "test-publishable"
+SECRET = "identity-secret-for-schemathesis-0123"
+KEYS = {"admin": ADMIN, "read": READ, "ingest": INGEST, "metrics": METRICS,
+        "publishable": PUBLISHABLE}
+EXAMPLES = 10  # per (operation, key kind): bounds the run time (`make test` stays fast)
+STATEFUL_EXAMPLES, STEPS = 25, 6
+OPERATIONS = [(method.upper(), path) for path, ops in SPEC["paths"].items() for method in ops]
+CASES: Counter = Counter()
+STRING_BODIES = ("text/plain", "application/x-ndjson")
+
+
+def hypothesis_settings(**kw) -> hsettings:
+    return hsettings(deadline=None, database=None, derandomize=False, phases=[
+        Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck), **kw)
+
+
+@pytest.fixture(scope="module")
+def worker(broker, tmp_path_factory):
+    c = Cluster(broker, tmp_path_factory.mktemp("schemathesis"),
+                f"{API_KEYS},{METRICS}:metrics,{PUBLISHABLE}:publishable",
+                env={"PERSONA_IDENTITY_SECRET": SECRET, "PERSONA_DEMO_KEY": PUBLISHABLE,
+                     "PERSONA_CORS_ORIGINS": "https://shop.example"})
+    yield c.start()
+    c.stop_all()
+
+
+@pytest.fixture(scope="module")
+def schema(worker):
+    return schemathesis.openapi.from_url(f"{worker.url}/openapi.json")
+
+
+@pytest.fixture
+def counted(record_property):
+    """Counts this test's cases; the total is printed at the end of the run (conftest)."""
+    before = sum(CASES.values())
+    yield
+    record_property(CASES_PROPERTY, sum(CASES.values()) - before)
+
+
+def narrow_checks(case, response) -> list:
+    """The checks to leave out for ``case`` (see the module docstring), after running the
+    narrower ones in their place."""
+    if "after" in (case.query or {}) and response.status_code == 400:
+        assert "after" in response.json()["fields"] or "wait_ms" in response.json()["fields"] \
+            or "limit" in response.json()["fields"], response.text
+        return [positive_data_acceptance]
+    if case.media_type in STRING_BODIES and response.status_code in (400, 413):
+        body = response.json()
+        assert body["error"] in ("invalid events", "no events", "malformed JSON",
+                                 "too many events"), response.text
+        return [positive_data_acceptance]
+    return []
+
+
+def call(case, base_url: str, headers: dict, params: dict | None = None):
+    response = case.call(base_url=base_url, headers=headers, params=params)
+    case.validate_response(response, headers=headers,
+                           excluded_checks=narrow_checks(case, response),
+                           transport_kwargs={"base_url": base_url, "params": params})
+    CASES[f"{case.operation.method.upper()} {case.operation.path}"] += 1
+    return response
+
+
+def test_the_served_document_is_web_openapi(worker):
+    served = requests.get(f"{worker.url}/openapi.json", timeout=10).json()
+    assert served == json.loads(json.dumps(SPEC))
+
+
+def fuzz(operation, base_url: str, headers: dict, params: dict | None) -> None:
+    """``EXAMPLES`` generated cases of one operation with one credential."""
+    @given(case=operation.as_strategy())
+    @hypothesis_settings(max_examples=EXAMPLES)
+    def run(case):
+        call(case, base_url, headers, params)
+
+    run()
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_stateless(schema, worker, counted, method, path):
+    operation = schema[path][method]
+    secured = bool(SPEC["paths"][path][method.lower()]["security"])
+    runs = [(kind, {"Authorization": f"Bearer {key}"}, None) for kind, key in KEYS.items()]
+    if (method, path) == ("POST", "/v1/events"):
+        runs.append(("publishable ?key=", {}, {"key": PUBLISHABLE}))
+    if not secured:
+        runs = [("none", {}, None)]
+    for _kind, headers, params in runs:
+        fuzz(operation, worker.url, headers, params)
+    assert CASES[f"{method} {path}"] >= EXAMPLES
+
+
+def test_stateful_links(schema, worker, counted):
+    written: dict[str, set] = {}  # token -> customers of the write that answered it
+    base = schema.as_state_machine()
+
+    class Admin(base):
+        def get_call_kwargs(self, case):
+            return {"base_url": worker.url, "headers": {"Authorization": f"Bearer {ADMIN}"}}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            token = (case.query or {}).get("after")
+            customer = (case.path_parameters or {}).get("customer_id")
+            if token in written and customer in written[token]:
+                # A read after this customer's own write: the owner waited for it.
+                assert response.status_code in (200, 304), (case.path, response.text)
+                CASES["stateful reads after their write"] += 1
+            excluded = narrow_checks(case, response)
+            case.validate_response(response, additional_checks=additional_checks,
+                                   excluded_checks=excluded, transport_kwargs=kwargs,
+                                   recorder=self.recorder)
+
+        def after_call(self, response, case):
+            super().after_call(response, case)
+            CASES["stateful steps"] += 1
+            if response.status_code == 202 and case.operation.path == "/v1/events":
+                body = case.body if isinstance(case.body, list) else [case.body]
+                written[response.json()["token"]] = {
+                    e.get("customer_id") for e in body if isinstance(e, dict)}
+
+    Admin.run(settings=hypothesis_settings(max_examples=STATEFUL_EXAMPLES,
+                                           stateful_step_count=STEPS))
+    assert CASES["stateful reads after their write"], "no link followed from an accepted write"
+    assert CASES["stateful steps"] >= STATEFUL_EXAMPLES
