@@ -26,11 +26,12 @@ from collections import Counter
 
 import orjson
 
+from agents import aliases
 from agents.writeback import KEEP, WriteBack
 from app import applied, metrics
 from app.main import app
-from app.rules import profile_state, session_state, triggers
-from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
+from app.rules import alias, profile_state, session_state, triggers
+from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, key_of, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
 from app.webhooks import formats
@@ -72,9 +73,12 @@ def misrouted(message, customer_id: str) -> bool:
 
 
 
-async def to_outbox(records: list) -> None:
-    """Send outbox records and wait until the broker has them all."""
+async def to_outbox(records: list, forwards: list = ()) -> None:
+    """Send outbox records and events forwarded to an alias (``agents.aliases``), and wait
+    until the broker has them all."""
     futures = [await webhook_deliveries.send(key=key, value=value) for key, value in records]
+    futures += [await events_topic.send(key=ev["customer_id"].encode(), value=orjson.dumps(ev))
+                for ev in forwards]
     if futures:
         await asyncio.gather(*futures)
 
@@ -134,6 +138,8 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
     new_session = p.session if seen_s else session_state.apply_to_session(p.session, ev, idle_ms)
     new_profile = p.profile if seen_p else profile_state.apply_to_profile(p.profile, ev,
                                                                           new_session, idle_ms)
+    if new_profile is not p.profile:  # an anonymous id logs its events for an alias
+        new_profile = alias.record(new_profile, ev)
     if SUBSCRIPTIONS:
         fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
         outbox.extend(outbox_requests(ev, fired))
@@ -159,14 +165,15 @@ def decided(p: Pending) -> tuple:
     """What the write-back puts for one customer: per table a document, None or KEEP.
 
     Each document written is stamped with the position of the customer's last event,
-    unless it holds a later one already (a redelivered batch rewrites, never moves back)."""
+    unless it holds a later one already (a redelivered batch rewrites, never moves back).
+    A dirty None (an erase, or an aliased id's session) is deleted."""
     message = getattr(p.event, "message", None)
     if message is not None:
         for doc, dirty in ((p.session, p.dirty_session), (p.profile, p.dirty_profile)):
             if dirty and doc is not None and not applied_before(doc, message):
                 doc[POS] = [message.partition, message.offset]
-    return tuple(value if value is not None and dirty else None if value is None and p.erased
-                 else KEEP for value, dirty in ((p.session, p.dirty_session),
+    return tuple(value if value is not None and dirty else None if value is None and (
+                 p.erased or dirty) else KEEP for value, dirty in ((p.session, p.dirty_session),
                                                 (p.profile, p.dirty_profile)))
 
 
@@ -179,6 +186,7 @@ async def process_batch(batch, idle_ms: int) -> None:
     started = time.perf_counter()
     pending: dict[str, Pending] = {}
     outbox: list = []
+    forwards: list = []  # events of merged anonymous ids, for the identified customer
     outcomes: list = []  # (outcome, type, reason) per event, counted once per batch
     stamps: list = []  # Kafka record timestamps of the events that reached the state
     for i, event in enumerate(batch):
@@ -186,13 +194,22 @@ async def process_batch(batch, idle_ms: int) -> None:
             await asyncio.sleep(0)
         try:
             ev = parse(event.value)
-            cid = ev["customer_id"]
+            cid = key_of(ev)  # the anonymous id for an alias
             if misrouted(event.message, cid):
                 # Re-key: the copy lands in the customer's partition and is processed there.
                 await events_topic.send(key=cid.encode(), value=event.value)
                 outcomes.append((metrics.REKEYED, ev["type"], ""))
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
+            handled, forwarded, conflict = aliases.handle(p, ev)
+            if handled:  # an alias, or an event of a merged anonymous id
+                if conflict:
+                    await dead_letter(event, aliases.CONFLICT, {"anonymous_id": [conflict]})
+                else:
+                    forwards.extend(forwarded)
+                    p.event = event
+                outcomes.append(aliases.outcome(ev, conflict))
+                continue
             duplicate = apply_event(p, ev, idle_ms, outbox, event.message)
             p.event = event
             outcomes.append((metrics.DUPLICATE if duplicate else metrics.APPLIED, ev["type"], ""))
@@ -206,7 +223,7 @@ async def process_batch(batch, idle_ms: int) -> None:
             outcomes.append(dead_lettered("processing failed"))
     # Webhooks first: once the broker has them, a crash before the table writes only
     # redelivers the events, which fire the same triggers again (same webhook-id).
-    await to_outbox(outbox)
+    await to_outbox(outbox, forwards)
     for cid, p in pending.items():  # no await: the batch enters the overlays at once
         if p.event is not None:
             state.put(cid, decided(p), p.event)

@@ -11,7 +11,7 @@ import orjson
 from faust.web import View
 
 from app.main import app
-from app.rules.events import ID_RE, SHOP_TYPES
+from app.rules.events import ALIAS, ID_RE, SHOP_TYPES
 from app.settings import settings
 from web.openapi_schemas import event_schema
 
@@ -110,8 +110,9 @@ INGEST = op(
     [{"bearer": []}, {"publishableKey": []}],
     operationId="ingestEvents",
     description="Publishable (browser) keys, and any key sent as ?key=, may send only "
-                "PERSONA_PUBLISHABLE_TYPES; with identity verification on, one customer per "
-                "request and, unless its id starts with 'anon-', its identity hash.",
+                "PERSONA_PUBLISHABLE_TYPES (never alias); with identity verification on, one "
+                "customer per request and, unless its id starts with 'anon-', its identity "
+                "hash. An alias event (server keys) merges its anonymous_id into customer_id.",
     parameters=[IDENTITY_HASH, {"name": "identity_hash", "in": "query", "required": False,
                                 "schema": {"type": "string"},
                                 "description": "the identity hash, for sendBeacon"}],
@@ -174,8 +175,9 @@ SPEC = {
                                               "always treated as publishable"},
         },
         "schemas": {
-            "Event": {"oneOf": [{"$ref": f"#/components/schemas/{t}"} for t in SHOP_TYPES]},
-            **{t: event_schema(t) for t in SHOP_TYPES},
+            "Event": {"oneOf": [{"$ref": f"#/components/schemas/{t}"}
+                                for t in SHOP_TYPES + (ALIAS,)]},
+            **{t: event_schema(t) for t in SHOP_TYPES + (ALIAS,)},
             "DemoOrder": {"allOf": [{"$ref": "#/components/schemas/purchase"}, {
                 "type": "object", "properties": {"customer_id": {
                     "type": "string", "pattern": r"^(demo|anon)-[A-Za-z0-9._:@\-]{1,123}$"}}}]},

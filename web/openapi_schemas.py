@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from app.rules.events import CURRENT_VERSION, TYPE_SCHEMAS, Envelope, Timestamp
+from app.rules.events import (
+    ALIAS, ANON_PREFIX, CURRENT_VERSION, TYPE_SCHEMAS, Envelope, Timestamp)
 
 #: The largest ``ts`` ingest accepts (epoch milliseconds before the year 3000).
 TS_MAX_MS = 32503680000000 - 1
@@ -80,5 +81,7 @@ def event_schema(event_type: str) -> dict:
     envelope["properties"]["v"] = {"type": "integer", "enum": [CURRENT_VERSION],
                                    "default": CURRENT_VERSION}
     envelope["required"] = [r for r in envelope["required"] if r != "ts"]  # server fills ts
+    if event_type == ALIAS:  # the identified customer: not an anonymous id
+        envelope["properties"]["customer_id"]["not"] = {"pattern": f"^{ANON_PREFIX}"}
     body = schema_of(TYPE_SCHEMAS[event_type])
     return {"allOf": [envelope, body], "additionalProperties": True}
