@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from app.rules.events import (
-    ALIAS, ANON_PREFIX, CURRENT_VERSION, TYPE_SCHEMAS, Envelope, Timestamp)
+from app.rules.events import ALIAS, ANON_PREFIX, CURRENT_VERSION, TYPE_SCHEMAS, Envelope, Timestamp
 
 #: The largest ``ts`` ingest accepts (epoch milliseconds before the year 3000).
 TS_MAX_MS = 32503680000000 - 1

@@ -91,6 +91,8 @@ def narrow_checks(case, response) -> list:
 
 
 def call(case, base_url: str, headers: dict, params: dict | None = None):
+    if params and "key" in params and case.headers:  # a generated bearer would win over ?key=
+        case.headers.pop("Authorization", None)
     response = case.call(base_url=base_url, headers=headers, params=params)
     case.validate_response(response, headers=headers,
                            excluded_checks=narrow_checks(case, response),
