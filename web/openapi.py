@@ -146,6 +146,7 @@ SPEC = {
             {202: json_response("purchase acknowledged by the broker", "Accepted"),
              400: "not one valid purchase event of a demo- or anon- customer",
              403: "identity not verified", 404: "demo disabled (PERSONA_DEMO_KEY unset)",
+             413: "body over 64 KiB",
              503: "broker did not acknowledge; see Retry-After"},
             parameters=[IDENTITY_HASH],
             requestBody={"required": True, "content": {"application/json": {
