@@ -35,10 +35,13 @@ def json_response(description: str, ref: str) -> dict:
 CID = [{"name": "customer_id", "in": "path", "required": True,
         "schema": {"type": "string", "pattern": ID_RE}}]
 AUTH_ERRORS = {401: "no valid API key or JWT", 403: "the key or token lacks the scope"}
+# No pattern: the hash is only compared (where one is needed), never parsed, so any other
+# value is "not verified" (403) where a hash is needed and ignored elsewhere.
 IDENTITY_HASH = {"name": "X-Persona-Identity-Hash", "in": "header", "required": False,
-                 "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
-                 "description": "hex HMAC-SHA256(PERSONA_IDENTITY_SECRET, customer_id), "
-                                "computed by the shop's backend; publishable keys only"}
+                 "schema": {"type": "string"},
+                 "description": "64 hex digits: HMAC-SHA256(PERSONA_IDENTITY_SECRET, "
+                                "customer_id), computed by the shop's backend; needed for "
+                                "publishable keys' identified customers, ignored otherwise"}
 RATE_LIMITED = {"description": "over this worker's rate limit for the key (PERSONA_RATE_*); "
                                "nothing done; retry after Retry-After seconds",
                 "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
@@ -80,13 +83,13 @@ def read_op(summary: str, operation_id: str, extra: tuple = ()) -> dict:
                       description="scope: read", operationId=operation_id)}
 
 
-def read_link(operation_id: str) -> dict:
-    """OpenAPI link from an accepted single event to a read of its customer, after its token
-    (so the read must be 200: the owner waits until it has applied the event)."""
+def read_link(operation_id: str, customer: str = "$request.body#/customer_id") -> dict:
+    """OpenAPI link from an accepted write (one event, or an erase) to a read of its
+    customer after its token: the owner answers once it has applied the write."""
     return {"operationId": operation_id,
-            "parameters": {"customer_id": "$request.body#/customer_id",
+            "parameters": {"customer_id": customer,
                            "after": "$response.body#/token", "wait_ms": 5000},
-            "description": "read the event's customer after the write (read your writes)"}
+            "description": "read the customer after the write (read your writes)"}
 
 
 BATCH = {"oneOf": [{"$ref": "#/components/schemas/Event"},
@@ -161,7 +164,10 @@ SPEC = {
             "Recommendations", "getRecommendations", (LIMIT,)),
         "/v1/customers/{customer_id}": {"delete": op(
             "Erase a customer (scope: admin)",
-            {202: "erase queued on events", 400: "malformed customer id", **AUTH_ERRORS,
+            {202: {**json_response("erase queued on events", "Erased"), "links": {
+                "profile": read_link("getProfile", "$request.path.customer_id"),
+                "activity": read_link("getActivity", "$request.path.customer_id")}},
+             400: "malformed customer id", **AUTH_ERRORS,
              503: "broker unavailable; see Retry-After"}, BEARER, parameters=CID,
             operationId="eraseCustomer")},
     },
@@ -187,6 +193,11 @@ SPEC = {
                 "event_ids": {"type": "array", "items": {"type": "string"}},
                 "token": {"type": "string", "description": "read-your-writes token: pass "
                           "as ?after= to a read of these customers"}}},
+            "Erased": {"type": "object", "properties": {
+                "status": {"type": "string"}, "customer_id": {"type": "string"},
+                "event_id": {"type": "string"},
+                "token": {"type": "string", "description": "read-your-writes token of the "
+                          "erase: a read with ?after= answers once it is applied"}}},
             "Invalid": {"type": "object", "properties": {
                 "error": {"type": "string"}, "invalid": {"type": "integer"},
                 "total": {"type": "integer"},

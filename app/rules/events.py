@@ -114,7 +114,9 @@ class ProductView(_Base):
 
 class Search(_Base):
     query = fields.String(required=True, validate=validate.Length(1, 512))
-    results_count = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
+    # Bounded so that the document can say so: JSON numbers past 64 bits arrive as floats.
+    results_count = fields.Integer(strict=True, allow_none=True,
+                                   validate=validate.Range(min=0, max=2**63 - 1))
 
 
 class CartChange(_Base):
