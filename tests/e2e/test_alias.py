@@ -53,9 +53,11 @@ def profile(worker, cid, token=None):
     return http("GET", f"{worker.url}/v1/customers/{cid}/profile{after}", READ)
 
 
-def customer_records(broker, cid) -> list[dict]:
+def customer_events(broker, cid) -> list[str]:
+    """Event ids on ``events`` for ``cid``: its own and those forwarded to it (not aliases)."""
     events = [orjson.loads(v) for v in broker.read_all("events")]
-    return [e for e in events if e.get("customer_id") == cid]
+    return sorted(e["event_id"] for e in events
+                  if e.get("customer_id") == cid and e["type"] != "alias")
 
 
 def test_anonymous_activity_moves_to_the_customer_once(worker, broker):
@@ -66,6 +68,7 @@ def test_anonymous_activity_moves_to_the_customer_once(worker, broker):
     assert profile(worker, anon, body["token"])[1]["event_counts"] == {"product_view": 2,
                                                                        "cart_add": 1}
     status, body = post(worker, [view(cid, "p3")])
+    own = body["event_ids"][0]
     assert status == 202 and profile(worker, cid, body["token"])[0] == 200
 
     # The page's key cannot merge anything, in the URL or in a header.
@@ -88,11 +91,12 @@ def test_anonymous_activity_moves_to_the_customer_once(worker, broker):
     assert status == 404 and gone["merged_into"] == cid
 
     # Repeated: nothing more is forwarded, the profile is unchanged.
-    forwarded = customer_records(broker, cid)
+    forwarded = customer_events(broker, cid)
+    assert forwarded == sorted([e["event_id"] for e in browsing] + [own])
     status, body = post(worker, [alias(cid, anon)])
     assert status == 202
     assert profile(worker, anon, body["token"])[0] == 404  # the owner has applied it
-    assert customer_records(broker, cid) == forwarded
+    assert customer_events(broker, cid) == forwarded
     assert profile(worker, cid)[1]["event_counts"] == merged[1]["event_counts"]
 
     # An anonymous event sent late (e.g. a page still open) lands on the customer.

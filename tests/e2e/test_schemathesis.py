@@ -42,8 +42,8 @@ METRICS, PUBLISHABLE = "test-metrics", "test-publishable"
 SECRET = "identity-secret-for-schemathesis-0123"
 KEYS = {"admin": ADMIN, "read": READ, "ingest": INGEST, "metrics": METRICS,
         "publishable": PUBLISHABLE}
-EXAMPLES = 60  # per (operation, key kind): bounds the run time (`make test` stays fast)
-STATEFUL_EXAMPLES, STEPS = 200, 6
+EXAMPLES = 25  # per (operation, key kind): bounds the run time (`make test` stays fast)
+STATEFUL_EXAMPLES, STEPS = 60, 6
 OPERATIONS = [(method.upper(), path) for path, ops in SPEC["paths"].items() for method in ops]
 CASES: Counter = Counter()
 STRING_BODIES = ("text/plain", "application/x-ndjson")
