@@ -15,6 +15,9 @@ Webhooks: after deciding the new states, the agent puts one delivery request per
 and waits for the broker's acknowledgement *before* the states enter the write-back, so a crash in
 between redelivers the event against the old state and the trigger fires again (same
 ``webhook-id``). It never calls HTTP itself: agents/webhooks.py delivers.
+
+Aliases (``agents/aliases.py``): an ``alias`` is handled at its anonymous id's partition,
+whose logged and later events are forwarded to the customer with the outbox.
 """
 from __future__ import annotations
 
@@ -70,7 +73,6 @@ def misrouted(message, customer_id: str) -> bool:
         return True
     partition = partition_of(message.topic, key)
     return partition is not None and partition != message.partition
-
 
 
 async def to_outbox(records: list, forwards: list = ()) -> None:
