@@ -10,14 +10,17 @@ answer can happen. The document is fetched from the worker (``schemathesis.opena
   (positive) data never refused with a 4xx other than 401/403/404/429, and a route that
   answers 2xx with the key refuses the same request without it (``ignored_auth``).
 - **Stateful**: the document's OpenAPI links (an accepted event -> a read of its customer
-  with the answer's ``token`` as ``?after=``, or its erase), chains of up to ``STEPS`` calls
-  with the admin key; a read after a token of the same customer's write must be 200/304.
+  with the answer's ``token`` as ``?after=``, or its erase; an erase -> a read after its
+  token), chains of up to ``STEPS`` calls with the admin key; a read after a token of the
+  same customer's write must be 200/304, after its erase 404. ``use_after_free`` is left
+  out: an erase is asynchronous (202), the reads after its token check it instead.
 
 Two things the document cannot say, so the positive-data check is left out for them and a
 narrower check takes its place: ``?after=`` is valid only for a token of an earlier write of
-that customer's partition (a 400 must then name ``after``), and ``text/plain``/NDJSON bodies
-are strings holding JSON (a 400 must be the per-item answer). The number of cases is printed
-at the end of the pytest run (``tests/conftest.py``).
+that customer's partition (a 400 must then name ``after``; a 503 must be "not yet applied"),
+and ``text/plain``/NDJSON bodies are strings holding JSON (a 400 must be the per-item
+answer). A documented 503 "unavailable" (broker) is retried once (``retried``). The number of
+cases is printed at the end of the pytest run (``tests/conftest.py``).
 """
 from __future__ import annotations
 
