@@ -5,6 +5,8 @@ aliases the anonymous id to the signed-in customer with a server key, and the cu
 profile and session hold the anonymous activity (forwarded through ``events`` to the
 customer's partition). The publishable key cannot alias (403, nothing produced); a repeated
 alias forwards nothing more; an anonymous event sent after the alias reaches the customer.
+Erasing the customer and the anonymous id (reads wait on the erases' tokens) leaves nothing
+that forwards.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import orjson
 import pytest
 
 from app.local import http
-from tests.conftest import API_KEYS, INGEST, READ
+from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.support.cluster import Cluster, poll
 
 pytestmark = pytest.mark.e2e
@@ -105,3 +107,22 @@ def test_anonymous_activity_moves_to_the_customer_once(worker, broker):
     late = poll(lambda: profile(worker, cid),
                 lambda r: r[1].get("event_counts", {}).get("product_view") == 4)
     assert late[1]["event_counts"] == {"product_view": 4, "cart_add": 1}
+
+
+def test_erasing_a_customer_and_its_anonymous_id(worker):
+    """README: erasing the customer leaves the redirect; erase the anonymous id too. The
+    erase's token makes the reads wait until both erases are applied."""
+    anon, cid = f"anon-{uuid.uuid4()}", f"cust-{uuid.uuid4().hex[:8]}"
+    assert post(worker, [view(anon, "p1")], key=None, query=f"?key={PUBLISHABLE}")[0] == 202
+    status, body = post(worker, [alias(cid, anon)])
+    assert status == 202 and profile(worker, anon, body["token"])[1]["merged_into"] == cid
+    assert poll(lambda: profile(worker, cid), lambda r: r[0] == 200)[0] == 200
+    for who in (cid, anon):
+        status, body = http("DELETE", f"{worker.url}/v1/customers/{who}", ADMIN)
+        assert status == 202 and body["token"].startswith("v1."), body
+        assert profile(worker, who, body["token"]) == (404, {"error": "not found",
+                                                              "customer_id": who})
+    # The redirect is gone with the anonymous id: a late event starts it afresh, alone.
+    status, body = post(worker, [view(anon, "p2")], key=None, query=f"?key={PUBLISHABLE}")
+    assert profile(worker, anon, body["token"])[1]["event_counts"] == {"product_view": 1}
+    assert profile(worker, cid)[0] == 404
