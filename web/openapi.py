@@ -49,7 +49,8 @@ RATE_LIMITED = {"description": "over this worker's rate limit for the key (PERSO
                 "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/RateLimited"}}}}
 READ_ERRORS = {400: "malformed customer id, after, wait_ms or limit (field errors)", **AUTH_ERRORS,
-               404: "unknown customer", 429: RATE_LIMITED,
+               404: "unknown customer; for an anonymous id merged by an alias, the body's "
+                    "merged_into names the customer", 429: RATE_LIMITED,
                503: "owner restoring the partition or unreachable, or (with after) it has not "
                     "applied the token's write within wait_ms: the body says how far it has "
                     "(partition, after, applied); see Retry-After"}
