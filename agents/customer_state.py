@@ -14,7 +14,7 @@ import logging
 import time
 
 from agents.writeback import KEEP
-from app.rules import dedupe, profile_state, reconcile, session_state, triggers
+from app.rules import alias, dedupe, profile_state, reconcile, session_state, triggers
 from app.rules.events import ERASE, RECONCILE, SESSION_TIMEOUT
 from app.settings import settings
 from app.webhooks import formats
@@ -80,6 +80,8 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
     new_session = p.session if seen_s else session_state.apply_to_session(p.session, ev, idle_ms)
     new_profile = p.profile if seen_p else profile_state.apply_to_profile(p.profile, ev,
                                                                           new_session, idle_ms)
+    if new_profile is not p.profile:  # an anonymous id logs its events for an alias
+        new_profile = alias.record(new_profile, ev)
     if SUBSCRIPTIONS:
         fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
         outbox.extend(outbox_requests(ev, fired))
@@ -105,12 +107,13 @@ def decided(p: Pending) -> tuple:
     """What the write-back puts for one customer: per table a document, None or KEEP.
 
     Each document written is stamped with the position of the customer's last event,
-    unless it holds a later one already (a redelivered batch rewrites, never moves back)."""
+    unless it holds a later one already (a redelivered batch rewrites, never moves back).
+    A dirty None (an erase, or an aliased id's session) is deleted."""
     message = getattr(p.event, "message", None)
     if message is not None:
         for doc, dirty in ((p.session, p.dirty_session), (p.profile, p.dirty_profile)):
             if dirty and doc is not None and not applied_before(doc, message):
                 doc[POS] = [message.partition, message.offset]
-    return tuple(value if value is not None and dirty else None if value is None and p.erased
-                 else KEEP for value, dirty in ((p.session, p.dirty_session),
-                                                (p.profile, p.dirty_profile)))
+    return tuple(value if value is not None and dirty else None if value is None and (
+                 p.erased or dirty) else KEEP for value, dirty in ((p.session, p.dirty_session),
+                                                                   (p.profile, p.dirty_profile)))

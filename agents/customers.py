@@ -20,6 +20,9 @@ between redelivers the event against the old state and the trigger fires again (
 
 What one event or internal command (``erase``, ``session_timeout``, ``reconcile``) does to
 one customer, and redeliveries told by position, is ``agents/customer_state.py``.
+
+Aliases (``agents/aliases.py``): an ``alias`` is handled at its anonymous id's partition,
+whose logged and later events are forwarded to the customer with the outbox.
 """
 from __future__ import annotations
 
@@ -31,12 +34,12 @@ from collections import Counter
 
 import orjson
 
-from agents import kpis
+from agents import aliases, kpis
 from agents.customer_state import Pending, apply_event, decided
 from agents.writeback import WriteBack
 from app import applied, metrics
 from app.main import app
-from app.rules.events import InvalidEvent, parse
+from app.rules.events import InvalidEvent, key_of, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
 from tables.profiles import profiles
@@ -74,10 +77,13 @@ def misrouted(message, customer_id: str) -> bool:
     return partition is not None and partition != message.partition
 
 
-
-async def to_outbox(records: list) -> None:
-    """Send outbox records and wait until the broker has them all."""
+async def to_outbox(records: list, forwards: list = ()) -> None:
+    """Send outbox records and events forwarded to an alias (``agents.aliases``), and wait
+    until the broker has them all."""
     futures = [await webhook_deliveries.send(key=key, value=value) for key, value in records]
+    if not settings.shadow:  # a shadow app takes the live app's forwarded copies instead
+        futures += [await events_topic.send(key=ev["customer_id"].encode(),
+                                            value=orjson.dumps(ev)) for ev in forwards]
     if futures:
         await asyncio.gather(*futures)
 
@@ -99,6 +105,7 @@ async def process_batch(batch, idle_ms: int) -> None:
     started = time.perf_counter()
     pending: dict[str, Pending] = {}
     outbox: list = []
+    forwards: list = []  # events of merged anonymous ids, for the identified customer
     outcomes: list = []  # (outcome, type, reason) per event, counted once per batch
     stamps: list = []  # Kafka record timestamps of the events that reached the state
     kpi_items: list = []  # per event taken for a customer: its windowed-KPI contribution
@@ -107,7 +114,7 @@ async def process_batch(batch, idle_ms: int) -> None:
             await asyncio.sleep(0)
         try:
             ev = parse(event.value)
-            cid = ev["customer_id"]
+            cid = key_of(ev)  # the anonymous id for an alias
             if misrouted(event.message, cid):
                 # Re-key: the copy lands in the customer's partition and is processed there
                 # (a shadow app leaves that to the live app and takes the live copy).
@@ -116,6 +123,15 @@ async def process_batch(batch, idle_ms: int) -> None:
                 outcomes.append((metrics.REKEYED, ev["type"], ""))
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
+            handled, forwarded, conflict = aliases.handle(p, ev)
+            if handled:  # an alias, or an event of a merged anonymous id
+                if conflict:
+                    await dead_letter(event, aliases.CONFLICT, {"anonymous_id": [conflict]})
+                else:
+                    forwards.extend(forwarded)
+                    p.event = event
+                outcomes.append(aliases.outcome(ev, conflict))
+                continue
             before = p.session, p.profile
             duplicate = apply_event(p, ev, idle_ms, outbox, event.message)
             kpi_items.append(kpis.item(event, ev, before, p.session, p.profile, duplicate))
@@ -131,7 +147,7 @@ async def process_batch(batch, idle_ms: int) -> None:
             outcomes.append(dead_lettered("processing failed"))
     # Webhooks first: once the broker has them, a crash before the table writes only
     # redelivers the events, which fire the same triggers again (same webhook-id).
-    await to_outbox(outbox)
+    await to_outbox(outbox, forwards)
     kpi_rows.add_batch(kpi_items)  # no await from here: rows and states enter together
     for cid, p in pending.items():
         if p.event is not None:

@@ -6,7 +6,8 @@ publishable key (an entry marked ``publishable`` in PERSONA_API_KEYS, or any key
 ``?key=``). README.md, "Browser identity", has the threat model.
 
 - **Type policy.** A publishable key may send only PERSONA_PUBLISHABLE_TYPES (default: every
-  shop type but ``purchase``). Anything else -> 403 naming each item's index and type.
+  shop type but ``purchase``), never ``alias`` (merging an anonymous id into a customer is the
+  shop's backend's call). Anything else -> 403 naming each item's index and type.
 - **Identity verification** (on when PERSONA_IDENTITY_SECRET or PERSONA_IDENTITY_SECRET_FILE
   is set). The shop's backend computes ``identity_hash(secret, customer_id)`` (hex
   HMAC-SHA256) for the signed-in customer and hands it to the page; the SDK sends it with
@@ -21,11 +22,11 @@ import hashlib
 import hmac
 from typing import Iterable, Mapping
 
-from app.rules.events import SHOP_TYPES
+from app.rules.events import ALIAS, ANON_PREFIX, SHOP_TYPES
 
-#: Customer ids the browser SDK generates for visitors who are not signed in; they need no
-#: identity hash. The shop must never give a signed-in customer an id with this prefix.
-ANON_PREFIX = "anon-"
+#: ``ANON_PREFIX`` (``app.rules.events``): customer ids the browser SDK generates for visitors
+#: who are not signed in; they need no identity hash. The shop must never give a signed-in
+#: customer an id with this prefix.
 DEFAULT_PUBLISHABLE_TYPES = tuple(t for t in SHOP_TYPES if t != "purchase")
 HASH_HEADER = "X-Persona-Identity-Hash"
 HASH_QUERY = "identity_hash"
@@ -91,7 +92,8 @@ def browser_refusal(items: Iterable, allowed: frozenset, secret: bytes,
     items = list(items)
     forbidden = [{"index": i, "type": item["type"]} for i, item in enumerate(items)
                  if isinstance(item, dict) and isinstance(item.get("type"), str)
-                 and item["type"] not in allowed and item["type"] in SHOP_TYPES]
+                 and ((item["type"] not in allowed and item["type"] in SHOP_TYPES)
+                      or item["type"] == ALIAS)]
     if forbidden:
         return {"error": "forbidden event types",
                 "detail": "a publishable (browser) key may not send these types; send them "

@@ -26,16 +26,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from app.rules.events import INTERNAL_TYPES, SHOP_TYPES
+from app.rules.events import INTERNAL_TYPES, SERVER_TYPES, SHOP_TYPES
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 
 # -- label rules --------------------------------------------------------------------------
-KNOWN_TYPES = frozenset(SHOP_TYPES + INTERNAL_TYPES)
+KNOWN_TYPES = frozenset(SHOP_TYPES + SERVER_TYPES + INTERNAL_TYPES)
+#: An alias of an anonymous id already merged into another customer (agents/aliases.py).
+ALIAS_CONFLICT = "alias conflict"
 KNOWN_REASONS = frozenset(
     ["malformed JSON", "event is not a JSON object", "invalid envelope", "unsupported version",
-     "processing failed"] + [f"invalid {t} event" for t in KNOWN_TYPES])
+     "processing failed", ALIAS_CONFLICT] + [f"invalid {t} event" for t in KNOWN_TYPES])
 OTHER, UNKNOWN, UNMATCHED = "other", "unknown", "unmatched"
 APPLIED, DUPLICATE, DEAD_LETTERED, REKEYED = "applied", "duplicate", "dead_lettered", "rekeyed"
 

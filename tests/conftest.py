@@ -33,3 +33,21 @@ def cluster(broker, tmp_path):
     c = Cluster(broker, tmp_path, api_keys=API_KEYS)
     yield c
     c.stop_all()
+
+
+#: User property under which a test reports how many generated cases it ran
+#: (tests/e2e/test_schemathesis.py); the total is printed at the end of the run.
+CASES_PROPERTY = "schemathesis_cases"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the schemathesis case count (user properties come back from xdist workers too)."""
+    seen, total = set(), 0
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == CASES_PROPERTY and report.nodeid not in seen:
+                    seen.add(report.nodeid)
+                    total += value
+    if seen:
+        terminalreporter.write_line(f"schemathesis: {total} cases in {len(seen)} tests")

@@ -4,13 +4,14 @@ Each read is routed to the worker that owns the customer's partition (``web.rout
 and only reads the tables there. Every state answer carries ``as_of``: the event time of
 the last event applied to that customer. ``?after=<token>`` (from ``POST /v1/events``)
 makes the owner answer only once it has applied that write (``web.positions``).
+An anonymous id merged into a customer (``app.rules.alias``) is 404 with ``merged_into``.
 """
 from __future__ import annotations
 
 from faust.web import View
 
 from app.main import app
-from app.rules import profile_state, session_state
+from app.rules import alias, profile_state, session_state
 from app.rules.recommend import recommend
 from tables.documents import read
 from tables.profiles import profiles
@@ -51,8 +52,8 @@ class Profile(View):
     async def get(self, request, customer_id):
         def answer():
             profile = read(profiles, customer_id)
-            if profile is None:
-                return not_found(self, customer_id)
+            if profile is None or alias.merged_into(profile):
+                return not_found(self, customer_id, alias.merged_into(profile))
             return ok(self, profile_state.view(profile), request)
 
         return await routed_read(self, request, profiles, customer_id, answer)
@@ -78,8 +79,9 @@ class Recommendations(View):
 
         def answer():
             session, profile = read(sessions, customer_id), read(profiles, customer_id)
-            if session is None and profile is None:
-                return not_found(self, customer_id)
+            merged = alias.merged_into(profile)
+            if session is None and (profile is None or merged):
+                return not_found(self, customer_id, merged)
             return ok(self, recommend(session, profile, limit=limit), request)
 
         return await routed_read(self, request, profiles, customer_id, answer)

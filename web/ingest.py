@@ -4,7 +4,9 @@ Body: one event (JSON object), a JSON array of events, or NDJSON
 (``application/x-ndjson``); ``text/plain`` (what ``sendBeacon`` sends) holds either.
 Every event of a request is validated before anything is produced: one invalid event
 -> 400 with per-item errors and nothing on the topic. Internal command types (``erase``
-and anything else that is not a shop type) are unknown here. A missing ``event_id`` is
+and anything else that is not a shop type or ``alias``) are unknown here. An ``alias``
+(server keys only: ``app.identity`` refuses it from publishable keys) is keyed by its
+anonymous id (``app.rules.alias``). A missing ``event_id`` is
 assigned (uuid4), a missing ``ts`` is the receive time. Each event (the client's JSON
 plus the assigned fields) goes to ``events`` keyed by customer_id; the answer is 202
 only after the broker acknowledged every one, else 503 with Retry-After. The 202 carries
@@ -33,7 +35,7 @@ from app.apikeys import PUBLISHABLE
 from app.identity import HASH_HEADER, HASH_QUERY, browser_refusal
 from app.main import app
 from app.positions import encode
-from app.rules.events import SHOP_TYPES, InvalidEvent, validate_dict
+from app.rules.events import SERVER_TYPES, SHOP_TYPES, InvalidEvent, key_of, validate_dict
 from app.settings import settings
 from app.topics import events_topic
 from web import ratelimit
@@ -42,7 +44,8 @@ from web.auth import SCOPES_KEY, require
 log = logging.getLogger(__name__)
 JSON, NDJSON, TEXT = "application/json", "application/x-ndjson", "text/plain"
 RETRY_AFTER_S = 2
-UNKNOWN_TYPE = {"type": [f"Must be one of: {', '.join(SHOP_TYPES)}."]}
+INGEST_TYPES = SHOP_TYPES + SERVER_TYPES
+UNKNOWN_TYPE = {"type": [f"Must be one of: {', '.join(INGEST_TYPES)}."]}
 
 
 class Reject(Exception):
@@ -115,7 +118,7 @@ def prepare(item, now_ms: int) -> dict:
         raise item
     if not isinstance(item, dict):
         raise InvalidEvent("event is not a JSON object", {"_schema": ["Expected a JSON object."]})
-    if item.get("type") not in SHOP_TYPES:  # erase and other internal commands included
+    if item.get("type") not in INGEST_TYPES:  # erase and other internal commands included
         raise InvalidEvent("unknown event type", UNKNOWN_TYPE)
     event = dict(item)
     event.setdefault("event_id", str(uuid.uuid4()))
@@ -133,7 +136,7 @@ def validated(items: list, now_ms: int) -> list[tuple[bytes, bytes, str]]:
     for index, item in enumerate(items):
         try:
             event = prepare(item, now_ms)
-            records.append((event["customer_id"].encode(), orjson.dumps(event), event["event_id"]))
+            records.append((key_of(event).encode(), orjson.dumps(event), event["event_id"]))
         except InvalidEvent as exc:
             errors.append({"index": index, "reason": exc.reason, "errors": exc.errors})
         except Exception as exc:  # never a 500 for a client's data

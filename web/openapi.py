@@ -9,43 +9,15 @@ from __future__ import annotations
 
 import orjson
 from faust.web import View
-from marshmallow import fields
 
 from app.main import app
-from app.rules.events import ID_RE, SHOP_TYPES, TYPE_SCHEMAS, Envelope, Timestamp
+from app.rules.events import ALIAS, ID_RE, SHOP_TYPES
+from app.settings import settings
 from web.openapi_kpis import KPI_PARAMS, KPIS_SCHEMA
+from web.openapi_schemas import event_schema
 
 BEARER = [{"bearer": []}]
 OBJ = {"type": "object"}
-
-
-def field_schema(field) -> dict:
-    if isinstance(field, Timestamp):
-        return {"oneOf": [{"type": "string", "format": "date-time"},
-                          {"type": "integer", "description": "epoch milliseconds"}]}
-    if isinstance(field, fields.Nested):
-        return schema_of(field.schema)
-    if isinstance(field, fields.List):
-        return {"type": "array", "items": field_schema(field.inner)}
-    kind = {fields.Integer: "integer", fields.Float: "number", fields.Boolean: "boolean"}
-    out = {"type": next((t for c, t in kind.items() if isinstance(field, c)), "string")}
-    if field.allow_none:
-        out["nullable"] = True
-    return out
-
-
-def schema_of(schema) -> dict:
-    props = {name: field_schema(f) for name, f in schema.fields.items()}
-    required = sorted(name for name, f in schema.fields.items() if f.required)
-    return {"type": "object", "properties": props, **({"required": required} if required else {})}
-
-
-def event_schema(event_type: str) -> dict:
-    envelope = schema_of(Envelope())
-    envelope["properties"]["type"] = {"type": "string", "enum": [event_type]}
-    envelope["required"] = [r for r in envelope["required"] if r != "ts"]  # server fills ts
-    body = schema_of(TYPE_SCHEMAS[event_type])
-    return {"allOf": [envelope, body], "additionalProperties": True}
 
 
 def op(summary: str, responses: dict, security=None, **extra) -> dict:
@@ -64,18 +36,22 @@ def json_response(description: str, ref: str) -> dict:
 CID = [{"name": "customer_id", "in": "path", "required": True,
         "schema": {"type": "string", "pattern": ID_RE}}]
 AUTH_ERRORS = {401: "no valid API key or JWT", 403: "the key or token lacks the scope"}
+# No pattern: the hash is only compared (where one is needed), never parsed, so any other
+# value is "not verified" (403) where a hash is needed and ignored elsewhere.
 IDENTITY_HASH = {"name": "X-Persona-Identity-Hash", "in": "header", "required": False,
-                 "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
-                 "description": "hex HMAC-SHA256(PERSONA_IDENTITY_SECRET, customer_id), "
-                                "computed by the shop's backend; publishable keys only"}
+                 "schema": {"type": "string"},
+                 "description": "64 hex digits: HMAC-SHA256(PERSONA_IDENTITY_SECRET, "
+                                "customer_id), computed by the shop's backend; needed for "
+                                "publishable keys' identified customers, ignored otherwise"}
 RATE_LIMITED = {"description": "over this worker's rate limit for the key (PERSONA_RATE_*); "
                                "nothing done; retry after Retry-After seconds",
                 "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
                                             "description": "whole seconds to wait"}},
                 "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/RateLimited"}}}}
-READ_ERRORS = {400: "malformed customer id, after or wait_ms (field errors)", **AUTH_ERRORS,
-               404: "unknown customer", 429: RATE_LIMITED,
+READ_ERRORS = {400: "malformed customer id, after, wait_ms or limit (field errors)", **AUTH_ERRORS,
+               404: "unknown customer; for an anonymous id merged by an alias, the body's "
+                    "merged_into names the customer", 429: RATE_LIMITED,
                503: "owner restoring the partition or unreachable, or (with after) it has not "
                     "applied the token's write within wait_ms: the body says how far it has "
                     "(partition, after, applied); see Retry-After"}
@@ -95,19 +71,40 @@ CACHE_HEADERS = {"ETag": {"schema": {"type": "string"}, "description": "tag of t
                                    "description": "private, no-cache"}}
 
 
-def read_op(summary: str) -> dict:
+LIMIT = {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+         "description": "how many products (and categories) at most"}
+
+
+def read_op(summary: str, operation_id: str, extra: tuple = ()) -> dict:
     ok = {**json_response(summary, "State"), "headers": CACHE_HEADERS}
     not_modified = {"description": "unchanged since the ETag in If-None-Match (no body)",
                     "headers": CACHE_HEADERS}
     return {"get": op(summary, {200: ok, 304: not_modified, **READ_ERRORS}, BEARER,
-                      parameters=[*CID, IF_NONE_MATCH, *AFTER], description="scope: read")}
+                      parameters=[*CID, IF_NONE_MATCH, *AFTER, *extra],
+                      description="scope: read", operationId=operation_id)}
+
+
+def read_link(operation_id: str, customer: str = "$request.body#/customer_id") -> dict:
+    """OpenAPI link from an accepted write (one event, or an erase) to a read of its
+    customer after its token: the owner answers once it has applied the write."""
+    return {"operationId": operation_id,
+            "parameters": {"customer_id": customer,
+                           "after": "$response.body#/token", "wait_ms": 5000},
+            "description": "read the customer after the write (read your writes)"}
 
 
 BATCH = {"oneOf": [{"$ref": "#/components/schemas/Event"},
-                   {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}]}
+                   {"type": "array", "items": {"$ref": "#/components/schemas/Event"},
+                    "minItems": 1, "maxItems": settings.ingest_max_events}]}
+ACCEPTED = {**json_response("all events acknowledged by the broker", "Accepted"), "links": {
+    "activity": read_link("getActivity"), "profile": read_link("getProfile"),
+    "recommendations": read_link("getRecommendations"),
+    "erase": {"operationId": "eraseCustomer",
+              "parameters": {"customer_id": "$request.body#/customer_id"}}}}
 INGEST = op(
     "Ingest events (scope: ingest)",
-    {202: json_response("all events acknowledged by the broker", "Accepted"),
+    {202: ACCEPTED,
      400: json_response("invalid events; nothing produced", "Invalid"), **AUTH_ERRORS,
      403: json_response("the key lacks the scope, or a publishable key's request was refused "
                         "(forbidden event types with their index and type, more than one "
@@ -116,9 +113,11 @@ INGEST = op(
      415: "unsupported content type", 429: RATE_LIMITED,
      503: "broker did not acknowledge; see Retry-After"},
     [{"bearer": []}, {"publishableKey": []}],
+    operationId="ingestEvents",
     description="Publishable (browser) keys, and any key sent as ?key=, may send only "
-                "PERSONA_PUBLISHABLE_TYPES; with identity verification on, one customer per "
-                "request and, unless its id starts with 'anon-', its identity hash.",
+                "PERSONA_PUBLISHABLE_TYPES (never alias); with identity verification on, one "
+                "customer per request and, unless its id starts with 'anon-', its identity "
+                "hash. An alias event (server keys) merges its anonymous_id into customer_id.",
     parameters=[IDENTITY_HASH, {"name": "identity_hash", "in": "query", "required": False,
                                 "schema": {"type": "string"},
                                 "description": "the identity hash, for sendBeacon"}],
@@ -165,17 +164,19 @@ SPEC = {
             {202: json_response("purchase acknowledged by the broker", "Accepted"),
              400: "not one valid purchase event of a demo- or anon- customer",
              403: "identity not verified", 404: "demo disabled (PERSONA_DEMO_KEY unset)",
+             413: "body over 64 KiB",
              503: "broker did not acknowledge; see Retry-After"},
             parameters=[IDENTITY_HASH],
             requestBody={"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/purchase"}}}})},
+                "schema": {"$ref": "#/components/schemas/DemoOrder"}}}})},
         "/v1/events": {
             "post": INGEST,
             "options": op("CORS preflight (PERSONA_CORS_ORIGINS)", {204: "preflight answer"}),
         },
-        "/v1/customers/{customer_id}/activity": read_op("Current session"),
-        "/v1/customers/{customer_id}/profile": read_op("Profile"),
-        "/v1/customers/{customer_id}/recommendations": read_op("Recommendations"),
+        "/v1/customers/{customer_id}/activity": read_op("Current session", "getActivity"),
+        "/v1/customers/{customer_id}/profile": read_op("Profile", "getProfile"),
+        "/v1/customers/{customer_id}/recommendations": read_op(
+            "Recommendations", "getRecommendations", (LIMIT,)),
         "/v1/kpis": {"get": op(
             "Business KPIs of all customers per event-time window (scope: read)",
             {200: json_response("totals over the range and one entry per window with data",
@@ -188,8 +189,12 @@ SPEC = {
             parameters=KPI_PARAMS)},
         "/v1/customers/{customer_id}": {"delete": op(
             "Erase a customer (scope: admin)",
-            {202: "erase queued on events", 400: "malformed customer id", **AUTH_ERRORS,
-             503: "broker unavailable; see Retry-After"}, BEARER, parameters=CID)},
+            {202: {**json_response("erase queued on events", "Erased"), "links": {
+                "profile": read_link("getProfile", "$request.path.customer_id"),
+                "activity": read_link("getActivity", "$request.path.customer_id")}},
+             400: "malformed customer id", **AUTH_ERRORS,
+             503: "broker unavailable; see Retry-After"}, BEARER, parameters=CID,
+            operationId="eraseCustomer")},
     },
     "components": {
         "securitySchemes": {
@@ -202,13 +207,22 @@ SPEC = {
                                               "always treated as publishable"},
         },
         "schemas": {
-            "Event": {"oneOf": [{"$ref": f"#/components/schemas/{t}"} for t in SHOP_TYPES]},
-            **{t: event_schema(t) for t in SHOP_TYPES},
+            "Event": {"oneOf": [{"$ref": f"#/components/schemas/{t}"}
+                                for t in SHOP_TYPES + (ALIAS,)]},
+            **{t: event_schema(t) for t in SHOP_TYPES + (ALIAS,)},
+            "DemoOrder": {"allOf": [{"$ref": "#/components/schemas/purchase"}, {
+                "type": "object", "properties": {"customer_id": {
+                    "type": "string", "pattern": r"^(demo|anon)-[A-Za-z0-9._:@\-]{1,123}$"}}}]},
             "Accepted": {"type": "object", "properties": {
                 "accepted": {"type": "integer"},
                 "event_ids": {"type": "array", "items": {"type": "string"}},
                 "token": {"type": "string", "description": "read-your-writes token: pass "
                           "as ?after= to a read of these customers"}}},
+            "Erased": {"type": "object", "properties": {
+                "status": {"type": "string"}, "customer_id": {"type": "string"},
+                "event_id": {"type": "string"},
+                "token": {"type": "string", "description": "read-your-writes token of the "
+                          "erase: a read with ?after= answers once it is applied"}}},
             "Invalid": {"type": "object", "properties": {
                 "error": {"type": "string"}, "invalid": {"type": "integer"},
                 "total": {"type": "integer"},

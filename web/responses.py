@@ -49,5 +49,9 @@ def ok(view, body: dict, request=None):
     return view.bytes(data, content_type="application/json", headers=headers)
 
 
-def not_found(view, customer_id: str):
-    return view.json({"error": "not found", "customer_id": customer_id}, status=404)
+def not_found(view, customer_id: str, merged_into: str | None = None):
+    """404; for an anonymous id merged into a customer, which one (``merged_into``)."""
+    body = {"error": "not found", "customer_id": customer_id}
+    if merged_into:
+        body["merged_into"] = merged_into
+    return view.json(body, status=404)

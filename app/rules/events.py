@@ -46,6 +46,15 @@ RECONCILE = "reconcile"
 INTERNAL_TYPES = (ERASE, SESSION_TIMEOUT, RECONCILE)
 #: The tables a reconcile command may name (the customers agent's two documents).
 STATE_TABLES = ("sessions", "profiles")
+#: Merge an anonymous id into an identified customer (``app.rules.alias``): from server keys
+#: only. Its partition key is the *anonymous* id (``key_of``): the owner of the anonymous
+#: state handles it and forwards that state's events to the identified customer.
+ALIAS = "alias"
+SERVER_TYPES = (ALIAS,)
+#: Customer ids the browser SDK generates for visitors who are not signed in (``anon-<uuid>``):
+#: they need no identity hash (``app.identity``) and only they can be aliased.
+ANON_PREFIX = "anon-"
+ANON_ID_RE = r"^anon-[A-Za-z0-9._:@\-]{1,123}$"
 
 
 class InvalidEvent(ValueError):
@@ -99,7 +108,8 @@ class _Base(Schema):
 
 class Envelope(_Base):
     event_id = fields.String(validate=validate.Length(1, 128))
-    type = fields.String(required=True, validate=validate.OneOf(SHOP_TYPES + INTERNAL_TYPES))
+    type = fields.String(required=True,
+                         validate=validate.OneOf(SHOP_TYPES + SERVER_TYPES + INTERNAL_TYPES))
     customer_id = _id()
     session_id = _id(required=False, allow_none=True)
     ts = Timestamp(required=True)
@@ -114,7 +124,9 @@ class ProductView(_Base):
 
 class Search(_Base):
     query = fields.String(required=True, validate=validate.Length(1, 512))
-    results_count = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
+    # Bounded so that the document can say so: JSON numbers past 64 bits arrive as floats.
+    results_count = fields.Integer(strict=True, allow_none=True,
+                                   validate=validate.Range(min=0, max=2**63 - 1))
 
 
 class CartChange(_Base):
@@ -148,6 +160,12 @@ class Purchase(_Base):
     payment_method = fields.String(validate=validate.Length(1, 64), allow_none=True)
 
 
+class Alias(_Base):
+    anonymous_id = fields.String(required=True, validate=[
+        validate.Length(1, ID_MAX), validate.Regexp(ANON_ID_RE, error="Not an anonymous id "
+                                                    f"({ANON_PREFIX}...).")])
+
+
 class Erase(_Base):
     pass
 
@@ -175,6 +193,7 @@ TYPE_SCHEMAS: dict[str, Schema] = {
     "checkout_start": CheckoutStart(),
     "payment_preference": PaymentPreference(),
     "purchase": Purchase(),
+    ALIAS: Alias(),
     ERASE: Erase(),
     SESSION_TIMEOUT: SessionTimeout(),
     RECONCILE: Reconcile(),
@@ -227,6 +246,9 @@ def _schemas(data: dict) -> dict:
         body = TYPE_SCHEMAS[env["type"]].load(data)
     except ValidationError as exc:
         raise InvalidEvent(f"invalid {env['type']} event", exc.messages) from None
+    if env["type"] == ALIAS and env["customer_id"].startswith(ANON_PREFIX):
+        raise InvalidEvent("invalid alias event", {"customer_id": [
+            f"The identified customer cannot be an anonymous ({ANON_PREFIX}...) id."]})
     body.update(env)
     return body
 
@@ -238,6 +260,11 @@ def parse(raw: bytes) -> dict:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent("malformed JSON", {"_schema": [str(exc)]}) from None
     return validate_dict(data, raw)
+
+
+def key_of(event: dict) -> str:
+    """The event's partition key: its customer, but an alias goes to its anonymous id."""
+    return event["anonymous_id"] if event["type"] == ALIAS else event["customer_id"]
 
 
 def valid_id(value: str) -> bool:

@@ -92,7 +92,7 @@ BODIES: dict[str, Spec] = {
                      ("category", _T128, False, True, MISSING),
                      ("price", _money, False, True, MISSING)),
     "search": (("query", _text(512), True, False, MISSING),
-               ("results_count", _int(0, float("inf")), False, True, MISSING)),
+               ("results_count", _int(0, 2**63 - 1), False, True, MISSING)),
     "cart_add": _CART,
     "cart_remove": _CART,
     "checkout_start": (("cart_value", _money, False, True, MISSING),

@@ -14,7 +14,7 @@ import pytest
 from app.client import PersonaClient, PersonaError
 from app.local import http
 from app.positions import decode
-from app.rules.events import SHOP_TYPES, TYPE_SCHEMAS
+from app.rules.events import SERVER_TYPES, SHOP_TYPES, TYPE_SCHEMAS
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.support.cluster import Cluster, poll
 
@@ -138,13 +138,14 @@ def test_invalid_items_reject_the_whole_request(worker):
     assert post(worker, b"", NDJSON)[0] == 400
 
 
-@pytest.mark.parametrize("kind", ["teleport"] + [t for t in TYPE_SCHEMAS if t not in SHOP_TYPES])
+@pytest.mark.parametrize("kind", ["teleport"] + [t for t in TYPE_SCHEMAS
+                                                 if t not in SHOP_TYPES + SERVER_TYPES])
 def test_internal_command_types_are_unknown_types(worker, kind):
     assert "erase" in TYPE_SCHEMAS
     status, body = post(worker, [view("int-1"), {"type": kind, "customer_id": "int-1"}])
     assert status == 400
     assert body["items"] == [{"index": 1, "reason": "unknown event type", "errors": {
-        "type": [f"Must be one of: {', '.join(SHOP_TYPES)}."]}}]
+        "type": [f"Must be one of: {', '.join(SHOP_TYPES + SERVER_TYPES)}."]}}]
 
 
 def test_limits_413(worker):

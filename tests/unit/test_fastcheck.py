@@ -149,7 +149,7 @@ EDGES = [None, True, False, 0, 1, -1, 2, 64, 65, 128, 129, 512, 513, 10_000, 10_
          10**9 + 1, 0.0, -0.0, 0.5, 1e9, 1e9 + 0.5, math.inf, math.nan, "", "x", "x" * 64,
          "x" * 65, "x" * 128, "x" * 129, "x" * 512, "x" * 513, "bad id", "ok\n", "EUR", "eur",
          "EUR\n", "3", "2026-11-29T04:30:00Z", "2026-11-29", "nonsense", [], [{}], {},
-         fastcheck.TS_MAX - 1, fastcheck.TS_MAX]
+         fastcheck.TS_MAX - 1, fastcheck.TS_MAX, 2**63 - 1, 2**63]
 
 
 @pytest.mark.parametrize("kind", sorted(GOOD_BODIES))

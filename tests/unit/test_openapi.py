@@ -8,7 +8,7 @@ import orjson
 
 import web
 from app.main import app
-from app.rules.events import SHOP_TYPES
+from app.rules.events import ALIAS, SHOP_TYPES
 
 
 def registered_routes() -> set[tuple[str, str]]:
@@ -44,7 +44,10 @@ def test_document_is_well_formed():
             params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert params == {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
     refs = [r["$ref"].rsplit("/", 1)[1] for r in schemas["Event"]["oneOf"]]
-    assert refs == list(SHOP_TYPES) and "erase" not in schemas
+    assert refs == list(SHOP_TYPES) + [ALIAS] and "erase" not in schemas
+    alias = schemas[ALIAS]["allOf"]
+    assert alias[1]["required"] == ["anonymous_id"]
+    assert alias[0]["properties"]["customer_id"]["not"] == {"pattern": "^anon-"}
     purchase = schemas["purchase"]["allOf"]
     assert {"customer_id", "type"} <= set(purchase[0]["required"])
     assert set(purchase[1]["required"]) == {"currency", "items", "order_id", "total"}

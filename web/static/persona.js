@@ -9,7 +9,9 @@
  * shop's backend and written into the page; it goes with each request as ?identity_hash=.
  * Every request carries events of one customer only (the queue is sent in runs of one
  * customer id), as the server requires. Anonymous ids ("anon-" + uuid) need no hash.
- * Purchases are sent by the shop's backend with a server key, not from here.
+ * Purchases are sent by the shop's backend with a server key, not from here, and so is the
+ * alias that merges the anonymous id (persona.customerId() before identify) into the
+ * customer at sign-in.
  *
  * Events are batched in memory and sent to POST {endpoint}/v1/events every
  * flushIntervalMs, when maxBatch events wait, and with navigator.sendBeacon when the
