@@ -3,7 +3,8 @@ apart so ``web/openapi.py`` stays small. Data only; ``web.openapi`` puts them in
 from __future__ import annotations
 
 OBJ = {"type": "object"}
-TIME = {"oneOf": [{"type": "integer", "description": "epoch milliseconds"},
+TIME = {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999,
+                   "description": "epoch milliseconds"},
                   {"type": "string", "format": "date-time"}]}
 KPI_PARAMS = [
     {"name": "window", "in": "query", "required": False,
@@ -11,7 +12,7 @@ KPI_PARAMS = [
      "description": "1m: 1-minute windows (kept 48 h), 1d: 1-day windows (kept 90 days)"},
     {"name": "from", "in": "query", "required": False, "schema": TIME,
      "description": "first window: the one holding this time (default: to - 1 h for 1m, "
-                    "to - 30 days for 1d); at most 2,880 / 90 windows"},
+                    "to - 30 days for 1d); any span (only kept windows have data)"},
     {"name": "to", "in": "query", "required": False, "schema": TIME,
      "description": "windows starting before this time (default: now)"}]
 COUNTS = {name: {"type": "integer"} for name in (

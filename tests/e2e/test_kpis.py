@@ -48,7 +48,7 @@ def expected(applied: list, window: str, start: int, to: int) -> dict:
 
 def ranges(events: list) -> list:
     """(window, from, to) queries covering ``events``: every day, and the minutes of the
-    last 47 hours (a query may span at most what is kept)."""
+    last 47 hours (older minutes are expired)."""
     times = [validate_dict(e)["ts"] for e in events]  # some are ISO-8601 strings
     first, last = min(times), max(times)
     return [("1d", wk.window_start(first, DAY), last + 1),

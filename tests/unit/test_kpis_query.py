@@ -17,6 +17,13 @@ def test_defaults_and_alignment():
     assert parse_query(iso, NOW) == (("1m", 1_767_225_600_000, 1_767_225_600_000 + 10 * MIN), None)
     most = {"window": "1d", "from": str(NOW - 89 * DAY), "to": str(NOW)}
     assert parse_query(most, NOW)[1] is None
+    # Any span is fine (schemathesis found the old "at most what is kept" 400 undocumentable):
+    # the answer walks the rows held, so centuries cost no more than an hour.
+    wide = {"window": "1m", "from": "0251-06-24T03:49:50+19:01", "to": "4781-10-10T07:48:07Z"}
+    assert parse_query(wide, NOW)[1] is None
+    # from at or after to: an empty range (no window starts in it), not an error
+    (window, start, to), errors = parse_query({"from": "2000", "to": "1000"}, NOW)
+    assert errors is None and start >= to
 
 
 @pytest.mark.parametrize("query, field", [
@@ -24,10 +31,6 @@ def test_defaults_and_alignment():
     ({"from": "yesterday"}, "from"),
     ({"to": "2026-01-01T00:00:00"}, "to"),  # no zone
     ({"to": "-5"}, "to"),
-    ({"from": "2000", "to": "1000"}, "from"),
-    ({"from": "1000", "to": "1000"}, "from"),
-    ({"window": "1m", "from": str(NOW - 2880 * MIN), "to": str(NOW)}, "from"),
-    ({"window": "1d", "from": str(NOW - 90 * DAY), "to": str(NOW)}, "from"),
 ])
 def test_bad_values_name_the_field(query, field):
     params, errors = parse_query(query, NOW)
