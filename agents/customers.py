@@ -14,7 +14,10 @@ Webhooks: after deciding the new states, the agent puts one delivery request per
 (trigger, matching subscription) on the ``webhook-deliveries`` outbox (``app.webhooks``)
 and waits for the broker's acknowledgement *before* the states enter the write-back, so a crash in
 between redelivers the event against the old state and the trigger fires again (same
-``webhook-id``). It never calls HTTP itself: agents/webhooks.py delivers.
+``webhook-id``). It never calls HTTP itself: agents/webhooks.py delivers. Each request
+carries ``source``, the position of the event that created it. An erase command leaves a
+marker at its own position in ``tables/erasures.py``, durable before anything else of its
+batch, which cancels every request created before it (``app.webhooks.erasure``).
 """
 from __future__ import annotations
 
@@ -27,13 +30,14 @@ from collections import Counter
 import orjson
 
 from agents.writeback import KEEP, WriteBack
-from app import applied, metrics
+from app import applied, failpoints, metrics
 from app.main import app
 from app.rules import profile_state, session_state, triggers
 from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
-from app.webhooks import formats
+from app.webhooks import erasure, formats
+from tables import erasures
 from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions
@@ -90,11 +94,12 @@ async def dead_letter(event, reason: str, errors: dict) -> None:
 class Pending:
     """One customer's state while a batch is applied; handed to the write-back at its end."""
 
-    __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased")
+    __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased",
+                 "marker")
 
     def __init__(self, cid: str):
         self.session, self.profile = read(sessions, cid), read(profiles, cid)
-        self.event = None
+        self.event = self.marker = None
         self.dirty_session = self.dirty_profile = self.erased = False
 
 
@@ -111,32 +116,31 @@ def applied_before(doc, message) -> bool:
     return pos is not None and pos[0] == message.partition and message.offset <= pos[1]
 
 
-def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) -> bool:
+def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message) -> bool:
     """Apply one valid event to a customer's pending state (pure rules + triggers).
 
     ``message`` (the Kafka record) tells a redelivery by position (``POS``). True if the
     event was a redelivery (by position or by its id in the profile): a no-op."""
     cid = ev["customer_id"]
-    if ev["type"] == ERASE:
-        if SUBSCRIPTIONS:  # cancels this customer's pending deliveries (agents/webhooks.py)
-            outbox.append(formats.erase_marker(cid, int(time.time() * 1000)))
+    if ev["type"] == ERASE:  # its marker cancels earlier deliveries (tables/erasures.py)
+        p.marker = erasure.marker(cid, message.partition, message.offset,
+                                  int(time.time() * 1000))
         p.session = p.profile = None
         p.erased, p.dirty_session, p.dirty_profile = True, False, False
         return False
     if ev["type"] == SESSION_TIMEOUT:  # from the abandoned-cart scan; never touches the profile
         new_session, fired = triggers.on_session_timeout(p.session, ev, idle_ms)
-        outbox.extend(outbox_requests(ev, fired))
+        outbox.extend(outbox_requests(ev, fired, message))
         if new_session is not p.session:
             p.session, p.dirty_session = new_session, True
         return False
-    seen_s = message is not None and applied_before(p.session, message)
-    seen_p = message is not None and applied_before(p.profile, message)
+    seen_s, seen_p = applied_before(p.session, message), applied_before(p.profile, message)
     new_session = p.session if seen_s else session_state.apply_to_session(p.session, ev, idle_ms)
     new_profile = p.profile if seen_p else profile_state.apply_to_profile(p.profile, ev,
                                                                           new_session, idle_ms)
     if SUBSCRIPTIONS:
         fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
-        outbox.extend(outbox_requests(ev, fired))
+        outbox.extend(outbox_requests(ev, fired, message))
     # A redelivered event changes nothing, but after a kill -9 the local RocksDB can hold
     # state whose changelog record was never sent: write it again so the changelog (and
     # any worker restoring from it) catches up.
@@ -149,10 +153,11 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
     return redelivered
 
 
-def outbox_requests(ev: dict, fired: list) -> list:
+def outbox_requests(ev: dict, fired: list, message) -> list:
     if not (fired and SUBSCRIPTIONS):
         return []
-    return formats.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000))
+    return formats.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000),
+                                     [message.partition, message.offset])
 
 
 def decided(p: Pending) -> tuple:
@@ -204,8 +209,12 @@ async def process_batch(batch, idle_ms: int) -> None:
             log.exception("processing failed; dead-lettering the event")
             await dead_letter(event, "processing failed", {"_error": [repr(exc)]})
             outcomes.append(dead_lettered("processing failed"))
-    # Webhooks first: once the broker has them, a crash before the table writes only
-    # redelivers the events, which fire the same triggers again (same webhook-id).
+    # Erase markers first (durable before anything else of the batch), then webhooks:
+    # once the broker has them, a crash before the table writes only redelivers the
+    # events, which fire the same triggers again (same webhook-id).
+    await erasures.remember([(p.marker, p.event) for p in pending.values() if p.marker])
+    if any(p.marker for p in pending.values()):
+        failpoints.hit("erase.after_marker")
     await to_outbox(outbox)
     for cid, p in pending.items():  # no await: the batch enters the overlays at once
         if p.event is not None:

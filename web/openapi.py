@@ -164,7 +164,7 @@ SPEC = {
         "/v1/customers/{customer_id}/recommendations": read_op("Recommendations"),
         "/v1/customers/{customer_id}": {"delete": op(
             "Erase a customer (scope: admin)",
-            {202: "erase queued on events", 400: "malformed customer id", **AUTH_ERRORS,
+            {202: "audited, erase queued on events", 400: "malformed customer id", **AUTH_ERRORS,
              503: "broker unavailable; see Retry-After"}, BEARER, parameters=CID)},
     },
     "components": {
