@@ -30,7 +30,7 @@ from collections import Counter
 import orjson
 
 from agents.writeback import KEEP, WriteBack
-from app import applied, failpoints, metrics
+from app import applied, metrics
 from app.main import app
 from app.rules import profile_state, session_state, triggers
 from app.rules.events import ERASE, SESSION_TIMEOUT, InvalidEvent, parse
@@ -213,8 +213,6 @@ async def process_batch(batch, idle_ms: int) -> None:
     # once the broker has them, a crash before the table writes only redelivers the
     # events, which fire the same triggers again (same webhook-id).
     await erasures.remember([(p.marker, p.event) for p in pending.values() if p.marker])
-    if any(p.marker for p in pending.values()):
-        failpoints.hit("erase.after_marker")
     await to_outbox(outbox)
     for cid, p in pending.items():  # no await: the batch enters the overlays at once
         if p.event is not None:

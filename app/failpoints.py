@@ -5,7 +5,7 @@ the code reaches that point.
 The points sit where the order of durable steps is Persona's own: the write-back flush
 (``agents/writeback.py``: RocksDB, then the changelog, then the commit), checked by
 ``tests/e2e/test_crash_points.py`` (restart without the variable, every answer against
-the oracle), and an erase (``agents/customers.py``: its marker is durable before the
+the oracle), and an erase (``tables/erasures.py``: its marker is durable before the
 batch's outbox requests and states), checked by ``tests/e2e/test_erase_webhooks.py``
 (restart: no webhook for the erased customer reaches the receiver).
 Unset (the default and the only production setting) it costs one set lookup per flush

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from app import failpoints
 from app.kafka.internals import as_current_event, drain_producer
 from app.main import app
 from app.webhooks import erasure
@@ -47,3 +48,4 @@ async def remember(markers: list) -> None:
     producer = app.producer
     if producer.state == "running":  # Faust's agent test context has no producer
         await drain_producer(producer)
+    failpoints.hit("erase.after_marker")
