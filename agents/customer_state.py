@@ -17,7 +17,7 @@ from agents.writeback import KEEP
 from app.rules import alias, dedupe, profile_state, reconcile, session_state, triggers
 from app.rules.events import ERASE, RECONCILE, SESSION_TIMEOUT
 from app.settings import settings
-from app.webhooks import formats
+from app.webhooks import erasure, formats
 from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions
@@ -29,11 +29,12 @@ SUBSCRIPTIONS = settings.webhooks  # validated by app.settings before the worker
 class Pending:
     """One customer's state while a batch is applied; handed to the write-back at its end."""
 
-    __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased")
+    __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased",
+                 "marker")
 
     def __init__(self, cid: str):
         self.session, self.profile = read(sessions, cid), read(profiles, cid)
-        self.event = None
+        self.event = self.marker = None
         self.dirty_session = self.dirty_profile = self.erased = False
 
 
@@ -50,21 +51,21 @@ def applied_before(doc, message) -> bool:
     return pos is not None and pos[0] == message.partition and message.offset <= pos[1]
 
 
-def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) -> bool:
+def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message) -> bool:
     """Apply one valid event to a customer's pending state (pure rules + triggers).
 
     ``message`` (the Kafka record) tells a redelivery by position (``POS``). True if the
     event was a redelivery (by position or by its id in the profile): a no-op."""
     cid = ev["customer_id"]
-    if ev["type"] == ERASE:
-        if SUBSCRIPTIONS:  # cancels this customer's pending deliveries (agents/webhooks.py)
-            outbox.append(formats.erase_marker(cid, int(time.time() * 1000)))
+    if ev["type"] == ERASE:  # its marker cancels earlier deliveries (tables/erasures.py)
+        p.marker = erasure.marker(cid, message.partition, message.offset,
+                                  int(time.time() * 1000))
         p.session = p.profile = None
         p.erased, p.dirty_session, p.dirty_profile = True, False, False
         return False
     if ev["type"] == SESSION_TIMEOUT:  # from the abandoned-cart scan; never touches the profile
         new_session, fired = triggers.on_session_timeout(p.session, ev, idle_ms)
-        outbox.extend(outbox_requests(ev, fired))
+        outbox.extend(outbox_requests(ev, fired, message))
         if new_session is not p.session:
             p.session, p.dirty_session = new_session, True
         return False
@@ -75,8 +76,7 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
         p.dirty_profile |= "profiles" in replaced
         p.erased |= any(ev["tables"][name]["state"] is None for name in replaced)
         return False
-    seen_s = message is not None and applied_before(p.session, message)
-    seen_p = message is not None and applied_before(p.profile, message)
+    seen_s, seen_p = applied_before(p.session, message), applied_before(p.profile, message)
     new_session = p.session if seen_s else session_state.apply_to_session(p.session, ev, idle_ms)
     new_profile = p.profile if seen_p else profile_state.apply_to_profile(p.profile, ev,
                                                                           new_session, idle_ms)
@@ -84,7 +84,7 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
         new_profile = alias.record(new_profile, ev)
     if SUBSCRIPTIONS:
         fired = triggers.triggered(p.session, new_session, p.profile, new_profile, ev, idle_ms)
-        outbox.extend(outbox_requests(ev, fired))
+        outbox.extend(outbox_requests(ev, fired, message))
     # A redelivered event changes nothing, but after a kill -9 the local RocksDB can hold
     # state whose changelog record was never sent: write it again so the changelog (and
     # any worker restoring from it) catches up.
@@ -97,10 +97,11 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message=None) 
     return redelivered
 
 
-def outbox_requests(ev: dict, fired: list) -> list:
+def outbox_requests(ev: dict, fired: list, message) -> list:
     if not (fired and SUBSCRIPTIONS):
         return []
-    return formats.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000))
+    return formats.delivery_requests(SUBSCRIPTIONS, ev, fired, int(time.time() * 1000),
+                                     [message.partition, message.offset])
 
 
 def decided(p: Pending) -> tuple:

@@ -16,7 +16,10 @@ Webhooks: after deciding the new states, the agent puts one delivery request per
 (trigger, matching subscription) on the ``webhook-deliveries`` outbox (``app.webhooks``)
 and waits for the broker's acknowledgement *before* the states enter the write-back, so a crash in
 between redelivers the event against the old state and the trigger fires again (same
-``webhook-id``). It never calls HTTP itself: agents/webhooks.py delivers.
+``webhook-id``). It never calls HTTP itself: agents/webhooks.py delivers. Each request
+carries ``source``, the position of the event that created it. An erase command leaves a
+marker at its own position in ``tables/erasures.py``, durable before anything else of its
+batch, which cancels every request created before it (``app.webhooks.erasure``).
 
 What one event or internal command (``erase``, ``session_timeout``, ``reconcile``) does to
 one customer, and redeliveries told by position, is ``agents/customer_state.py``.
@@ -42,6 +45,7 @@ from app.main import app
 from app.rules.events import InvalidEvent, key_of, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
+from tables import erasures
 from tables.profiles import profiles
 from tables.sessions import sessions
 
@@ -145,8 +149,10 @@ async def process_batch(batch, idle_ms: int) -> None:
             log.exception("processing failed; dead-lettering the event")
             await dead_letter(event, "processing failed", {"_error": [repr(exc)]})
             outcomes.append(dead_lettered("processing failed"))
-    # Webhooks first: once the broker has them, a crash before the table writes only
-    # redelivers the events, which fire the same triggers again (same webhook-id).
+    # Erase markers first (durable before anything else of the batch), then webhooks:
+    # once the broker has them, a crash before the table writes only redelivers the
+    # events, which fire the same triggers again (same webhook-id).
+    await erasures.remember([(p.marker, p.event) for p in pending.values() if p.marker])
     await to_outbox(outbox, forwards)
     kpi_rows.add_batch(kpi_items)  # no await from here: rows and states enter together
     for cid, p in pending.items():

@@ -12,9 +12,13 @@ retries may take minutes, so an actor that sees the flow stop gives its request 
 it re-sends it to the outbox (attempts so far, ``not_before`` = the planned next attempt),
 waits for the broker's acknowledgement, and only then lets the event be acked.
 
-Erase: the customers agent puts an erase marker on the outbox (same key, so after that
-customer's earlier requests); deliveries created before it are dropped before their next
-attempt. The memory of erasures is per worker and lost on restart (see README).
+Erase: the customers agent stores a durable marker per erased customer in the
+``erasures`` table (``tables/erasures.py``), whose partitions sit on the worker that
+consumes the same outbox partitions. Before every attempt (and before parking) a request
+is checked against it: one created before the erase is dropped, whether it is new, in a
+retry loop, re-read after a crash, or redriven from ``webhooks-dlq`` (the owner decides,
+``persona-redrive`` does not need to know). ``{"type": "erase"}`` records that older
+versions put on the outbox are skipped.
 
 Abandoned carts (``scan_idle_carts``): a timer on every worker reads the sessions of its
 active partitions and, for each idle session with an open cart not yet notified, sends a
@@ -26,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 
 import aiohttp
 import orjson
@@ -38,14 +41,13 @@ from app.settings import settings
 from app.topics import events_topic, webhook_deliveries, webhooks_dlq
 from app.webhooks import formats, policy, signing
 from tables.documents import read
+from tables.erasures import cancelled
 from tables.sessions import sessions
 
 log = logging.getLogger(__name__)
 SUBSCRIPTIONS = {s.id: s for s in settings.webhooks}  # validated by app.settings
 WANTS_ABANDONED = any(triggers.CART_ABANDONED in s.events for s in SUBSCRIPTIONS.values())
 POLL_S = 0.2
-MAX_ERASED = 100_000
-_erased: OrderedDict = OrderedDict()  # customer_id -> erased_at (ms), this worker's outbox
 _commands: dict = {}  # customer_id -> (command event_id, monotonic time sent)
 
 
@@ -92,18 +94,6 @@ async def post(sub, record: dict) -> tuple:
         return None, f"{type(exc).__name__}: {exc}".rstrip(": "), None
 
 
-def erased(record: dict) -> bool:
-    at = _erased.get(record["customer_id"])
-    return at is not None and record.get("created_at", 0) <= at
-
-
-def remember_erase(marker: dict) -> None:
-    _erased[marker["customer_id"]] = marker["erased_at"]
-    _erased.move_to_end(marker["customer_id"])
-    while len(_erased) > MAX_ERASED:
-        _erased.popitem(last=False)
-
-
 async def park(record: dict, error: str, status, attempts: int) -> None:
     log.warning("webhook %s (%s -> %s) parked on webhooks-dlq after %d attempt(s): %s",
                 record.get("webhook_id"), record.get("kind"), record.get("subscription_id"),
@@ -117,8 +107,19 @@ def outcome(record: dict, what: str, attempts: int = 0) -> None:
                          what, attempts, record.get("created_at"))
 
 
+def dropped(record: dict) -> bool:
+    """True (and counted) if an erase cancels this request: it must not leave Persona."""
+    if not cancelled(record):
+        return False
+    log.info("webhook %s dropped: customer erased", record.get("webhook_id"))
+    outcome(record, "cancelled_erased")
+    return True
+
+
 async def deliver_one(record: dict) -> None:
     attempts = record.get("attempts", 0)
+    if dropped(record):
+        return
     sub = SUBSCRIPTIONS.get(record["subscription_id"])
     if sub is None:
         await park(record, "unknown subscription (not configured)", None, attempts)
@@ -128,9 +129,8 @@ async def deliver_one(record: dict) -> None:
         try:
             if wake_at > time.time():
                 await interruptible(asyncio.sleep(wake_at - time.time()))
-            if erased(record):
-                log.info("webhook %s dropped: customer erased", record["webhook_id"])
-                return outcome(record, "cancelled_erased")
+            if dropped(record):
+                return
             status, error, retry_after = await interruptible(post(sub, record))
         except Interrupted:
             log.info("webhook %s handed back to the outbox (rebalance/shutdown)",
@@ -146,6 +146,8 @@ async def deliver_one(record: dict) -> None:
                      attempts)
             return outcome(record, "delivered", attempts)
         if result == policy.GIVE_UP or attempts >= settings.webhook_max_attempts:
+            if dropped(record):  # erased while this attempt ran: nothing to park
+                return
             if status == 410:
                 log.warning("subscription %s answered 410 Gone: permanent failure", sub.id)
             await park(record, error, status, attempts)
@@ -166,9 +168,7 @@ async def deliver(stream):
     async for event in stream.events():
         try:
             record = orjson.loads(event.value)
-            if record.get("type") == "erase":
-                remember_erase(record)
-            else:
+            if record.get("type") != "erase":  # older versions' erase markers: skipped
                 await deliver_one(record)
         except Exception as exc:  # a bug or a malformed record must not stall the partition
             log.exception("webhook delivery failed; parking the request")

@@ -2,12 +2,14 @@
 send itself SIGKILL (kill -9: no flush, no commit, no goodbye to the group) the first time
 the code reaches that point.
 
-Only the write-back flush has points, because only there is the order of durable steps
-Persona's own (``agents/writeback.py``): the KPI rows, then RocksDB, then the changelog,
-then the commit.
-A test arms one point, lets the worker die exactly there, restarts it without the
-variable and checks every answer against the oracle (``tests/e2e/test_crash_points.py``).
-Unset (the default and the only production setting) it costs one set lookup per flush.
+The points sit where the order of durable steps is Persona's own: the write-back flush
+(``agents/writeback.py``: the KPI rows, then RocksDB, then the changelog, then the commit),
+checked by ``tests/e2e/test_crash_points.py`` (restart without the variable, every answer
+against the oracle), and an erase (``tables/erasures.py``: its marker is durable before the
+batch's outbox requests and states), checked by ``tests/e2e/test_erase_webhooks.py``
+(restart: no webhook for the erased customer reaches the receiver).
+Unset (the default and the only production setting) it costs one set lookup per flush
+(and per batch with an erase).
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ POINTS = {
                         "document written yet",
     "flush.after_local_write": "both tables in RocksDB, no changelog record sent yet",
     "flush.after_changelog": "changelog acknowledged, events not released for commit yet",
+    "erase.after_marker": "erase marker acknowledged on the erasures changelog; the batch's "
+                          "outbox requests and states not written, nothing committed",
 }
 _armed: frozenset = frozenset()
 

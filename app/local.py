@@ -155,7 +155,8 @@ class Broker:
         return asyncio.run(run())
 
     def read_all(self, topic: str, timeout: float = 30.0) -> list[bytes]:
-        """Every record value now on ``topic``, read up to each partition's high watermark.
+        """Every record value now on ``topic``, read up to each partition's high watermark
+        ([] if the topic does not exist).
 
         Exact (no wait for records that never come): the high watermark in fetch answers
         is right even where the broker's ListOffsets is not (BROKER.md).
@@ -165,7 +166,10 @@ class Broker:
             await consumer.start()
             try:
                 await consumer.topics()
-                tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+                tps = [TopicPartition(topic, p)
+                       for p in consumer.partitions_for_topic(topic) or ()]
+                if not tps:  # no such topic (yet): nothing on it
+                    return []
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
                 out, deadline = [], time.monotonic() + timeout

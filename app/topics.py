@@ -21,15 +21,20 @@ events_topic = _raw_topic("events", settings.partitions)
 #: Events that failed validation: {"reason", "errors", "raw" (original bytes, utf-8 or base64)}.
 events_dlq = _raw_topic(own_topic("events-dlq", settings.shadow), 1)
 
-#: Webhook outbox: one delivery request per (trigger, subscription), or an erase marker;
-#: key = customer_id, JSON value (see app/webhooks/formats.py). Written by agents/customers.py,
-#: consumed by agents/webhooks.py.
+#: Webhook outbox: one delivery request per (trigger, subscription); key = customer_id, JSON
+#: value (see app/webhooks/formats.py). Written by agents/customers.py, consumed by
+#: agents/webhooks.py. Same partition count as ``events``, so Faust's assignor gives
+#: partition p of both (and of the ``erasures`` table) to the same worker.
 webhook_deliveries = _raw_topic(own_topic("webhook-deliveries", settings.shadow),
                                 settings.partitions)
 
 #: Deliveries that failed for good: {"delivery", "error", "status", "attempts", ...};
 #: ``persona-redrive`` sends them back to webhook-deliveries.
 webhooks_dlq = _raw_topic(own_topic("webhooks-dlq", settings.shadow), 1)
+
+#: Admin actions (erase, redrive), one small JSON record each (app/audit.py); key = target.
+#: One partition: a single ordered log. Never compact it (keys repeat).
+audit_topic = _raw_topic("audit", 1)
 
 
 def partition_of(topic: str, key: bytes):

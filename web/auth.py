@@ -15,6 +15,8 @@ The caller's scopes are left on the request as ``request[SCOPES_KEY]``; they hol
 Who the caller is, for rate limits (``web.ratelimit``), is ``request[PRINCIPAL_KEY]``: a
 digest prefix of the API key, or the JWT's issuer and subject. ``require`` applies the
 read limit, and the first (before the body is read) check of the ingest limit.
+The caller's key id for the audit topic (``app.audit``: a digest prefix of the key, or the
+JWT's subject) is ``request[KEY_ID_KEY]``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import hmac
 from functools import wraps
 from typing import Callable
 
+from app import audit
 from app.apikeys import PUBLISHABLE, SCOPES, digest
 from app.jwt_auth import Verifier, looks_like_jwt, map_scopes
 from app.settings import settings
@@ -33,6 +36,7 @@ UNAUTHORIZED = {"error": "unauthorized", "detail": "a valid API key or token is 
 #: This worker's JWT verifier (and JWKS cache); None when JWTs are not configured.
 JWT = Verifier(settings.jwt) if settings.jwt is not None else None
 SCOPES_KEY = "persona.scopes"
+KEY_ID_KEY = "persona.key_id"
 
 
 def scopes_for(header: str | None, keys=None) -> frozenset | None:
@@ -65,18 +69,24 @@ def jwt_principal(claims: dict, token: str) -> str:
 async def bearer_auth(header: str | None, verifier=None, keys=None) -> tuple:
     """``(scopes, principal)`` of the bearer in an Authorization header, JWT or API key;
     ``(None, None)`` if not valid."""
+    return (await bearer_identity(header, verifier, keys))[:2]
+
+
+async def bearer_identity(header: str | None, verifier=None, keys=None) -> tuple:
+    """``(scopes, principal, audit key id)``; ``(None, None, None)`` if not valid."""
     verifier = JWT if verifier is None else verifier
     if verifier is not None and header and header.startswith("Bearer "):
         token = header[len("Bearer "):].strip()
         if looks_like_jwt(token):
             claims = await verifier.claims(token)
             if claims is not None:
-                return map_scopes(claims, verifier.config.scope_prefix), jwt_principal(
-                    claims, token)
+                return (map_scopes(claims, verifier.config.scope_prefix),
+                        jwt_principal(claims, token), audit.jwt_key_id(claims, token))
     scopes = scopes_for(header, keys)
     if scopes is None:
-        return None, None
-    return scopes, key_principal(header[len("Bearer "):].strip())
+        return None, None, None
+    key = header[len("Bearer "):].strip()
+    return scopes, key_principal(key), audit.key_id(key)
 
 
 async def bearer_scopes(header: str | None, verifier=None, keys=None) -> frozenset | None:
@@ -103,13 +113,14 @@ def require(scope: str, query_key: bool = False) -> Callable:
             if header is None and query_key and request.query.get("key"):
                 scopes = scopes_for("Bearer " + request.query["key"])
                 principal = key_principal(request.query["key"].strip())
+                key_id = audit.key_id(request.query["key"].strip())
                 if scopes is not None and not scopes <= {"ingest", PUBLISHABLE}:
                     return view.json({"error": "forbidden", "detail": "only ingest-only keys "
                                       "may be sent as ?key="}, status=403)
                 if scopes is not None:
                     scopes = scopes | {PUBLISHABLE}
             else:
-                scopes, principal = await bearer_auth(header)
+                scopes, principal, key_id = await bearer_identity(header)
             if scopes is None:
                 return view.json(UNAUTHORIZED, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="persona"'})
@@ -117,6 +128,7 @@ def require(scope: str, query_key: bool = False) -> Callable:
                 return view.json({"error": "forbidden", "detail": f"needs scope {scope!r}"},
                                  status=403)
             request[SCOPES_KEY], request[PRINCIPAL_KEY] = scopes, principal
+            request[KEY_ID_KEY] = key_id
             limited = ratelimit.admit(scope, request)
             if limited is not None:
                 return view.json(limited[0], status=429, headers=limited[1])

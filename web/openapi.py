@@ -189,7 +189,7 @@ SPEC = {
             parameters=KPI_PARAMS)},
         "/v1/customers/{customer_id}": {"delete": op(
             "Erase a customer (scope: admin)",
-            {202: {**json_response("erase queued on events", "Erased"), "links": {
+            {202: {**json_response("audited, erase queued on events", "Erased"), "links": {
                 "profile": read_link("getProfile", "$request.path.customer_id"),
                 "activity": read_link("getActivity", "$request.path.customer_id")}},
              400: "malformed customer id", **AUTH_ERRORS,

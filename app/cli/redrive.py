@@ -6,24 +6,39 @@ run commits the offsets it has handled only after the broker acknowledged the re
 requests, so running it again never resends the same entries (and redriving one subscription
 leaves the others' entries for their own run). Without ``--subscription`` every configured
 subscription (``PERSONA_WEBHOOKS``/``PERSONA_WEBHOOKS_FILE``) is redriven in turn. Entries go
-back with their attempt count reset and their original ``webhook-id``.
+back with their attempt count reset and their original ``webhook-id`` and ``source``.
+
+Entries of erased customers go back too: the tool does not read the erase markers. The
+worker that owns the outbox partition does, and drops every request created before the
+customer's erase (``tables/erasures.py``), so none of them leaves Persona.
+
+Every real run writes one audit record per subscription (``app.audit``, topic ``audit``:
+``"action": "redrive"``, the count) once the re-sent entries are acknowledged and before the
+DLQ offsets are committed. The key id is that of ``PERSONA_ADMIN_KEY`` (an ``admin`` key of
+``PERSONA_API_KEYS``, checked; the tool needs no key to reach the broker, so this names the
+operator rather than guarding anything), else ``local:<OS user>``.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import hmac
+import os
 import sys
 import time
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from app import audit
+from app.apikeys import digest
 from app.cli.replay import _bootstrap
 from app.kafka.broker_compat import true_end_offsets
 from app.settings import settings
 from app.webhooks import formats, subscriptions
 
-DLQ, OUTBOX = "webhooks-dlq", "webhook-deliveries"
+DLQ, OUTBOX, AUDIT = "webhooks-dlq", "webhook-deliveries", "audit"
 GROUP_PREFIX = "persona-redrive"
 
 
@@ -32,9 +47,29 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list:
     return sorted(consumer.partitions_for_topic(topic) or ())
 
 
+def operator_key_id(env=os.environ, keys=None) -> str:
+    """The audit key id of whoever runs the tool (see the module docstring)."""
+    key = env.get("PERSONA_ADMIN_KEY", "").strip()
+    if not key:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = ""
+        return audit.local_key_id(user)
+    keys = settings.api_keys if keys is None else keys
+    presented, found = digest(key), None
+    for known, scopes in keys:
+        if hmac.compare_digest(known, presented):
+            found = scopes
+    if found is None or "admin" not in found:
+        raise SystemExit("persona-redrive: PERSONA_ADMIN_KEY is not an admin key of "
+                         "PERSONA_API_KEYS")
+    return audit.key_id(key)
+
+
 async def redrive(subscription_id: str, broker_url: str = settings.broker_url,
                   dry_run: bool = False, timeout: float = 60.0,
-                  group_prefix: str = GROUP_PREFIX) -> int:
+                  group_prefix: str = GROUP_PREFIX, key_id: str = "unknown") -> int:
     """Re-send this subscription's DLQ entries not redriven yet; returns how many."""
     bootstrap = _bootstrap(broker_url)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
@@ -85,6 +120,10 @@ async def redrive(subscription_id: str, broker_url: str = settings.broker_url,
                   file=sys.stderr)
         if pending:
             await asyncio.gather(*pending)  # all acknowledged before the offsets move
+        if not dry_run:  # audited before the offsets move (a failure here resends later)
+            key, value = audit.record("redrive", f"subscription:{subscription_id}", key_id,
+                                      int(time.time() * 1000), count=sent)
+            await (await producer.send(AUDIT, value, key=key))
         if handled and not dry_run:
             await consumer.commit(handled)
         return sent
@@ -112,7 +151,8 @@ def main(argv=None) -> None:
             raise SystemExit(f"persona-redrive: {exc}") from None
         if not ids:
             raise SystemExit("persona-redrive: no subscriptions configured; pass --subscription ID")
-    counts = asyncio.run(redrive_all(ids, dry_run=args.dry_run, timeout=args.timeout))
+    counts = asyncio.run(redrive_all(ids, dry_run=args.dry_run, timeout=args.timeout,
+                                     key_id=operator_key_id()))
     verb = "would redrive" if args.dry_run else "redrove"
     for sid, n in counts.items():
         print(f"{sid}: {verb} {n} deliveries from {DLQ} to {OUTBOX}")

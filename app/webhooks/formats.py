@@ -1,7 +1,9 @@
-"""Record formats of the webhook topics: outbox requests, erase markers, POST bodies, DLQ.
+"""Record formats of the webhook topics: outbox requests, POST bodies, DLQ entries.
 
 Outbox: one delivery request per (trigger, matching subscription), key = customer_id, with
-``webhook-id`` = uuid5(event_id, subscription, kind): a redelivered event carries the same id.
+``webhook-id`` = uuid5(event_id, subscription, kind): a redelivered event carries the same id,
+and ``source`` = ``[partition, offset]`` of the ``events`` record that created it (what an
+erase marker is compared with, ``app.webhooks.erasure``).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
 
 
-def delivery_requests(subs, event: dict, fired: list, now_ms: int) -> list:
+def delivery_requests(subs, event: dict, fired: list, now_ms: int, source: list) -> list:
     """``[(key, value)]`` for the outbox: one per (trigger, subscription that wants it)."""
     out = []
     for kind, data in fired:
@@ -32,14 +34,9 @@ def delivery_requests(subs, event: dict, fired: list, now_ms: int) -> list:
                     "webhook_id": webhook_id(event["event_id"], sub.id, kind),
                     "subscription_id": sub.id, "kind": kind,
                     "customer_id": event["customer_id"], "event_id": event["event_id"],
-                    "event_ts": event["ts"], "created_at": now_ms, "attempts": 0,
-                    "data": data})))
+                    "event_ts": event["ts"], "created_at": now_ms, "source": source,
+                    "attempts": 0, "data": data})))
     return out
-
-
-def erase_marker(customer_id: str, now_ms: int) -> tuple:
-    return customer_id.encode(), orjson.dumps({"type": "erase", "customer_id": customer_id,
-                                               "erased_at": now_ms})
 
 
 def body(record: dict) -> bytes:

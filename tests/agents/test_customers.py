@@ -14,6 +14,7 @@ import pytest
 import agents.customer_state as customer_state
 import agents.customers as customers
 from app.main import app
+from tables import erasures
 from tables.documents import read
 from tables.profiles import profiles
 from tables.sessions import sessions
@@ -37,6 +38,7 @@ def outbox(monkeypatch):
     monkeypatch.setattr(customers, "partition_of", lambda topic, key: 0)
     sessions.data.clear()
     profiles.data.clear()
+    erasures.erasures.data.clear()
     customers.state.forget()
     yield sent
 
@@ -44,7 +46,7 @@ def outbox(monkeypatch):
 def test_autodiscovery_finds_every_agent_and_table():
     app.discover()
     assert "agents.customers.process_events" in app.agents
-    assert {"sessions", "profiles"} <= set(app.tables)
+    assert {"sessions", "profiles", "erasures"} <= set(app.tables)
 
 
 async def test_events_update_both_tables_and_duplicates_are_noops(outbox):
@@ -103,6 +105,25 @@ async def test_erase_removes_the_customer_from_both_tables(outbox):
     await customers.state.flush()
     assert "c1" not in sessions and "c1" not in profiles
     assert "c2" in profiles
+
+
+async def test_erase_leaves_a_marker_at_its_position_that_cancels_older_requests(outbox):
+    erase = orjson.dumps({"event_id": "x", "type": "erase", "customer_id": "c1", "ts": T0})
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=b"c1", partition=0)
+        await agent.put(erase, key=b"c1", partition=0)
+        await agent.put(ev(2), key=b"c1", partition=0)  # the customer comes back
+    mark = erasures.marker_of("c1")
+    assert mark["customer_id"] == "c1" and mark["pos"][0] == 0
+    erased_at = mark["pos"][1]
+    assert erasures.cancelled({"customer_id": "c1", "source": [0, erased_at - 1]})
+    assert not erasures.cancelled({"customer_id": "c1", "source": [0, erased_at + 1]})
+    assert not erasures.cancelled({"customer_id": "c2", "source": [0, 0]})
+    assert read(profiles, "c1")["counts"] == {"product_view": 1}  # only the new event
+    async with customers.process_events.test_context() as agent:  # offsets from 0: older
+        await agent.put(orjson.dumps({"event_id": "y", "type": "erase", "customer_id": "c1",
+                                      "ts": T0}), key=b"c1", partition=0)
+    assert erasures.marker_of("c1") == mark  # never moved back
 
 
 async def test_a_redelivered_event_republishes_the_state(outbox, monkeypatch):

@@ -65,7 +65,7 @@ def changelog_profiles(broker, prefix: str) -> dict:
     return last
 
 
-@pytest.mark.parametrize("point", sorted(POINTS))
+@pytest.mark.parametrize("point", sorted(p for p in POINTS if p.startswith("flush.")))
 def test_a_crash_between_flush_steps_loses_and_doubles_nothing(broker, cluster, point):
     prefix = f"{point.split('.')[-1]}-"
     events = renamed(load_sample(), prefix)
@@ -81,10 +81,14 @@ def test_a_crash_between_flush_steps_loses_and_doubles_nothing(broker, cluster, 
     worker.start().wait_ready()
     answers_match(worker, expected)  # redelivered onto the state the crash left
     kpis_match(worker)
+    # The answers can match before the redelivered events are even consumed (RocksDB kept
+    # what the crash did not send to the changelog): wait for the replay to rewrite them.
+    want = {cid: profile_state.view(p) for cid, (_, p) in expected.items()}
+    got = poll(lambda: changelog_profiles(broker, prefix), lambda got: got == want, 90)
+    assert got == want, worker.tail(30)
 
-    worker.stop()  # a graceful stop flushes: the changelog must now hold every answer
-    assert changelog_profiles(broker, prefix) == {
-        cid: profile_state.view(p) for cid, (_, p) in expected.items()}
+    worker.stop()
+    assert changelog_profiles(broker, prefix) == want
     worker.wipe()
     worker.start().wait_ready()
     answers_match(worker, expected)  # from the changelog alone

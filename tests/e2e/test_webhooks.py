@@ -9,18 +9,17 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 
 import orjson
 import pytest
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
-from app.local import ROOT, free_port, http
+from app.local import ROOT, http
 from tests.conftest import ADMIN, READ
 from tests.support.cluster import poll
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -28,61 +27,6 @@ MAIN_KEY = bytes(range(7, 39))
 MAIN_SECRET = "whsec_" + base64.b64encode(MAIN_KEY).decode()
 OTHER_SECRET = "plain-secret"
 SECRETS = {"main": MAIN_KEY, "other": OTHER_SECRET.encode()}
-
-
-class Receiver:
-    """aiohttp server on its own loop in a thread; ``rule(call) -> status | (status, delay)``."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.calls: list[dict] = []
-        self.lock = threading.Lock()
-        self.rule = lambda call: 200
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_post("/{name}", self._handle)
-        self.runner = web.AppRunner(app)
-        self.loop.run_until_complete(self.runner.setup())
-        self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self.loop.run_forever()
-
-    def start(self) -> "Receiver":
-        self.thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def stop(self):
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-    async def _handle(self, request):
-        body = await request.read()
-        data = orjson.loads(body)
-        call = {"sub": request.match_info["name"], "headers": dict(request.headers), "body": body,
-                "id": request.headers.get("webhook-id"), "kind": data["type"],
-                "customer": data["data"]["customer_id"], "at": time.time()}
-        with self.lock:
-            call["n"] = sum(1 for c in self.calls if c["id"] == call["id"] and c["sub"] == call["sub"])
-            answer = self.rule(call)
-            status, delay = answer if isinstance(answer, tuple) else (answer, 0)
-            call["status"] = status
-            self.calls.append(call)
-        await asyncio.sleep(delay)
-        headers = {"Retry-After": "0"} if status == 429 else {}
-        return web.Response(status=status, headers=headers)
-
-    def of(self, customer: str, sub: str = "main") -> list[dict]:
-        with self.lock:
-            return [c for c in self.calls if c["customer"] == customer and c["sub"] == sub]
 
 
 def verify(sub: str, call: dict) -> bool:

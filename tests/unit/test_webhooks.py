@@ -254,13 +254,14 @@ def test_delivery_requests_one_per_matching_subscription():
     event = ev("purchase", T0, "e9", order_id="o1", currency="EUR", total=1.0,
                items=[{"product_id": "p1", "quantity": 1, "price": 1.0}])
     fired = [(CART_UPDATED, {"cart": []}), (PURCHASE, {"order": {"order_id": "o1"}})]
-    out = formats.delivery_requests(subs, event, fired, now_ms=T0 + 5)
+    out = formats.delivery_requests(subs, event, fired, now_ms=T0 + 5, source=[3, 41])
     records = [orjson.loads(v) for _, v in out]
     assert {k for k, _ in out} == {b"c1"}
     assert [(r["kind"], r["subscription_id"]) for r in records] == [(CART_UPDATED, "bi"), (PURCHASE, "crm")]
     assert records[1]["webhook_id"] == formats.webhook_id("e9", "crm", PURCHASE)
     assert records[1]["attempts"] == 0 and records[1]["created_at"] == T0 + 5
-    assert formats.delivery_requests(subs, event, fired, now_ms=T0 + 99)[1][1] != out[1][1]
+    assert all(r["source"] == [3, 41] for r in records)
+    assert formats.delivery_requests(subs, event, fired, T0 + 99, [3, 41])[1][1] != out[1][1]
     body = orjson.loads(formats.body(records[1]))
     assert body == {"type": PURCHASE, "timestamp": "2023-11-14T22:13:20.000+00:00",
                     "data": {"order": {"order_id": "o1"}}}
@@ -275,6 +276,3 @@ def test_dlq_entry_and_redrive_reset_attempts():
     again = formats.redriven(entry, T0 + 1)
     assert again["attempts"] == 0 and "not_before" not in again
     assert again["webhook_id"] == "msg_1" and again["redriven_at"] == T0 + 1
-    key, marker = formats.erase_marker("c1", T0)
-    assert key == b"c1" and orjson.loads(marker) == {"type": "erase", "customer_id": "c1",
-                                                       "erased_at": T0}
