@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 from base64 import urlsafe_b64encode
+from functools import lru_cache
 
 KEY = "seen"
 LEGACY = "event_ids"
 
 
+@lru_cache(maxsize=4096)  # one event is looked up and remembered by both states
 def tag(event_id: str) -> str:
     digest = hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return urlsafe_b64encode(digest)[:11].decode("ascii")
