@@ -38,8 +38,6 @@ from tables.documents import encode, overlay_of
 #: A value that leaves the key's entry in that table as it is.
 KEEP = object()
 YIELD_EVERY = 25
-#: Keys encoded and written to a store per loop step of a bulk flush.
-CHUNK = 250
 
 
 class WriteBack:
@@ -131,22 +129,12 @@ class WriteBack:
         return self.app.producer.state == "running" and all(map(fastpath.supports, self.tables))
 
     async def write_bulk(self, events: dict) -> int:
-        """Both tables' stores, ``CHUNK`` keys per loop step, then every changelog record.
-
-        Encoding and writing ~10k customers at once held the loop ~0.3 s, and every event
-        arriving meanwhile waited (freshness p99). Between chunks the agent and reads run:
-        the agent's new values go to the newest overlay, reads still find the flushing
-        values in theirs until both tables' stores have them (cleared below, together).
-        """
-        records: list = []
+        """Both tables' stores in one step, then every changelog record at once."""
+        records = []
         for table, (_, flushing) in zip(self.tables, self.layers, strict=True):
-            items, recs = list(flushing.items()), []
-            for start in range(0, len(items), CHUNK):
-                recs.extend(fastpath.put_local(table, [
-                    (key, None if value is None else encode(value), events[key].message.partition)
-                    for key, value in items[start:start + CHUNK]]))
-                await asyncio.sleep(0)
-            records.append(recs)
+            records.append(fastpath.put_local(table, [
+                (key, None if value is None else encode(value), events[key].message.partition)
+                for key, value in flushing.items()]))
         failpoints.hit("flush.after_local_write")
         for _, flushing in self.layers:  # no await since the stores have them
             flushing.clear()
