@@ -112,13 +112,13 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
 
 def freshness(ctx, seconds: float):
     def run(b: Broker, ws: list[Worker], done: dict) -> dict:
-        rate = SHARE * done["eps"]
+        rate = ctx.freshness_eps or SHARE * done["eps"]
         r = asyncio.run(measure(b.bootstrap, ws[0].url, rate, seconds, ctx.customers,
                                 tag=str(int(time.time()))))
         r["max_eps"] = done["eps"]
         if r["seen"]:
             ctx.log(f"  freshness at {rate:,.0f} events/s offered ({r['rate_sent']:,.0f} sent, "
-                    f"{SHARE:.0%} of {done['eps']:,.0f}): p50 {r['p50_s']:.3f}s p99 "
+                    f"{rate / done['eps']:.0%} of {done['eps']:,.0f}): p50 {r['p50_s']:.3f}s p99 "
                     f"{r['p99_s']:.3f}s over {r['seen']} probes, {r['unseen']} unseen; p50 "
                     f"first/second half {r['p50_first_half_s']:.3f}/{r['p50_second_half_s']:.3f}s")
         else:

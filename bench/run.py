@@ -64,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--app-root", type=Path, default=scenarios.ROOT,
                    help="run the workers from another checkout (compare a branch)")
     p.add_argument("--label", default="", help="free text stored with the results")
+    p.add_argument("--freshness-eps", type=float,
+                   help="offer this fixed rate in the freshness phase (A/B of two trees) "
+                        "instead of 80 %% of the run's own maximum")
     p.add_argument("--keep", action="store_true", help="keep the worker/broker logs (tmp dir)")
     a = p.parse_args(argv)
     a.events = a.events or (40_000 if a.quick else 200_000)
@@ -102,7 +105,7 @@ def main(argv=None) -> int:
                         partitions=args.partitions, repeat=args.repeat,
                         lookup_s=args.lookup_seconds, ids=ids, profile=profile, log=log,
                         worker_env=dict(e.split("=", 1) for e in args.worker_env),
-                        app_root=args.app_root.resolve())
+                        app_root=args.app_root.resolve(), freshness_eps=args.freshness_eps)
     try:
         log("limits: parse, pure state apply (no Kafka, no Faust)")
         lim = limits.measure(records, IDLE_MS, args.repeat)

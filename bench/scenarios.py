@@ -37,6 +37,7 @@ class Ctx:
     worker_env: dict = field(default_factory=dict)
     app_root: Path = ROOT
     log: callable = print
+    freshness_eps: float | None = None  # a fixed offered rate instead of 80 % of the max
 
 
 def _consumed(b: Broker, ends: dict, workers: list[Worker], timeout: float,
