@@ -47,6 +47,16 @@ def probe_event(cid: str, ts_ms: int) -> bytes:
                          "category": "shoes", "price": 10.0})
 
 
+async def send_due(producer, records: list, sent: int, rate: float, elapsed: float) -> int:
+    """Produce the records due by ``elapsed`` seconds at ``rate``/s; the new count sent."""
+    due = min(len(records), int(rate * elapsed))
+    while sent < due:
+        key, value = records[sent]
+        await producer.send("events", value, key=key)
+        sent += 1
+    return sent
+
+
 async def _poll(session, base: str, cid: str, ts_ms: int, out: list, unseen: list) -> None:
     url = base + load.PATH.format(cid)
     deadline = time.monotonic() + PROBE_TIMEOUT_S
@@ -79,11 +89,7 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
             sent = probes = 0
             next_probe = t0
             while (now := loop.time()) - t0 < seconds:
-                due = min(len(records), int(rate * (now - t0)))
-                while sent < due:
-                    key, value = records[sent]
-                    await producer.send("events", value, key=key)
-                    sent += 1
+                sent = await send_due(producer, records, sent, rate, now - t0)
                 if now >= next_probe:
                     cid, ts = f"fresh-{tag}-{probes:05d}", int(time.time() * 1000)
                     await producer.send("events", probe_event(cid, ts), key=cid.encode(),

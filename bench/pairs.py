@@ -24,7 +24,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench import gen
-from bench.freshness import percentile
+from bench.freshness import percentile, send_due
 from bench.procs import API_KEY, Broker, Worker
 
 SHARE = 0.5
@@ -84,11 +84,7 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float,
                        for i in range(CLIENTS)]
             t0, sent = loop.time(), 0
             while (now := loop.time()) - t0 < seconds:
-                due = min(len(records), int(rate * (now - t0)))
-                while sent < due:
-                    key, value = records[sent]
-                    await producer.send("events", value, key=key)
-                    sent += 1
+                sent = await send_due(producer, records, sent, rate, now - t0)
                 await asyncio.sleep(0.005)
             elapsed = loop.time() - t0
             await asyncio.gather(*clients)

@@ -8,8 +8,6 @@ Chromium and its driver come from Debian (``make test`` installs them when missi
 """
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 
 import orjson
@@ -18,22 +16,16 @@ import pytest
 from app.identity import identity_hash
 from app.local import Worker, free_port, http
 from tests.conftest import API_KEYS, READ
+from tests.support.browser import chromium, require
 from tests.support.cluster import Cluster, poll
 
 pytestmark = pytest.mark.e2e
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extra)")
-if not (CHROMIUM and DRIVER):
-    pytest.skip("chromium/chromedriver not installed: apt-get install chromium chromium-driver "
-                "(make test does it)", allow_module_level=True)
+require()
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 PUBLISHABLE, SECRET = "test-publishable", "browser-identity-secret-0123456789"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +43,7 @@ def worker(broker, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
-    driver.set_script_timeout(20)
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
 

@@ -10,8 +10,6 @@ and the worker must have counted them (``persona_rate_limited_total``).
 """
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 
 import pytest
@@ -19,20 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.local import Worker, free_port, http
 from tests.conftest import API_KEYS, READ
+from tests.support.browser import chromium, require
 from tests.support.cluster import Cluster, poll
 
 pytestmark = pytest.mark.e2e
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extra)")
-if not (CHROMIUM and DRIVER):
-    pytest.skip("chromium/chromedriver not installed: apt-get install chromium chromium-driver "
-                "(make test does it)", allow_module_level=True)
+require()
 
 PUBLISHABLE, METRICS_KEY = "rl-publishable", "rl-metrics"
 EVENTS = 8
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +40,7 @@ def worker(broker, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-rl')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
-    driver.set_script_timeout(60)
+    driver = chromium(tmp_path_factory.mktemp("chromium-rl"), 60)
     yield driver
     driver.quit()
 

@@ -11,13 +11,11 @@ from app.cli.otto import load_sample
 from app.local import http
 from bench.gen import generate
 from tests.conftest import API_KEYS
-from tests.e2e.test_browser import CHROMIUM, DRIVER, FLAGS
+from tests.support.browser import chromium, require
 from tests.support.cluster import Cluster, poll
 
 pytestmark = pytest.mark.e2e
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extra)")
-if not (CHROMIUM and DRIVER):
-    pytest.skip("chromium/chromedriver not installed", allow_module_level=True)
+require()
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -37,12 +35,7 @@ def worker(broker, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-                         "--window-size=1400,2200"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
+    driver = chromium(tmp_path_factory.mktemp("chromium"), None, ["--window-size=1400,2200"])
     yield driver
     driver.quit()
 
