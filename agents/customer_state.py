@@ -32,8 +32,10 @@ class Pending:
     __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased",
                  "marker")
 
-    def __init__(self, cid: str):
-        self.session, self.profile = read(sessions, cid), read(profiles, cid)
+    def __init__(self, cid: str, partition: int):
+        """``partition``: the customer's (its events' partition, checked by the agent)."""
+        self.session = read(sessions, cid, partition)
+        self.profile = read(profiles, cid, partition)
         self.event = self.marker = None
         self.dirty_session = self.dirty_profile = self.erased = False
 

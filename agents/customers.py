@@ -126,7 +126,7 @@ async def process_batch(batch, idle_ms: int) -> None:
                     await events_topic.send(key=cid.encode(), value=event.value)
                 outcomes.append((metrics.REKEYED, ev["type"], ""))
                 continue
-            p = pending.get(cid) or pending.setdefault(cid, Pending(cid))
+            p = pending.get(cid) or pending.setdefault(cid, Pending(cid, event.message.partition))
             handled, forwarded, conflict = aliases.handle(p, ev)
             if handled:  # an alias, or an event of a merged anonymous id
                 if conflict:

@@ -4,7 +4,8 @@ After each batch the agent puts every customer's new values into its tables' ove
 (``tables.documents.overlays``, which every ``read`` consults before the store) and *holds*
 the batch's events (``app.kafka.internals.hold``): the stream's ack no longer marks their
 offsets committable. A flush, every ``PERSONA_FLUSH_INTERVAL_S`` seconds, as soon as
-``PERSONA_FLUSH_MAX_KEYS`` customers wait, or as soon as a rebalance or a shutdown starts:
+``PERSONA_FLUSH_MAX_KEYS`` customers wait, once no batch came for ``IDLE_S``, or as soon
+as a rebalance or a shutdown starts:
 
 1. moves the overlays aside (reads still see those values until step 3);
 2. writes the ``first`` rows (the windowed KPI rows, ``agents/kpis.py``) and waits for
@@ -37,6 +38,9 @@ from tables.documents import encode, overlay_of
 
 #: A value that leaves the key's entry in that table as it is.
 KEEP = object()
+#: No batch for this long: flush now. Waiting saves records only while changes come in;
+#: on quiet input it would only keep the events uncommitted (and not yet durable) longer.
+IDLE_S = 0.5
 YIELD_EVERY = 25
 
 
@@ -53,6 +57,7 @@ class WriteBack:
         self.held: list = []  # events whose offsets wait for the flush
         self.stamps: list = []  # Kafka timestamps of the held events that changed state
         self.since = None  # monotonic time of the oldest unflushed change
+        self.latest = None  # monotonic time of the newest one
         self.lock = asyncio.Lock()
 
     def put(self, key, values, event) -> None:
@@ -69,8 +74,9 @@ class WriteBack:
         self.held.extend(events)
         self.stamps.extend(stamps)
         metrics.PENDING.set(len(self.held))
+        self.latest = time.monotonic()
         if self.since is None:
-            self.since = time.monotonic()
+            self.since = self.latest
 
     def forget(self) -> None:
         """Drop everything not flushed yet, without acking (tests reset with this)."""
@@ -80,7 +86,7 @@ class WriteBack:
         self.last_event.clear()
         self.held.clear()
         self.stamps.clear()
-        self.since = None
+        self.since = self.latest = None
         if self.first is not None:
             self.first.forget()
 
@@ -91,9 +97,9 @@ class WriteBack:
     def due(self) -> bool:
         if self.since is None:
             return False
-        app = self.app
+        app, now = self.app, time.monotonic()
         return (len(self.last_event) >= self.max_keys or app.rebalancing or app.should_stop
-                or time.monotonic() - self.since >= self.interval_s)
+                or now - self.since >= self.interval_s or now - self.latest >= IDLE_S)
 
     async def flush_if_due(self) -> None:
         if self.due():
@@ -106,7 +112,7 @@ class WriteBack:
             held, self.held = self.held, []
             stamps, self.stamps = self.stamps, []
             events, self.last_event = self.last_event, {}
-            self.since = None
+            self.since = self.latest = None
             for newest, flushing in self.layers:  # no await: one step for readers
                 flushing.update(newest)
                 newest.clear()

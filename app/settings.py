@@ -116,7 +116,7 @@ class Settings:
     #: customer once per ``flush_interval_s``, or sooner when ``flush_max_keys`` wait.
     batch_max: int = 500
     batch_within_s: float = 0.05
-    flush_interval_s: float = 5.0
+    flush_interval_s: float = 10.0
     flush_max_keys: int = 50_000
     #: The worker consumer's fetch wait (ms): 100 with the compat switch, else Faust's 1500.
     #: The bundled broker holds each fetch ~half of it even when records arrive
@@ -237,7 +237,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         abandon_check_s=_float(env, "PERSONA_ABANDON_CHECK_S", 60.0, 0.1),
         batch_max=_int(env, "PERSONA_BATCH_MAX", 500, 1),
         batch_within_s=_float(env, "PERSONA_BATCH_WITHIN_S", 0.05),
-        flush_interval_s=_float(env, "PERSONA_FLUSH_INTERVAL_S", 5.0),
+        flush_interval_s=_float(env, "PERSONA_FLUSH_INTERVAL_S", 10.0),
         flush_max_keys=_int(env, "PERSONA_FLUSH_MAX_KEYS", 50_000, 1),
         fetch_max_wait_ms=_int(env, "PERSONA_FETCH_MAX_WAIT_MS",
                                FETCH_MAX_WAIT_MS_COMPAT if compat else FAUST_FETCH_MAX_WAIT_MS,

@@ -16,6 +16,7 @@ from typing import Optional
 
 import orjson
 
+from app.kafka import fastpath
 from app.kafka.internals import store_get
 from app.main import app
 from app.settings import settings
@@ -43,9 +44,11 @@ def encode(value: dict) -> bytes:
     return orjson.dumps(value)
 
 
-def read(table, key: str) -> Optional[dict]:
+def read(table, key: str, partition: Optional[int] = None) -> Optional[dict]:
     """The decoded value of ``key``, None if absent: the overlays', else one store read.
 
+    ``partition`` (the key's, when the caller knows it) reads that partition's database
+    only (``app.kafka.fastpath.get_local``); without it, Faust's store finds the partition.
     ``table.get`` would read the store twice (see ``app.kafka.internals.store_get``).
     The value is shared with the overlay: callers must not mutate it.
     """
@@ -56,5 +59,8 @@ def read(table, key: str) -> Optional[dict]:
                 value = layer.get(key, _ABSENT)
                 if value is not _ABSENT:
                     return value
-    raw = store_get(table, key)
+    if partition is not None and fastpath.supports(table):
+        raw = fastpath.get_local(table, key, partition)
+    else:
+        raw = store_get(table, key)
     return None if raw is None else orjson.loads(raw)

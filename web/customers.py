@@ -37,8 +37,8 @@ async def routed_read(view, request, table, customer_id: str, answer):
 class Activity(View):
     @require("read")
     async def get(self, request, customer_id):
-        def answer():
-            session = read(sessions, customer_id)
+        def answer(partition):
+            session = read(sessions, customer_id, partition)
             if session is None:
                 return not_found(self, customer_id)
             return ok(self, session_state.view(session), request)
@@ -50,8 +50,8 @@ class Activity(View):
 class Profile(View):
     @require("read")
     async def get(self, request, customer_id):
-        def answer():
-            profile = read(profiles, customer_id)
+        def answer(partition):
+            profile = read(profiles, customer_id, partition)
             if profile is None or alias.merged_into(profile):
                 return not_found(self, customer_id, alias.merged_into(profile))
             return ok(self, profile_state.view(profile), request)
@@ -77,8 +77,9 @@ class Recommendations(View):
         if bad:
             return bad
 
-        def answer():
-            session, profile = read(sessions, customer_id), read(profiles, customer_id)
+        def answer(partition):
+            session = read(sessions, customer_id, partition)
+            profile = read(profiles, customer_id, partition)
             merged = alias.merged_into(profile)
             if session is None and (profile is None or merged):
                 return not_found(self, customer_id, merged)

@@ -105,7 +105,8 @@ async def _forward(view, request, url, wait_s: float = 0.0):
 
 
 async def routed(view, request, table, key: str, answer, want=None):
-    """Answer ``answer()`` here if this worker owns ``key``, else forward it.
+    """Answer ``answer(partition)`` here if this worker owns ``key`` (in ``partition``),
+    else forward it.
 
     ``want`` (``web.positions.Wanted``, from ``?after=``): the owner answers only once it
     has applied the customer's partition up to the token, else 503 (``until_applied``)."""
@@ -124,7 +125,7 @@ async def routed(view, request, table, key: str, answer, want=None):
                     return late
                 if not serving(tp):  # moved away while waiting
                     return unavailable(view, "partition is being restored or moved")
-            return answer()
+            return answer(tp.partition)
         request[ROUTING] = "forwarded"
         try:
             return await _forward(view, request, url, want.wait_s if want else 0.0)

@@ -8,8 +8,11 @@ into RocksDB again (``Collection._on_changelog_sent``): ~90 µs of Python per re
 changelog record handed straight to the producer (aiokafka batches them), and once the
 broker has them all, the persisted offset once per partition. The bytes are the ones
 Faust's path writes (the store's own key encoding; values are raw bytes), to the same
-changelog partition (the partition of the customer's source event). Tables on another
-store (the in-memory one of Faust's test context) take Faust's own path.
+changelog partition (the partition of the customer's source event). Unlike ``Store._set``
+it does not fill the store's key -> partition LRU index (a lock per key): Persona's reads
+name the partition (``get_local``), and Faust's own lookup finds an unindexed key by
+trying each partition. Tables on another store (the in-memory one of Faust's test
+context) take Faust's own path.
 """
 from __future__ import annotations
 
@@ -32,11 +35,24 @@ def supports(table) -> bool:
     return ENABLED and isinstance(store, RocksDBStore) and store.use_rocksdict
 
 
+def get_local(table, key: str, partition: int) -> Optional[bytes]:
+    """The stored bytes of ``key`` from the RocksDB of its ``partition``, None if absent.
+
+    Faust's ``Store._get`` knows the partition only inside a stream's current event; a
+    batch agent or a web view gets ``_get_bucket_for_key``: a lock-guarded LRU lookup,
+    then a ``key_may_exist`` + ``get`` on every partition's database until one has the
+    key (~25 µs with 8 partitions). The caller knows the partition (the event's, or the
+    key's by the partitioner), so this is one ``get`` on one database.
+    """
+    store = table.data
+    return store._db_for_partition(partition).get(store._encode_key(key))
+
+
 def put_local(table, items: Iterable[tuple]) -> list:
     """Write ``(key, value bytes or None, partition)`` to the store: one WriteBatch per
     partition. Returns the ``(key bytes, value, partition)`` changelog records."""
     store = table.data
-    encode_key, key_index = store._encode_key, store._key_index
+    encode_key = store._encode_key
     batches: dict = {}
     records = []
     for key, value, partition in items:
@@ -48,7 +64,6 @@ def put_local(table, items: Iterable[tuple]) -> list:
             batch.delete(key_bytes)
         else:
             batch.put(key_bytes, value)
-            key_index[key_bytes] = partition  # as Store._set: reads find the partition
         records.append((key_bytes, value, partition))
     for partition, batch in batches.items():
         store._db_for_partition(partition).write(batch)

@@ -35,10 +35,21 @@ def test_put_local_writes_what_faust_set_writes(store):
     assert records == [(b'"c1"', b'{"a":1}', 3), (b'"c2"', b'{"b":2}', 5), (b'"c3"', None, 3)]
     assert store._db_for_partition(3).get(b'"c1"') == b'{"a":1}'
     assert store._db_for_partition(5).get(b'"c2"') == b'{"b":2}'
-    assert store._key_index[b'"c1"'] == 3
+    assert b'"c1"' not in store._key_index  # not indexed: Faust's lookup tries each partition
     assert store["c1"] == b'{"a":1}' and store["c2"] == b'{"b":2}'  # Faust's reads agree
     fastpath.put_local(table, [("c1", None, 3)])
     assert "c1" not in store
+
+
+def test_get_local_reads_one_partition_as_faust_reads_the_store(store):
+    table = SimpleNamespace(data=store)
+    fastpath.put_local(table, [("c2", b'{"b":2}', 5), ("c3", b'{"c":3}', 3)])
+    assert fastpath.get_local(table, "c2", 5) == b'{"b":2}' == store["c2"]
+    assert fastpath.get_local(table, "c3", 3) == b'{"c":3}' == store["c3"]
+    assert fastpath.get_local(table, "c2", 3) is None  # only the named partition is read
+    assert fastpath.get_local(table, "nobody", 5) is None
+    fastpath.put_local(table, [("c2", None, 5)])
+    assert fastpath.get_local(table, "c2", 5) is None and "c2" not in store
 
 
 def test_an_in_memory_store_is_not_supported():
