@@ -182,6 +182,16 @@ state = WriteBack(app, (sessions, profiles), settings.flush_interval_s, settings
 applied.install(app, events_topic.get_topic_name())  # reads wait on applied.applied
 
 
+@app.on_partitions_revoked.connect
+async def drop_caches_on_revoke(sender, *args, **kwargs) -> None:
+    state.drop_caches()  # after Faust waited for the streams: the flush is done
+
+
+@app.on_partitions_assigned.connect
+async def drop_caches_on_assign(sender, *args, **kwargs) -> None:
+    state.drop_caches()
+
+
 @app.task
 async def flush_state() -> None:
     """Flush when due, beside the agent: it goes on taking batches while a flush writes

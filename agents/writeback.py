@@ -16,8 +16,10 @@ as a rebalance or a shutdown starts:
    partition, records straight to the producer, the persisted offset once per partition),
    else by Faust's table writes; both tables are written before either overlay is
    dropped, so a read sees both new values or neither;
-3. drops the moved overlays, waits until the broker has every changelog record, and only
-   then releases the held events, so Faust's next commit may move past them.
+3. moves the written values from the overlays into the tables' read caches
+   (``tables.documents.ReadCache``, dropped on every rebalance), waits until the broker has
+   every changelog record, and only then releases the held events, so Faust's next commit
+   may move past them.
 
 A crash anywhere before step 3's release leaves those offsets uncommitted: the events are
 redelivered against the last flushed state (the store may be ahead of the changelog, as
@@ -34,7 +36,7 @@ import time
 from app import failpoints, metrics
 from app.kafka import fastpath
 from app.kafka.internals import as_current_event, drain_producer, hold, release
-from tables.documents import encode, overlay_of
+from tables.documents import cache_of, encode, overlay_of
 
 #: A value that leaves the key's entry in that table as it is.
 KEEP = object()
@@ -53,6 +55,7 @@ class WriteBack:
         self.first = first
         self.interval_s, self.max_keys = interval_s, max_keys
         self.layers = [overlay_of(table) for table in self.tables]
+        self.caches = [cache_of(table) for table in self.tables]
         self.last_event: dict = {}  # key -> its latest event (changelog partition)
         self.held: list = []  # events whose offsets wait for the flush
         self.stamps: list = []  # Kafka timestamps of the held events that changed state
@@ -87,6 +90,7 @@ class WriteBack:
         self.held.clear()
         self.stamps.clear()
         self.since = self.latest = None
+        self.drop_caches()
         if self.first is not None:
             self.first.forget()
 
@@ -142,8 +146,7 @@ class WriteBack:
                 (key, None if value is None else encode(value), events[key].message.partition)
                 for key, value in flushing.items()]))
         failpoints.hit("flush.after_local_write")
-        for _, flushing in self.layers:  # no await since the stores have them
-            flushing.clear()
+        self.retire()  # no await since the stores have them
         await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)
                                for table, recs in zip(self.tables, records, strict=True)))
         for table, recs in zip(self.tables, records, strict=True):
@@ -161,9 +164,23 @@ class WriteBack:
                 if written % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
             metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(flushing))
-        for _, flushing in self.layers:  # no await: both tables at once
-            flushing.clear()
+        self.retire()  # no await: both tables at once
         return written
+
+    def retire(self) -> None:
+        """The flushed values (now in the stores) leave the overlays for the read caches;
+        not while a rebalance runs: the caches are dropped then (``drop_caches``)."""
+        keep = not self.app.rebalancing
+        for (_, flushing), cache in zip(self.layers, self.caches, strict=True):
+            if keep:
+                cache.keep(flushing)
+            flushing.clear()
+
+    def drop_caches(self) -> None:
+        """Forget every cached value: this worker's partitions are about to change, and a
+        partition may come back changed by another worker."""
+        for cache in self.caches:
+            cache.clear()
 
 
 def write(table, key, value) -> None:

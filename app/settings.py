@@ -118,6 +118,8 @@ class Settings:
     batch_within_s: float = 0.05
     flush_interval_s: float = 10.0
     flush_max_keys: int = 50_000
+    #: Flushed values kept decoded in memory per table (``tables.documents``), 0 = none.
+    read_cache_keys: int = 20_000
     #: The worker consumer's fetch wait (ms): 100 with the compat switch, else Faust's 1500.
     #: The bundled broker holds each fetch ~half of it even when records arrive
     #: (app/kafka/fetch.py); real Kafka answers as soon as a record is there.
@@ -239,6 +241,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         batch_within_s=_float(env, "PERSONA_BATCH_WITHIN_S", 0.05),
         flush_interval_s=_float(env, "PERSONA_FLUSH_INTERVAL_S", 10.0),
         flush_max_keys=_int(env, "PERSONA_FLUSH_MAX_KEYS", 50_000, 1),
+        read_cache_keys=_int(env, "PERSONA_READ_CACHE_KEYS", 20_000, 0),
         fetch_max_wait_ms=_int(env, "PERSONA_FETCH_MAX_WAIT_MS",
                                FETCH_MAX_WAIT_MS_COMPAT if compat else FAUST_FETCH_MAX_WAIT_MS,
                                1, 60_000),

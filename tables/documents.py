@@ -8,10 +8,12 @@ codec read back unchanged.
 
 The customers agent writes back (``agents/writeback.py``): a decided state stays in an
 in-memory overlay of its table until the next flush writes it. ``read`` looks there
-first, so every reader sees the newest value whether or not it is flushed yet.
+first, so every reader sees the newest value whether or not it is flushed yet; then in
+the ``ReadCache`` of recently flushed values; then in the store.
 """
 from __future__ import annotations
 
+from itertools import islice
 from typing import Optional
 
 import orjson
@@ -33,6 +35,9 @@ def document_table(name: str, help: str):
 #: values decided since the last flush, then the ones the running flush is writing.
 #: ``{key: value}``, None for a deleted key. Filled and emptied by agents/writeback.py.
 overlays: dict[str, tuple[dict, dict]] = {}
+#: Per table name, values the write-back has flushed (equal to the store's), decoded, the
+#: most recently flushed last: ``ReadCache``. Consulted after the overlays.
+caches: dict[str, "ReadCache"] = {}
 _ABSENT = object()
 
 
@@ -40,12 +45,46 @@ def overlay_of(table) -> tuple[dict, dict]:
     return overlays.setdefault(table.name, ({}, {}))
 
 
+class ReadCache(dict):
+    """The last ``bound`` keys a flush wrote, as decoded values (None: deleted).
+
+    A read of a customer changed in the last flushes is then a dict lookup instead of a
+    RocksDB get and a JSON decode: the agent's first read of a customer after each flush
+    (about one per customer per flush interval) and the lookups of active customers.
+    Only the customers agent writes these tables, always through the flush that fills
+    this, so an entry equals the store's value while this worker keeps the partition; on
+    every rebalance (``clear``, agents/customers.py) it is dropped, since a partition that
+    comes back may have been changed by another worker meanwhile.
+    """
+
+    def __init__(self, bound: int):
+        super().__init__()
+        self.bound = bound
+
+    def keep(self, flushed: dict) -> None:
+        """Take a flush's ``{key: value}``; the oldest keys beyond ``bound`` leave."""
+        if not self.bound:
+            return
+        for key in flushed:  # a key written again moves to the newest end
+            self.pop(key, None)
+        self.update(flushed)
+        excess = len(self) - self.bound
+        if excess > 0:
+            for key in list(islice(self, excess)):
+                del self[key]
+
+
+def cache_of(table) -> ReadCache:
+    return caches.setdefault(table.name, ReadCache(settings.read_cache_keys))
+
+
 def encode(value: dict) -> bytes:
     return orjson.dumps(value)
 
 
 def read(table, key: str, partition: Optional[int] = None) -> Optional[dict]:
-    """The decoded value of ``key``, None if absent: the overlays', else one store read.
+    """The decoded value of ``key``, None if absent: the overlays', the read cache's,
+    else one store read.
 
     ``partition`` (the key's, when the caller knows it) reads that partition's database
     only (``app.kafka.fastpath.get_local``); without it, Faust's store finds the partition.
@@ -59,6 +98,11 @@ def read(table, key: str, partition: Optional[int] = None) -> Optional[dict]:
                 value = layer.get(key, _ABSENT)
                 if value is not _ABSENT:
                     return value
+        cache = caches.get(table.name)
+        if cache:
+            value = cache.get(key, _ABSENT)
+            if value is not _ABSENT:
+                return value
     if partition is not None and fastpath.supports(table):
         raw = fastpath.get_local(table, key, partition)
     else:

@@ -264,3 +264,33 @@ async def test_a_batch_is_recorded_as_applied_once_reads_see_it(outbox):
     assert applied.position(0) == last and seen[-1][0] == {"product_view": 3}
     await app.on_partitions_revoked.send({TP("events", 0), TP("other", 0)})
     assert applied.position(0) == -1  # a partition that comes back starts from its floor
+
+
+async def test_flushed_values_stay_readable_from_the_read_cache_until_a_rebalance(outbox):
+    """After a flush a read is a cache hit (the store is not read again); a rebalance
+    (revoked or assigned) drops the cache, and a flush during one does not fill it."""
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(1), key=b"c1", partition=0)
+    await customers.state.flush()
+    cached = read(profiles, "c1")
+    assert cached["counts"] == {"product_view": 1}
+    profiles.data["c1"] = b'{"counts": {"search": 9}}'  # only a new owner could do this
+    assert read(profiles, "c1") is cached  # served from the cache, the store not read
+    await app.on_partitions_revoked.send(set())
+    assert read(profiles, "c1") == {"counts": {"search": 9}}  # from the store again
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(2, cid="c2"), key=b"c2", partition=0)
+    app.rebalancing = True
+    try:
+        await customers.state.flush()
+    finally:
+        app.rebalancing = False
+    profiles.data["c2"] = b'{"counts": {"search": 7}}'
+    assert read(profiles, "c2") == {"counts": {"search": 7}}  # not kept while rebalancing
+    async with customers.process_events.test_context() as agent:
+        await agent.put(ev(3, cid="c3"), key=b"c3", partition=0)
+    await customers.state.flush()
+    assert read(profiles, "c3")["counts"] == {"product_view": 1}
+    await app.on_partitions_assigned.send(set())
+    profiles.data["c3"] = b'{"counts": {"search": 5}}'
+    assert read(profiles, "c3") == {"counts": {"search": 5}}
