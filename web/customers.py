@@ -18,7 +18,7 @@ from tables.profiles import profiles
 from tables.sessions import sessions
 from web.auth import require
 from web.positions import wanted
-from web.responses import bad_customer_id, not_found, ok
+from web.responses import bad_customer_id, not_found, ok_of
 from web.routing import routed
 
 
@@ -41,7 +41,8 @@ class Activity(View):
             session = read(sessions, customer_id, partition)
             if session is None:
                 return not_found(self, customer_id)
-            return ok(self, session_state.view(session), request)
+            return ok_of(self, request, ("activity", customer_id), (session,),
+                         lambda: session_state.view(session))
 
         return await routed_read(self, request, sessions, customer_id, answer)
 
@@ -54,7 +55,8 @@ class Profile(View):
             profile = read(profiles, customer_id, partition)
             if profile is None or alias.merged_into(profile):
                 return not_found(self, customer_id, alias.merged_into(profile))
-            return ok(self, profile_state.view(profile), request)
+            return ok_of(self, request, ("profile", customer_id), (profile,),
+                         lambda: profile_state.view(profile))
 
         return await routed_read(self, request, profiles, customer_id, answer)
 
@@ -83,6 +85,8 @@ class Recommendations(View):
             merged = alias.merged_into(profile)
             if session is None and (profile is None or merged):
                 return not_found(self, customer_id, merged)
-            return ok(self, recommend(session, profile, limit=limit), request)
+            return ok_of(self, request, ("recommendations", customer_id, limit),
+                         (session, profile),
+                         lambda: recommend(session, profile, limit=limit))
 
         return await routed_read(self, request, profiles, customer_id, answer)

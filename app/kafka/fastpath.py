@@ -85,9 +85,9 @@ async def send_changelog(app, table, records: list) -> Optional[dict]:
         futures.append(await send(topic, key, value, partition, None, None))
         if i % YIELD_EVERY == YIELD_EVERY - 1:  # ~100 µs each: let the agent and reads run
             await asyncio.sleep(0)
-    done = await asyncio.gather(*futures)
     last: dict = {}
-    for meta in done:
+    for future in futures:  # in send order: once one is done most later ones are too, so
+        meta = await future  # this suspends a few times, where gather adds a callback each
         partition, offset = meta.partition, meta.offset
         if offset > last.get(partition, -1):
             last[partition] = offset

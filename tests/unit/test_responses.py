@@ -41,3 +41,30 @@ def test_if_none_match_lists_weak_tags_and_star():
     tag = '"abc"'
     assert matches('"zzz", W/"abc"', tag) and matches("*", tag)
     assert not matches('"zzz"', tag) and not matches(None, tag) and not matches("", tag)
+
+
+def test_ok_of_reuses_the_answer_while_the_documents_are_the_same_objects():
+    from web import responses
+    built = []
+    doc = {"customer_id": "c9", "as_of": 1}
+
+    def build_from(d):
+        return lambda: built.append(1) or {"view": d["as_of"]}
+
+    first = responses.ok_of(View(), request(), ("profile", "c9"), (doc,), build_from(doc))
+    again = responses.ok_of(View(), request(), ("profile", "c9"), (doc,), build_from(doc))
+    assert built == [1] and again.body is first.body and again.headers == first.headers
+    same_value = dict(doc)  # equal but another object (a store read): built again
+    third = responses.ok_of(View(), request(), ("profile", "c9"), (same_value,),
+                            build_from(same_value))
+    assert built == [1, 1] and third.body == first.body
+    changed = {**doc, "as_of": 2}
+    fourth = responses.ok_of(View(), request(**{"If-None-Match": first.headers["ETag"]}),
+                             ("profile", "c9"), (changed,), build_from(changed))
+    assert fourth.status == 200 and orjson.loads(fourth.body) == {"view": 2}
+    cached = responses.ok_of(View(), request(**{"If-None-Match": fourth.headers["ETag"]}),
+                             ("profile", "c9"), (changed,), build_from(changed))
+    assert cached.status == 304 and built == [1, 1, 1]
+    other_key = responses.ok_of(View(), request(), ("activity", "c9"), (changed,),
+                                build_from(changed))
+    assert other_key.status == 200 and built == [1, 1, 1, 1]  # routes do not share answers
