@@ -1,6 +1,7 @@
 """``PERSONA_METRICS=off`` end to end: one real worker on the real bundled broker still applies
 every event (profiles equal the rules' fold) and serves KPIs, while ``GET /metrics`` and
-``GET /v1/ops`` answer 404 naming the setting, after the usual 401/403 key checks."""
+``GET /v1/ops`` answer 404 naming the setting, after the usual 401/403 key checks; the
+dashboard (headless Chromium, skipped without it) says so and still shows the KPIs."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from app.local import http
 from app.rules import profile_state
 from tests.conftest import API_KEYS, INGEST, READ
+from tests.support.browser import CHROMIUM, DRIVER, chromium
 from tests.support.cluster import Cluster, poll
 from tests.support.expected import fold
 
@@ -68,3 +70,25 @@ def test_metrics_routes_answer_404_naming_the_setting(worker, path):
     assert status == 404, body
     assert body["error"] == "metrics off" and "PERSONA_METRICS=off" in body["detail"]
     assert worker.alive()
+
+
+def test_the_dashboard_says_metrics_off_and_still_shows_the_kpis(worker, tmp_path):
+    pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extra)")
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("chromium/chromedriver not installed")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = chromium(tmp_path, None)
+    try:
+        browser.get(f"{worker.url}/dashboard")
+        browser.find_element(By.ID, "key").send_keys(METRICS_KEY)
+        browser.find_element(By.ID, "use-key").click()
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_element(By.ID, "kpi-events").text == str(len(events())))
+        off = browser.find_element(By.ID, "ops-off")
+        assert off.is_displayed() and "PERSONA_METRICS=off" in off.text, off.text
+        status = browser.find_element(By.ID, "status").text
+        assert status.startswith("updated"), status
+    finally:
+        browser.quit()
