@@ -2,8 +2,9 @@
 
 Importing it validates every setting first (``app.settings``): Faust only logs errors
 raised while autodiscovering agents and views and starts without them, so no setting is
-parsed in those modules. ``app.kafka.install`` checks the Faust version and patches; ``app.metrics_switch.configure``
-turns recording off when ``PERSONA_METRICS=off``, before any agent or view runs.
+parsed in those modules. ``app.kafka.install`` checks the Faust version and patches;
+``app.metrics_switch.configure`` turns recording off when ``PERSONA_METRICS=off``, before
+any agent or view runs.
 """
 import ssl
 import sys
