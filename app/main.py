@@ -2,7 +2,9 @@
 
 Importing it validates every setting first (``app.settings``): Faust only logs errors
 raised while autodiscovering agents and views and starts without them, so no setting is
-parsed in those modules. ``app.kafka.install`` checks the Faust version and patches.
+parsed in those modules. ``app.kafka.install`` checks the Faust version and patches;
+``app.metrics_switch.configure`` turns recording off when ``PERSONA_METRICS=off``, before
+any agent or view runs.
 """
 import ssl
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import faust
 
-from app import failpoints
+from app import failpoints, metrics_switch
 from app.kafka import install as install_kafka_plumbing
 from app.settings import Settings, settings
 from app.shadow import app_id
@@ -61,6 +63,7 @@ app = faust.App(
 install_kafka_plumbing(app, settings.local_broker_compat,  # version gate + patches
                        settings.allow_untested_versions, settings.fetch_max_wait_ms)
 failpoints.arm(settings.failpoints)  # crash-safety tests only (PERSONA_FAILPOINT)
+metrics_switch.configure(settings.metrics)  # PERSONA_METRICS=off: recording is a no-op
 
 
 def main() -> None:

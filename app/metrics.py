@@ -7,9 +7,11 @@ agents count through the helpers below. ``REGISTRY`` is not prometheus-client's 
 default registry: it holds exactly Persona's metrics plus the ``process_*`` collector
 (CPU, memory, open files of this worker), no GC or platform collectors.
 
-Cost: the customers agent counts per batch (``count_events`` takes a ``Counter`` of label
+Cost: the customers agent counts per batch (``count_events`` takes the batch's label
 tuples and increments each series once) and observes freshness with ``BatchHistogram``,
 plain bucket counts (one ``bisect`` per event, no lock), exposed at scrape time.
+``PERSONA_METRICS=off`` rebinds the metrics and helpers here to no-ops
+(``app.metrics_switch``): callers must look them up as ``metrics.X`` at call time.
 
 Labels are low-cardinality by construction: event types, reasons, subscription ids and
 routes are mapped onto fixed sets (``event_type``, ``dlq_reason``, ``subscription``,
@@ -17,6 +19,7 @@ routes are mapped onto fixed sets (``event_type``, ``dlq_reason``, ``subscriptio
 """
 from __future__ import annotations
 
+import collections
 import time
 from bisect import bisect_left
 from itertools import accumulate
@@ -208,10 +211,10 @@ HTTP_SECONDS = Histogram("persona_http_request_seconds", "HTTP request latency p
                                   1, 2.5, 5, 10))
 
 
-def count_events(tally) -> None:
-    """``tally``: a ``collections.Counter`` of ``(outcome, type, reason)`` -> events; the
-    type is mapped onto the known types here, once per label set."""
-    for (outcome, kind, reason), n in tally.items():
+def count_events(outcomes) -> None:
+    """``outcomes``: ``(outcome, type, reason)`` per event (or a ``Counter`` of them ->
+    events); counted once per label set, the type mapped onto the known types."""
+    for (outcome, kind, reason), n in collections.Counter(outcomes).items():
         EVENTS.labels(outcome, event_type(kind), reason).inc(n)
 
 

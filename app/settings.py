@@ -1,12 +1,12 @@
 """Every Persona setting, read once from the environment into one validated object.
 
 The one door for configuration: numbers, booleans, API keys (and their file), webhook
-subscriptions (inline or file), TLS files, JWT keys (``app.jwt_auth``) and browser identity
-(``app.identity``) are parsed and checked here, when ``app.settings`` is first imported,
-before the worker connects. A bad value raises ``ConfigError`` naming the variable;
-``settings`` (the module attribute) then ends the process with that one line and exit
-status 2, so a misconfigured worker never starts half-working. Each variable is documented
-in README.md.
+subscriptions (inline or file), TLS files, JWT keys (``app.jwt_auth``), browser identity
+(``app.identity``) and the metrics switch (``app.metrics_switch``) are parsed and checked
+here, when ``app.settings`` is first imported, before the worker connects. A bad value
+raises ``ConfigError`` naming the variable; ``settings`` (the module attribute) then ends
+the process with that one line and exit status 2, so a misconfigured worker never starts
+half-working. Each variable is documented in README.md.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from app.apikeys import parse_keys
 from app.failpoints import POINTS
 from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
 from app.jwt_config import jwt_config
+from app.metrics_switch import metrics_enabled
 from app.ratelimit import RateConfig, rate_config
 from app.shadow import shadow_name
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
@@ -141,6 +142,8 @@ class Settings:
     rates: RateConfig = RateConfig()
     #: PERSONA_SHADOW: "" = the live app, else the name of a shadow app (``app.shadow``).
     shadow: str = ""
+    #: PERSONA_METRICS: record metrics (on) or not (off: ``app.metrics_switch``).
+    metrics: bool = True
 
     @property
     def session_idle_ms(self) -> int:
@@ -209,6 +212,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         publishable_types, identity_secret = browser_config(env)
         rates = rate_config(env)
         shadow = shadow_name(env)
+        metrics = metrics_enabled(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -252,6 +256,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         identity_secret=identity_secret,
         rates=rates,
         shadow=shadow,
+        metrics=metrics,
     )
 
 

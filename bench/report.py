@@ -18,7 +18,9 @@ TARGETS = {
     "ready_after_join": "<= 15 s",  # issue 13
     "buffer_full": "target 0",  # issue 13
     "freshness": "issue 13: p99 <= 1 s at 80 % of max throughput",
+    "metrics": "metrics on <= 5 % slower",  # issue 14
 }
+METRICS_SLOWER_MAX = 0.05
 READY_AFTER_JOIN_S = 15.0
 FRESHNESS_P99_S = 1.0
 
@@ -62,6 +64,7 @@ def rows(res: dict) -> list[dict]:
              "limit: one write per changed customer per 500-event batch")
         _buffer_full(out, r)
     _naive(out, res.get("naive"), runs.get("1w_on"))
+    _metrics_cost(out, runs.get("1w_off"), res.get("metrics_off"))
     if "raw_consume_eps" in runs.get("1w_on", {}):
         _row(out, "raw aiokafka consume (baseline)", runs["1w_on"]["raw_consume_eps"], None,
              "msgs/s")
@@ -144,6 +147,31 @@ def _naive(out, naive: dict | None, ours: dict | None) -> None:
              naive["eps"], "events/s", "ours: Persona; limit column: naive Faust; >1 = faster")
         _row(out, "Persona ÷ naive, worker CPU per event", ours["worker_cpu_us_per_event"],
              naive["worker_cpu_us_per_event"], "us", "<1 = less CPU than naive Faust")
+
+
+def _metrics_cost(out, on: dict | None, off: dict | None) -> None:
+    """Issue 14: the 1-worker compat-off ingest with metrics on against the same ingest
+    with PERSONA_METRICS=off (same events, fresh broker, run right after). Ratios on ÷ off:
+    events/s >= 0.95 and CPU per event <= 1.05 meet the target."""
+    if not on or not off:
+        return
+    warn = ""
+    if off.get("metrics_answer") != 404:
+        warn = (f"; NOT A COMPARISON: the off worker's GET /metrics answered "
+                f"{off.get('metrics_answer')}, not 404")
+    if on.get("profiled"):
+        warn += "; the metrics-on run had py-spy attached (slows it)"
+    eps = on["eps"] / off["eps"]
+    _row(out, "metrics on ÷ off, ingest events/s", on["eps"], off["eps"], "events/s",
+         f"1 worker compat off, same events, fresh broker each; ours: metrics on, limit "
+         f"column: off; metrics on {eps - 1:+.1%} events/s; {TARGETS['metrics']} (ratio >= "
+         f"{1 - METRICS_SLOWER_MAX:.2f}){warn}")
+    if on.get("worker_cpu_us_per_event") and off.get("worker_cpu_us_per_event"):
+        cpu = on["worker_cpu_us_per_event"] / off["worker_cpu_us_per_event"]
+        _row(out, "metrics on ÷ off, worker CPU per event", on["worker_cpu_us_per_event"],
+             off["worker_cpu_us_per_event"], "us",
+             f"the primary figure (load-independent); metrics on {cpu - 1:+.1%} CPU per "
+             f"event; {TARGETS['metrics']} (ratio <= {1 + METRICS_SLOWER_MAX:.2f}){warn}")
 
 
 def _conditional(out, cond: dict) -> None:

@@ -8,15 +8,23 @@ Every run starts its own bundled broker(s) and ``faust worker`` processes on fre
 ports (nothing else may be running on them; no fixed port is used). Phases, in order:
 limits (pure functions), bare-aiohttp lookup limit, 1 worker with the local-broker
 compatibility switch on (+ raw aiokafka consume baseline, + recovery), 1 worker with
-it off (real-Kafka producer settings; + lookups idle, 304 vs 200, while ingesting), 2 workers
-on, 2 workers off; after the 1-worker compat-on run, the naive-Faust baseline
-(bench/naive/app.py: same rules, per-event agent, two default-json Tables) on a fresh
-broker with the same events, 1 worker, compat on. ``--skip`` takes a comma list of:
-on, off, two, lookups, recovery, naive, freshness, pairs. Freshness (bench/freshness.py)
-and then the read-your-writes pairs (bench/pairs.py) run on the 1-worker compat-on worker
-after the recovery.
+it off (real-Kafka producer settings; + lookups idle, 304 vs 200, while ingesting),
+"metrics off" (below), 2 workers on, 2 workers off; after the 1-worker compat-on run, the
+naive-Faust baseline (bench/naive/app.py: same rules, per-event agent, two default-json
+Tables) on a fresh broker with the same events, 1 worker, compat on. ``--skip`` takes a
+comma list of: on, off, two, lookups, recovery, naive, freshness, pairs, metrics.
+Freshness (bench/freshness.py) and then the read-your-writes pairs (bench/pairs.py) run
+on the 1-worker compat-on worker after the recovery.
+"metrics off" (issue 14: what metrics cost, target: metrics on <= 5 % slower): right
+after the 1-worker compat-off run (and its lookups), the same ingest again, 1 worker,
+compat off, same events, on a fresh broker, with ``PERSONA_METRICS=off`` in the worker
+environment; the report sets events/s and worker CPU per event with metrics on (the
+compat-off run) against off. CPU per event is the primary figure: it does not depend on
+the machine's load, events/s does. It needs the compat-off run (``--skip off`` skips it
+too) and checks that the worker honoured the switch (GET /metrics answered 404).
 ``--profile`` records the 1-worker compat-off ingest with py-spy (needs root or
-ptrace rights) into bench/results/profile-<time>.txt and prints its top functions;
+ptrace rights) into bench/results/profile-<time>.txt and prints its top functions
+(that run is then slowed: the metrics comparison says so);
 also the idle lookups (…-lookups.txt), the compat-on ingest (…-on.txt) and the
 recovery (…-on-recovery.txt).
 ``--worker-env`` passes settings to the workers (e.g. Faust's PRODUCER_LINGER=0.005)
@@ -42,6 +50,7 @@ from bench import freshness, gen, limits, load, pairs, recovery, report, scenari
 from bench.profile import summary
 
 IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default
+METRICS_OFF = {"PERSONA_METRICS": "off"}  # the "metrics" phase's worker setting (issue 14)
 
 
 def log(msg: str) -> None:
@@ -56,7 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--repeat", type=int, help="repeats of the cheap measurements (median)")
     p.add_argument("--lookup-seconds", type=float)
-    p.add_argument("--skip", default="", help="comma list: on,off,two,lookups,recovery,naive,freshness,pairs")
+    p.add_argument("--skip", default="", help="comma list: on,off,two,lookups,recovery,naive,"
+                   "freshness,pairs,metrics")
     p.add_argument("--profile", action="store_true", help="py-spy the 1-worker ingest")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
@@ -147,6 +157,13 @@ def main(argv=None) -> int:
                                                 raw_baseline=(key == "1w_on"), after=after)
             res["runs"][key]["loadavg_after"] = os.getloadavg()
             res["runs"][key]["profiled"] = bool(ctx.profile)
+            if key == "1w_off" and "metrics" not in args.skip:
+                log("ingest: 1 worker, compat off, metrics off (PERSONA_METRICS=off), "
+                    "same events")
+                ctx.profile = None
+                res["metrics_off"] = scenarios.ingest(ctx, False, 1, env=METRICS_OFF,
+                                                      after=scenarios.metrics_answer)
+                res["metrics_off"]["loadavg_after"] = os.getloadavg()
     finally:
         if args.keep:
             log(f"logs kept in {tmp}")

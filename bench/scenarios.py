@@ -63,10 +63,13 @@ def _spy(pid: int, out: Path) -> subprocess.Popen:
 
 
 def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
-           after=None, naive: bool = False) -> dict:
-    """Persona's workers, or with ``naive`` the naive-Faust baseline (bench/naive/app.py)."""
+           after=None, naive: bool = False, env: dict | None = None) -> dict:
+    """Persona's workers, or with ``naive`` the naive-Faust baseline (bench/naive/app.py).
+    ``env``: settings on top of ``ctx.worker_env`` for this run only (named in the label)."""
     n = len(ctx.records)
     label = f"{workers} worker{'s' if workers > 1 else ''}, compat {'on' if compat else 'off'}"
+    label += "".join(f", {k}={v}" for k, v in (env or {}).items())
+    worker_env = {**ctx.worker_env, **(env or {})}
     group, changelogs = ((kafka.NAIVE_GROUP, kafka.NAIVE_CHANGELOGS) if naive
                          else (kafka.GROUP, kafka.CHANGELOGS))
     if naive:
@@ -80,8 +83,8 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
                     for _ in range(ctx.repeat)]
             out["raw_consume_eps"] = statistics.median(runs)
             out["raw_consume_runs"] = [round(r) for r in runs]
-        ws = [(procs.NaiveWorker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env) if naive else
-               Worker(b, ctx.tmp, compat, ctx.partitions, ctx.worker_env, ctx.app_root)).start()
+        ws = [(procs.NaiveWorker(b, ctx.tmp, compat, ctx.partitions, worker_env) if naive else
+               Worker(b, ctx.tmp, compat, ctx.partitions, worker_env, ctx.app_root)).start()
               for _ in range(workers)]
         try:
             ready = [w.wait_ready() for w in ws]
@@ -147,6 +150,12 @@ def chain(*steps):
             got.update(step(b, ws, {**done, **got}))
         return got
     return run
+
+
+def metrics_answer(b: Broker, ws: list[Worker], done: dict) -> dict:
+    """``after`` step of the metrics-off run: the status of GET /metrics (404 when the
+    worker honoured PERSONA_METRICS=off; 200 means the comparison compared nothing)."""
+    return {"metrics_answer": get(f"{ws[0].url}/metrics", API_KEY)}
 
 
 def events_taken(w: Worker) -> float:

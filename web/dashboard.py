@@ -15,6 +15,8 @@ change between two polls). The worker asked adds the figures of every other work
 knows from the partition assignment (asked with ``X-Persona-Forwarded``, the same HTTP
 path as forwarded reads) and says how many answered: unlike ``/v1/kpis`` these are
 monitoring figures, so a worker that does not answer is reported, not an error.
+With ``PERSONA_METRICS=off`` ``/v1/ops`` answers 404 naming the setting (after the key
+check); the page then says so in its operations part and still charts the KPIs.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.web import View
 from yarl import URL
 
-from app import metrics
+from app import metrics, metrics_switch
 from app.main import app
 from app.topics import events_topic
 from web.auth import require
@@ -100,6 +102,8 @@ async def peer_figures(request, url: str) -> dict:
 class Ops(View):
     @require("metrics")
     async def get(self, request):
+        if not metrics_switch.enabled():
+            return self.json(metrics_switch.OFF, status=404)
         total = figures(metrics.REGISTRY.collect())
         if not request.headers.get(FORWARDED):
             try:

@@ -12,6 +12,10 @@ view and rebalance):
   counted.
 - rebalances: ``on_rebalance_start``.
 - lag, readiness, recovery: read from the app when scraped (``lag_samples``).
+
+With ``PERSONA_METRICS=off`` (``app.metrics_switch``) the sensor is not added (Faust then
+times no request for us) and ``GET /metrics`` answers 404 naming the setting, after the
+key check (401/403 first, as for any route).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.web import View
 from prometheus_client import generate_latest
 
-from app import metrics
+from app import metrics, metrics_switch
 from app.kafka.internals import committed_offset
 from app.main import app
 from app.topics import events_topic, webhook_deliveries
@@ -83,12 +87,15 @@ class PersonaSensor(Sensor):
 
 
 metrics.WORKER.read = worker_state
-app.sensors.add(PersonaSensor())
+if metrics_switch.enabled():
+    app.sensors.add(PersonaSensor())
 
 
 @app.page("/metrics")
 class Metrics(View):
     @require("metrics")
     async def get(self, request):
+        if not metrics_switch.enabled():
+            return self.json(metrics_switch.OFF, status=404)
         return self.bytes(generate_latest(metrics.REGISTRY),
                           headers={"Content-Type": CONTENT_TYPE})

@@ -36,6 +36,7 @@ def json_response(description: str, ref: str) -> dict:
 CID = [{"name": "customer_id", "in": "path", "required": True,
         "schema": {"type": "string", "pattern": ID_RE}}]
 AUTH_ERRORS = {401: "no valid API key or JWT", 403: "the key or token lacks the scope"}
+METRICS_OFF = "the worker runs with PERSONA_METRICS=off (JSON error naming it)"
 # No pattern: the hash is only compared (where one is needed), never parsed, so any other
 # value is "not verified" (403) where a hash is needed and ignored elsewhere.
 IDENTITY_HASH = {"name": "X-Persona-Identity-Hash", "in": "header", "required": False,
@@ -139,7 +140,8 @@ SPEC = {
             "Prometheus metrics of this worker (scope: metrics)",
             {200: {"description": "Prometheus text exposition format 0.0.4",
                    "content": {"text/plain": {"schema": {"type": "string"}}}},
-             **AUTH_ERRORS}, BEARER, description="scope: metrics (admin implies it)")},
+             **AUTH_ERRORS, 404: METRICS_OFF}, BEARER,
+            description="scope: metrics (admin implies it)")},
         "/sdk/persona.js": {"get": op("Browser SDK", {200: "JavaScript"})},
         "/dashboard": {"get": op("Live dashboard page (asks for a key with read and metrics)",
                                  {200: "HTML"})},
@@ -153,7 +155,8 @@ SPEC = {
                                   "backlog, readable-freshness buckets (cumulative), "
                                   "workers counted and unreachable",
                    "content": {"application/json": {"schema": OBJ}}},
-             **AUTH_ERRORS}, BEARER, description="scope: metrics (admin implies it)")},
+             **AUTH_ERRORS, 404: METRICS_OFF}, BEARER,
+            description="scope: metrics (admin implies it)")},
         "/demo/shop": {"get": op("Demo shop page using the SDK",
                                  {200: "HTML", 404: "demo disabled (PERSONA_DEMO_KEY unset)"},
                                  parameters=[{"name": "customer", "in": "query",

@@ -38,6 +38,7 @@ def free_port() -> int:
     ({"PERSONA_API_KEYS": "pk:publishable|admin"}, "PERSONA_API_KEYS"),
     ({"PERSONA_RATE_INGEST": "100 per second"}, "PERSONA_RATE_INGEST"),
     ({"PERSONA_RATE_READ": "10/s:0"}, "PERSONA_RATE_READ"),
+    ({"PERSONA_METRICS": "disabled"}, "PERSONA_METRICS"),
 ])
 def test_worker_exits_at_start_with_one_line_naming_the_variable(tmp_path, env, variable):
     port = free_port()

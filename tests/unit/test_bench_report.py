@@ -195,3 +195,31 @@ def test_freshness_percentile_and_rows():
     rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
                                                    "freshness": f}}}))
     assert "0.10 / 0.90 s" in rows["freshness: Kafka timestamp to readable, p50"]["note"]
+
+
+def test_rows_metrics_on_against_off():
+    """Issue 14: the compat-off run (metrics on) against the PERSONA_METRICS=off run."""
+    on = run("1 worker, compat off", 4000.0, 150.0)
+    off = {**run("1 worker, compat off, PERSONA_METRICS=off", 4200.0, 142.5),
+           "metrics_answer": 404}
+    rows = by_name(report.rows({"runs": {"1w_off": on}, "metrics_off": off}))
+    eps = rows["metrics on ÷ off, ingest events/s"]
+    assert (eps["ours"], eps["limit"]) == (4000.0, 4200.0)
+    assert eps["ratio"] == pytest.approx(4000 / 4200)
+    assert "metrics on -4.8% events/s" in eps["note"]
+    assert "metrics on <= 5 % slower (ratio >= 0.95)" in eps["note"]
+    cpu = rows["metrics on ÷ off, worker CPU per event"]
+    assert (cpu["ours"], cpu["limit"]) == (150.0, 142.5)
+    assert cpu["ratio"] == pytest.approx(150 / 142.5)
+    assert "metrics on +5.3% CPU per event" in cpu["note"] and "ratio <= 1.05" in cpu["note"]
+    assert "NOT A COMPARISON" not in cpu["note"] and "py-spy" not in cpu["note"]
+    assert "metrics on ÷ off, worker CPU per event" in report.table(report.rows(
+        {"runs": {"1w_off": on}, "metrics_off": off}))
+    # A worker that ignored the switch (an older --app-root), or a profiled on run: said so.
+    rows = by_name(report.rows({"runs": {"1w_off": {**on, "profiled": True}},
+                                "metrics_off": {**off, "metrics_answer": 200}}))
+    note = rows["metrics on ÷ off, worker CPU per event"]["note"]
+    assert "GET /metrics answered 200, not 404" in note and "py-spy attached" in note
+    # Either run missing (--skip metrics, --skip off): no metrics rows.
+    for res in ({"runs": {"1w_off": on}}, {"runs": {}, "metrics_off": off}):
+        assert not any(r["figure"].startswith("metrics on") for r in report.rows(res))

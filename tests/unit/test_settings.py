@@ -66,6 +66,7 @@ def test_failpoints_are_off_by_default_and_known_names_arm():
     ({"PERSONA_LOCAL_BROKER_COMPAT": "maybe"}, "PERSONA_LOCAL_BROKER_COMPAT", "boolean"),
     ({"PERSONA_ALLOW_UNTESTED_VERSIONS": "sure"}, "PERSONA_ALLOW_UNTESTED_VERSIONS", "boolean"),
     ({"PERSONA_FAILPOINT": "flush.sometime"}, "PERSONA_FAILPOINT", "unknown point"),
+    ({"PERSONA_METRICS": "maybe"}, "PERSONA_METRICS", "must be on or off"),
 ])
 def test_each_kind_of_mistake_names_the_variable(env, variable, problem):
     with pytest.raises(ConfigError) as info:
