@@ -15,16 +15,19 @@ Tables) on a fresh broker with the same events, 1 worker, compat on. ``--skip`` 
 comma list of: on, off, two, lookups, recovery, naive, freshness, pairs, metrics.
 Freshness (bench/freshness.py) and then the read-your-writes pairs (bench/pairs.py) run
 on the 1-worker compat-on worker after the recovery.
-"metrics off" (issue 14: what metrics cost, target: metrics on <= 5 % slower): right
-after the 1-worker compat-off run (and its lookups), the same ingest again, 1 worker,
-compat off, same events, on a fresh broker, with ``PERSONA_METRICS=off`` in the worker
-environment; the report sets events/s and worker CPU per event with metrics on (the
-compat-off run) against off. CPU per event is the primary figure: it does not depend on
-the machine's load, events/s does. It needs the compat-off run (``--skip off`` skips it
-too) and checks that the worker honoured the switch (GET /metrics answered 404).
+"metrics off" (issue 14: what metrics cost, target: metrics on <= 5 % slower): after
+the 1-worker compat-off run (and its lookups), the same ingest, 1 worker, compat off, same
+events, each on a fresh broker, ``--repeat`` times with ``PERSONA_METRICS=off`` in the
+worker environment and as many times with metrics on, in the order on (the compat-off run
+itself) off, off on, off on ... (``metrics_pairs``); the report sets the medians of
+events/s and worker CPU per event with metrics on against off. CPU per event is the
+primary figure: it does not depend on the machine's load, events/s does; one run's CPU
+per event still varies by ~5 % here, hence the medians. It needs the compat-off run
+(``--skip off`` skips it too) and checks that the worker honoured the switch (GET
+/metrics answered 404).
 ``--profile`` records the 1-worker compat-off ingest with py-spy (needs root or
 ptrace rights) into bench/results/profile-<time>.txt and prints its top functions
-(that run is then slowed: the metrics comparison says so);
+(that run then does not count as a metrics-on run);
 also the idle lookups (…-lookups.txt), the compat-on ingest (…-on.txt) and the
 recovery (…-on-recovery.txt).
 ``--worker-env`` passes settings to the workers (e.g. Faust's PRODUCER_LINGER=0.005)
@@ -99,6 +102,30 @@ def meta(args) -> dict:
             "load_tool": load.tool(), "loadavg_start": os.getloadavg()}
 
 
+def metrics_pairs(ctx, repeat: int, res: dict) -> None:
+    """Issue 14: ``repeat`` ingests with PERSONA_METRICS=off and as many with metrics on,
+    in the order on off, off on, off on ... (the first "on" is the 1w_off run unless py-spy
+    slowed it), each on a fresh broker with the same events; medians of each side, since
+    one run's CPU per event varies by ~5 % here."""
+    ctx.profile = None
+    runs: dict = {"on": [], "off": []}
+    first = res["runs"].get("1w_off")
+    order = ["off"] + ["off", "on"] * (repeat - 1)
+    if first and not first.get("profiled"):
+        runs["on"].append(first)
+    else:
+        order.append("on")
+    for side in order:
+        log(f"ingest: 1 worker, compat off, metrics {side} (PERSONA_METRICS={side}), same events")
+        run = scenarios.ingest(ctx, False, 1, env={} if side == "on" else METRICS_OFF,
+                               after=scenarios.metrics_answer)
+        run["loadavg_after"] = os.getloadavg()
+        runs[side].append(run)
+    res["metrics_runs"] = runs
+    res["metrics_on"], res["metrics_off"] = (report.median_run(runs["on"]),
+                                             report.median_run(runs["off"]))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     res: dict = {"meta": meta(args), "runs": {}}
@@ -158,12 +185,7 @@ def main(argv=None) -> int:
             res["runs"][key]["loadavg_after"] = os.getloadavg()
             res["runs"][key]["profiled"] = bool(ctx.profile)
             if key == "1w_off" and "metrics" not in args.skip:
-                log("ingest: 1 worker, compat off, metrics off (PERSONA_METRICS=off), "
-                    "same events")
-                ctx.profile = None
-                res["metrics_off"] = scenarios.ingest(ctx, False, 1, env=METRICS_OFF,
-                                                      after=scenarios.metrics_answer)
-                res["metrics_off"]["loadavg_after"] = os.getloadavg()
+                metrics_pairs(ctx, args.repeat, res)
     finally:
         if args.keep:
             log(f"logs kept in {tmp}")

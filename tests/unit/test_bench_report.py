@@ -223,3 +223,20 @@ def test_rows_metrics_on_against_off():
     # Either run missing (--skip metrics, --skip off): no metrics rows.
     for res in ({"runs": {"1w_off": on}}, {"runs": {}, "metrics_off": off}):
         assert not any(r["figure"].startswith("metrics on") for r in report.rows(res))
+
+
+def test_metrics_cost_uses_the_medians_of_the_repeated_pairs():
+    runs = {"on": [{"eps": 100.0, "worker_cpu_us_per_event": 200.0},
+                   {"eps": 120.0, "worker_cpu_us_per_event": 180.0},
+                   {"eps": 110.0, "worker_cpu_us_per_event": 190.0}],
+            "off": [{"eps": 115.0, "worker_cpu_us_per_event": 185.0, "metrics_answer": 404},
+                    {"eps": 105.0, "worker_cpu_us_per_event": 188.0, "metrics_answer": 404}]}
+    on, off = report.median_run(runs["on"]), report.median_run(runs["off"])
+    assert on["eps"] == 110.0 and on["worker_cpu_us_per_event"] == 190.0 and on["runs"] == 3
+    assert off["eps"] == 110.0 and off["worker_cpu_us_per_event"] == 186.5
+    assert off["metrics_answer"] == 404
+    rows = by_name(report.rows({"runs": {}, "metrics_on": on, "metrics_off": off}))
+    cpu = rows["metrics on ÷ off, worker CPU per event"]
+    assert cpu["ours"] == 190.0 and cpu["limit"] == 186.5  # the medians of the pairs
+    bad = report.median_run([{"eps": 1.0, "metrics_answer": 404}, {"eps": 1.0, "metrics_answer": 200}])
+    assert bad["metrics_answer"] == 200
