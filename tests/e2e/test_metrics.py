@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.local import http
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.e2e.test_webhooks import Receiver
+from tests.support.builders import view_add_buy
 from tests.support.cluster import poll
 
 pytestmark = pytest.mark.e2e
@@ -25,15 +26,7 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def events() -> list:
-    out = []
-    for n, cid in enumerate(CUSTOMERS):
-        out.append({"event_id": f"{cid}-v", "type": "product_view", "customer_id": cid,
-                    "ts": T0 + n, "product_id": "p1", "category": "shoes", "price": 10.0})
-        out.append({"event_id": f"{cid}-a", "type": "cart_add", "customer_id": cid,
-                    "ts": T0 + 1000 + n, "product_id": "p1", "quantity": 1, "price": 10.0})
-    out.append({"event_id": "mx-0-buy", "type": "purchase", "customer_id": "mx-0",
-                "ts": T0 + 5000, "order_id": "o-1", "total": 10.0, "currency": "EUR",
-                "items": [{"product_id": "p1", "quantity": 1, "price": 10.0}]})
+    out = view_add_buy(CUSTOMERS, "mx-0", T0)
     out.append(out[0])  # redelivered
     return out
 

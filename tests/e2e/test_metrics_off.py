@@ -10,6 +10,7 @@ from app.local import http
 from app.rules import profile_state
 from tests.conftest import API_KEYS, INGEST, READ
 from tests.support.browser import CHROMIUM, DRIVER, chromium
+from tests.support.builders import view_add_buy
 from tests.support.cluster import Cluster, poll
 from tests.support.expected import fold
 
@@ -22,16 +23,7 @@ CUSTOMERS = [f"moff-{i}" for i in range(4)]
 
 
 def events() -> list:
-    out = []
-    for n, cid in enumerate(CUSTOMERS):
-        out.append({"event_id": f"{cid}-v", "type": "product_view", "customer_id": cid,
-                    "ts": T0 + n, "product_id": "p1", "category": "shoes", "price": 10.0})
-        out.append({"event_id": f"{cid}-a", "type": "cart_add", "customer_id": cid,
-                    "ts": T0 + 1000 + n, "product_id": "p1", "quantity": 1, "price": 10.0})
-    out.append({"event_id": "moff-0-buy", "type": "purchase", "customer_id": CUSTOMERS[0],
-                "ts": T0 + 5000, "order_id": "o-1", "total": 10.0, "currency": "EUR",
-                "items": [{"product_id": "p1", "quantity": 1, "price": 10.0}]})
-    return out
+    return view_add_buy(CUSTOMERS, CUSTOMERS[0], T0)
 
 
 @pytest.fixture(scope="module")

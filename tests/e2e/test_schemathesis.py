@@ -208,7 +208,13 @@ def test_stateful_links(schema, worker, counted):
                     customers.discard(cid)
                 erased[response.json()["token"]] = cid
 
-    Admin.run(settings=hypothesis_settings(max_examples=STATEFUL_EXAMPLES,
-                                           stateful_step_count=STEPS))
+    # Random exploration follows a write's link to a waited read in most runs, not all
+    # (a clean-clone run in session 20 had none): explore again, up to twice, rather than
+    # pass without one.
+    for _ in range(3):
+        Admin.run(settings=hypothesis_settings(max_examples=STATEFUL_EXAMPLES,
+                                               stateful_step_count=STEPS))
+        if CASES["stateful reads after their write"]:
+            break
     assert CASES["stateful reads after their write"], "no link followed from an accepted write"
     assert CASES["stateful steps"] >= STATEFUL_EXAMPLES

@@ -1,4 +1,5 @@
-"""Event builders shared by the pure rule tests."""
+"""Event builders shared by the tests: pure rule tests (``ev``) and the metrics e2e tests
+(``view_add_buy``)."""
 from __future__ import annotations
 
 import itertools
@@ -14,3 +15,17 @@ def ev(kind: str, ts: int = T0, **fields) -> dict:
          "customer_id": "c1", "session_id": fields.pop("session_id", None), "ts": ts, "v": 1}
     e.update(fields)
     return e
+
+
+def view_add_buy(customers: list, buyer: str, t0: int = T0) -> list:
+    """Raw events: a view and a cart add per customer, then one purchase by ``buyer``."""
+    out = []
+    for n, cid in enumerate(customers):
+        out.append({"event_id": f"{cid}-v", "type": "product_view", "customer_id": cid,
+                    "ts": t0 + n, "product_id": "p1", "category": "shoes", "price": 10.0})
+        out.append({"event_id": f"{cid}-a", "type": "cart_add", "customer_id": cid,
+                    "ts": t0 + 1000 + n, "product_id": "p1", "quantity": 1, "price": 10.0})
+    out.append({"event_id": f"{buyer}-buy", "type": "purchase", "customer_id": buyer,
+                "ts": t0 + 5000, "order_id": "o-1", "total": 10.0, "currency": "EUR",
+                "items": [{"product_id": "p1", "quantity": 1, "price": 10.0}]})
+    return out
