@@ -182,6 +182,10 @@ FLUSH_SECONDS = Histogram("persona_flush_seconds", "wall time of one write-back 
                           "(store writes + changelog acknowledged)",
                           buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                           registry=REGISTRY)
+GC_FULL_SECONDS = Histogram("persona_gc_full_seconds", "pause of one full (generation 2) "
+                            "collection of the cycle collector (app.gc_policy)",
+                            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                            registry=REGISTRY)
 CHANGELOG_RECORDS = Counter("persona_changelog_records", "changelog records sent by the "
                             "write-back flush, per table", ["table"], registry=REGISTRY)
 PENDING = Gauge("persona_writeback_pending_events", "events applied in memory (readable) "

@@ -18,6 +18,7 @@ from typing import Mapping
 
 from app.apikeys import parse_keys
 from app.failpoints import POINTS
+from app.gc_policy import gc_mode
 from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
 from app.jwt_config import jwt_config
 from app.metrics_switch import metrics_enabled
@@ -144,6 +145,8 @@ class Settings:
     shadow: str = ""
     #: PERSONA_METRICS: record metrics (on) or not (off: ``app.metrics_switch``).
     metrics: bool = True
+    #: PERSONA_GC: the worker's garbage-collector policy (``app.gc_policy``).
+    gc: str = "tuned"
 
     @property
     def session_idle_ms(self) -> int:
@@ -213,6 +216,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         rates = rate_config(env)
         shadow = shadow_name(env)
         metrics = metrics_enabled(env)
+        gc = gc_mode(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
@@ -257,6 +261,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         rates=rates,
         shadow=shadow,
         metrics=metrics,
+        gc=gc,
     )
 
 

@@ -24,12 +24,14 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from app import positions
 from bench import gen, load
 from bench.procs import API_KEY, Broker, Worker
 
 SHARE = 0.8
 PROBE_EVERY_S = 0.1
-POLL_S = 0.025
+POLL_S = 0.025  # only after an error or an answer other than 200/503
+WAIT_MS = 5000  # each probe read waits at the owner up to this long (its maximum)
 PROBE_TIMEOUT_S = 30.0
 
 
@@ -57,19 +59,33 @@ async def send_due(producer, records: list, sent: int, rate: float, elapsed: flo
     return sent
 
 
-async def _poll(session, base: str, cid: str, ts_ms: int, out: list, unseen: list) -> None:
-    url = base + load.PATH.format(cid)
+async def _probe(session, base: str, cid: str, ts_ms: int, sent, out: list, unseen: list,
+                 stale: list) -> None:
+    """One waiting read per probe: ``?after=<token of the probe's record>&wait_ms=``.
+
+    The owner answers as soon as it has applied the probe's partition up to the probe's
+    offset (``app.applied``: woken by the agent, no polling), so the client adds no load
+    that grows with a backlog; a 503 (not applied within ``WAIT_MS``) is asked again at
+    once. A 200 whose ``as_of`` is older than the probe breaks the guarantee: ``stale``."""
+    meta = await sent  # the broker's acknowledgement: the probe's partition and offset
+    url = (base + load.PATH.format(cid)
+           + f"?after={positions.encode({meta.partition: meta.offset})}&wait_ms={WAIT_MS}")
     deadline = time.monotonic() + PROBE_TIMEOUT_S
     while time.monotonic() < deadline:
+        status = None
         try:
             async with session.get(url) as r:
-                body = await r.read()
-                if r.status == 200 and orjson.loads(body).get("as_of", 0) >= ts_ms:
-                    out.append((ts_ms, time.time() - ts_ms / 1000))
+                body, status = await r.read(), r.status
+                if status == 200:
+                    if orjson.loads(body).get("as_of", 0) >= ts_ms:
+                        out.append((ts_ms, time.time() - ts_ms / 1000))
+                    else:
+                        stale.append(cid)
                     return
         except aiohttp.ClientError:
             pass
-        await asyncio.sleep(POLL_S)
+        if status != 503:
+            await asyncio.sleep(POLL_S)  # e.g. a 404 before the partition is assigned
     unseen.append(cid)
 
 
@@ -80,6 +96,7 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     seen: list[tuple[int, float]] = []  # (record timestamp ms, latency s)
     unseen: list[str] = []
+    stale: list[str] = []
     polls: list[asyncio.Task] = []
     await producer.start()
     loop = asyncio.get_running_loop()
@@ -92,10 +109,10 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
                 sent = await send_due(producer, records, sent, rate, now - t0)
                 if now >= next_probe:
                     cid, ts = f"fresh-{tag}-{probes:05d}", int(time.time() * 1000)
-                    await producer.send("events", probe_event(cid, ts), key=cid.encode(),
-                                        timestamp_ms=ts)
+                    acked = await producer.send("events", probe_event(cid, ts),
+                                                key=cid.encode(), timestamp_ms=ts)
                     polls.append(asyncio.create_task(
-                        _poll(session, base, cid, ts, seen, unseen)))
+                        _probe(session, base, cid, ts, acked, seen, unseen, stale)))
                     probes += 1
                     next_probe += PROBE_EVERY_S
                 await asyncio.sleep(0.005)
@@ -108,6 +125,7 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
     half = len(latencies) // 2
     return {"rate_offered": rate, "rate_sent": sent / elapsed, "seconds": elapsed,
             "probes": probes, "seen": len(latencies), "unseen": len(unseen),
+            "stale": len(stale), "wait_ms": WAIT_MS,
             "p50_s": percentile(latencies, 0.50), "p99_s": percentile(latencies, 0.99),
             "max_s": max(latencies, default=None), "poll_s": POLL_S,
             # A backlog that grows shows as a later half slower than the first.

@@ -113,8 +113,8 @@ def _freshness(out, f: dict | None) -> None:
     note = (f"1 worker compat on; {f['rate_sent']:,.0f} events/s sent for {f['seconds']:.0f}s "
             f"(offered {f['rate_offered']:,.0f} = {f['rate_offered'] / f['max_eps']:.0%} of "
             f"{f['max_eps']:,.0f}); "
-            f"{f['seen']} probes, {f['unseen']} not readable in 30 s; poll every "
-            f"{1000 * f['poll_s']:.0f} ms; limit column: {TARGETS['freshness']}")
+            f"{f['seen']} probes, {f['unseen']} not readable in 30 s, {f.get('stale', 0)} stale; "
+            f"one waiting read each (?after=, wait_ms {f.get('wait_ms', '-')}); limit column: {TARGETS['freshness']}")
     _row(out, "freshness: Kafka timestamp to readable, p99", f["p99_s"], FRESHNESS_P99_S, "s",
          note)
     half = ""

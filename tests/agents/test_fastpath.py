@@ -10,6 +10,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from aiokafka.record.default_records import DefaultRecordBatch
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
@@ -56,21 +57,51 @@ def test_an_in_memory_store_is_not_supported():
     assert not fastpath.supports(profiles)  # the test context's memory:// store
 
 
-async def test_send_changelog_sends_each_record_and_persists_the_last_offset(store):
+async def test_send_changelog_sends_record_batches_and_persists_the_last_offsets(store,
+                                                                                  monkeypatch):
+    """Each partition's records, in order, in closed record batches of at most BATCH_BYTES
+    (the first record of a batch always fits); the persisted offset is the base offset the
+    broker gave the partition's last batch plus its records - 1."""
+    monkeypatch.setattr(fastpath, "BATCH_BYTES", 300)  # ~4 of these records per batch
     sent, loop = [], asyncio.get_running_loop()
+    base = {3: 100, 5: 500}
 
-    async def send(topic, key, value, partition, timestamp, headers):
-        sent.append((topic, key, value, partition))
-        fut = loop.create_future()
-        fut.set_result(SimpleNamespace(partition=partition, offset=100 + len(sent)))
-        return fut
+    class Producer:  # aiokafka's AIOKafkaProducer as send_changelog uses it
+        _message_accumulator = SimpleNamespace(_compression_type=0)
 
-    fake_app = SimpleNamespace(producer=SimpleNamespace(send=send))
+        async def send_batch(self, batch, topic, *, partition):
+            assert batch.closed()  # nothing else can be appended to it
+            records = [(r.key, r.value) for r in DefaultRecordBatch(bytes(batch._build()))]
+            sent.append((topic, partition, records))
+            fut = loop.create_future()
+            fut.set_result(SimpleNamespace(partition=partition, offset=base[partition]))
+            base[partition] += len(records)
+            return fut
+
+    fake_app = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=Producer))
     table = SimpleNamespace(data=store, changelog_topic=profiles.changelog_topic)
     topic = profiles.changelog_topic.get_topic_name()
-    last = await fastpath.send_changelog(fake_app, table, [(b'"c1"', b"x", 3), (b'"c2"', None, 3),
-                                                           (b'"c3"', b"y", 5)])
-    assert sent == [(topic, b'"c1"', b"x", 3), (topic, b'"c2"', None, 3), (topic, b'"c3"', b"y", 5)]
-    assert last == {3: 102, 5: 103}
-    assert store.persisted_offset(TP(topic, 3)) == 102
-    assert store.persisted_offset(TP(topic, 5)) == 103
+    records = [(f'"c{i}"'.encode(), None if i % 5 == 0 else b"x" * 60, 3 if i % 2 else 5)
+               for i in range(20)]
+    last = await fastpath.send_changelog(fake_app, table, records)
+    for partition in (3, 5):
+        batches = [recs for t, p, recs in sent if p == partition and t == topic]
+        assert [kv for recs in batches for kv in recs] == [
+            (k, v) for k, v, p in records if p == partition]  # tombstones included
+        assert len(batches) > 1 and all(len(recs) <= 4 for recs in batches)
+    assert last == {3: 109, 5: 509}
+    assert store.persisted_offset(TP(topic, 3)) == 109
+    assert store.persisted_offset(TP(topic, 5)) == 509
+
+
+async def test_new_batch_uses_the_real_producers_compression_and_faust_hands_it_over():
+    """The private parts send_changelog reads: aiokafka's accumulator compression (gzip here
+    is codec 1 in the built batch) and Faust's ``Producer._ensure_producer``."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", compression_type="gzip")
+    batch = fastpath.new_batch(producer)
+    assert batch.append(timestamp=None, key=b"k", value=b"v" * 100) is not None
+    built = DefaultRecordBatch(bytes(batch._build()))
+    assert built.compression_type == 1 and [(r.key, r.value) for r in built] == [(b"k", b"v" * 100)]
+    assert type(app.producer).__name__ == "Producer" and callable(app.producer._ensure_producer)

@@ -240,9 +240,9 @@ def test_hold_defers_the_final_ack_until_release():
                            sensors=SimpleNamespace(on_message_out=lambda *a: out.append(a[1])))
     internals.hold([event])
     assert event.ack() is False and acked == []  # the stream's own ack (take_events)
-    internals.release(fake, [event])
+    internals.release(fake, [message])
     assert acked == [7] and out == [7]
-    internals.release(fake, [event])  # a second release does nothing
+    internals.release(fake, [message])  # a second release does nothing
     assert acked == [7]
 
 
