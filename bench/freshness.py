@@ -25,6 +25,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from app import positions
+from app.settings import FETCH_MAX_WAIT_MS_COMPAT
 from bench import gen, load
 from bench.procs import API_KEY, Broker, Worker
 
@@ -49,12 +50,13 @@ def probe_event(cid: str, ts_ms: int) -> bytes:
                          "category": "shoes", "price": 10.0})
 
 
-async def send_due(producer, records: list, sent: int, rate: float, elapsed: float) -> int:
+async def send_due(producer, records: list, sent: int, rate: float, elapsed: float,
+                   topic: str = "events") -> int:
     """Produce the records due by ``elapsed`` seconds at ``rate``/s; the new count sent."""
     due = min(len(records), int(rate * elapsed))
     while sent < due:
         key, value = records[sent]
-        await producer.send("events", value, key=key)
+        await producer.send(topic, value, key=key)
         sent += 1
     return sent
 
@@ -140,6 +142,14 @@ def freshness(ctx, seconds: float):
         r = asyncio.run(measure(b.bootstrap, ws[0].url, rate, seconds, ctx.customers,
                                 tag=str(int(time.time()))))
         r["max_eps"] = done["eps"]
+        # The same load on the same broker for a bare consumer as busy as the worker.
+        from bench import rawlive  # it imports this module's helpers
+        r["raw"] = rawlive.measure(b.bootstrap, ctx.partitions, rate, seconds, ctx.customers,
+                                   done["worker_cpu_us_per_event"], FETCH_MAX_WAIT_MS_COMPAT)
+        raw = r["raw"]
+        ctx.log(f"  freshness baseline, bare aiokafka consumer busy {raw['cost_us']:.0f} us per "
+                f"record at {raw['rate_sent']:,.0f} records/s: lag p50 {raw['p50_s']:.3f}s p99 "
+                f"{raw['p99_s']:.3f}s ({raw['busy_share']:.0%} busy)")
         if r["seen"]:
             ctx.log(f"  freshness at {rate:,.0f} events/s offered ({r['rate_sent']:,.0f} sent, "
                     f"{rate / done['eps']:.0%} of {done['eps']:,.0f}): p50 {r['p50_s']:.3f}s p99 "

@@ -122,6 +122,12 @@ def _freshness(out, f: dict | None) -> None:
         half = (f"first / second half of the probes: {f['p50_first_half_s']:.2f} / "
                 f"{f['p50_second_half_s']:.2f} s (a growing backlog: second slower)")
     _row(out, "freshness: Kafka timestamp to readable, p50", f["p50_s"], None, "s", half)
+    raw = f.get("raw")
+    if raw and raw.get("p99_s") is not None:
+        _row(out, "freshness baseline: bare consumer lag, p99", raw["p99_s"], FRESHNESS_P99_S,
+             "s", f"same rate and broker, plain aiokafka consumer busy-waiting "
+             f"{raw['cost_us']:.0f} us/record (the worker's CPU per event), "
+             f"{raw['busy_share']:.0%} busy; p50 {raw['p50_s']:.3f} s (bench/rawlive.py)")
 
 
 def _buffer_full(out, r: dict) -> None:
