@@ -6,12 +6,15 @@ same worker reached in this run's ingest (end-to-end figure, so a slight underes
 of its maximum), for ``seconds``. The load is generated shop traffic of the run's
 customers. Every ``PROBE_EVERY_S`` a probe event (a ``product_view`` of a new customer
 ``fresh-<n>``) goes along with ``ts`` = Kafka record timestamp = the wall time it is
-sent (ms); a poller GETs that customer's profile every ``POLL_S`` until it answers 200
-with ``as_of`` >= ``ts``: the latency is that moment minus the record timestamp, so it
-includes the producer's linger (5 ms), the worker's batching and the read path, and has
-the poll interval as resolution. The producer and poller share the machine with the
+sent (ms); one read of that customer's profile with ``?after=<token of the probe's
+record>&wait_ms=`` (``_probe``) answers once the owner has applied it, and its ``as_of``
+must be >= ``ts`` (else ``stale``): the latency is that answer minus the record timestamp,
+so it includes the producer's linger (5 ms), the worker's batching and the read path.
+(Until session 21 a poller GET the profile every 25 ms: with a backlog that load grew with
+it, on the worker being measured.) The producer and reads share the machine with the
 worker and broker (as the lookup load does). Probes not readable within
-``PROBE_TIMEOUT_S`` are counted as ``unseen``.
+``PROBE_TIMEOUT_S`` are counted as ``unseen``. Then ``bench.rawlive``: the same load for a
+bare consumer as busy as the worker (the baseline).
 """
 from __future__ import annotations
 
