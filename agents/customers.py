@@ -110,7 +110,7 @@ async def process_batch(batch, idle_ms: int) -> None:
     outbox: list = []
     forwards: list = []  # events of merged anonymous ids, for the identified customer
     outcomes: list = []  # (outcome, type, reason) per event, counted once per batch
-    stamps: list = []  # Kafka record timestamps of the events that reached the state
+    stamps: dict = {}  # partition -> Kafka timestamps of its events that reached the state
     kpi_items: list = []  # per event taken for a customer: its windowed-KPI contribution
     for i, event in enumerate(batch):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
@@ -140,7 +140,11 @@ async def process_batch(batch, idle_ms: int) -> None:
             kpi_items.append(kpis.item(event, ev, before, p.session, p.profile, duplicate))
             p.event = event
             outcomes.append((metrics.DUPLICATE if duplicate else metrics.APPLIED, ev["type"], ""))
-            stamps.append(event.message.timestamp)
+            message = event.message
+            stamped = stamps.get(message.partition)
+            if stamped is None:
+                stamped = stamps[message.partition] = []
+            stamped.append(message.timestamp)
         except InvalidEvent as exc:
             await dead_letter(event, exc.reason, exc.errors)
             outcomes.append(dead_lettered(exc.reason))
@@ -166,10 +170,10 @@ def dead_lettered(reason: str) -> tuple:
     return metrics.DEAD_LETTERED, metrics.dead_letter_type(reason), metrics.dlq_reason(reason)
 
 
-def record_batch(outcomes: list, stamps: list, size: int, started: float) -> None:
+def record_batch(outcomes: list, stamps: dict, size: int, started: float) -> None:
     """Per batch, not per event: one increment per label set, one histogram pass."""
     metrics.count_events(outcomes)  # a no-op with PERSONA_METRICS=off: no Counter built
-    metrics.FRESHNESS.observe_ages(stamps, "readable")
+    metrics.FRESHNESS.observe_ages([t for times in stamps.values() for t in times], "readable")
     metrics.BATCH_SIZE.observe(size)
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 

@@ -95,10 +95,15 @@ class KpiRows:
         self.newest.clear()
         self.flushing.clear()
 
-    def take(self) -> tuple:
-        """The rows to write (called in the write-back's one no-await step)."""
-        self.flushing.update(self.newest)
-        self.newest.clear()
+    def take(self, partitions=None) -> tuple:
+        """The rows of ``partitions`` (None: all) to write (called in the write-back's
+        no-await step); a row is one partition's, as are the documents it counts."""
+        if partitions is None:
+            self.flushing.update(self.newest)
+            self.newest.clear()
+        else:
+            for key in [key for key in self.newest if key[1] in partitions]:
+                self.flushing[key] = self.newest.pop(key)
         return dict(self.flushing), dict(self.events)
 
     async def write(self, app, rows: dict, events: dict) -> int:

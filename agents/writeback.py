@@ -1,38 +1,43 @@
-"""Write-back state of the customers agent: decided states wait in memory, flushed together.
+"""Write-back state of the customers agent: decided states wait in memory, flushed per partition.
 
 After each batch the agent puts every customer's new values into its tables' overlays
 (``tables.documents.overlays``, which every ``read`` consults before the store) and *holds*
 the batch's events (``app.kafka.internals.hold``): the stream's ack no longer marks their
-offsets committable. A flush, every ``PERSONA_FLUSH_INTERVAL_S`` seconds, as soon as
-``PERSONA_FLUSH_MAX_KEYS`` customers wait, once no batch came for ``IDLE_S``, or as soon
-as a rebalance or a shutdown starts:
+offsets committable. Each ``events`` partition is flushed on its own, when
+``agents.flush_schedule`` says (once its oldest change is ``PERSONA_FLUSH_INTERVAL_S`` old,
+the partitions' flushes spread evenly over the interval; all at once as soon as
+``PERSONA_FLUSH_MAX_KEYS`` customers wait, on quiet input, a rebalance or a shutdown). A
+flush of a set of partitions (their customers: a customer's events all come from its own
+partition):
 
-1. moves the overlays aside (reads still see those values until step 3);
-2. writes the ``first`` rows (the windowed KPI rows, ``agents/kpis.py``) and waits for
-   their changelog records, so a KPI row is never behind a customer document it counts;
-   then writes each changed key once per table (RocksDB + one changelog record, to the changelog
-   partition of that customer's last event, as Faust's table write does) and a tombstone
-   for each erased one: on RocksDB in bulk (``app.kafka.fastpath``: one WriteBatch per
-   partition, records straight to the producer, the persisted offset once per partition),
-   else by Faust's table writes; both tables are written before either overlay is
-   dropped, so a read sees both new values or neither;
+1. moves their overlay values aside (reads still see those values until step 3);
+2. writes their ``first`` rows (the windowed KPI rows, ``agents/kpis.py``, per partition)
+   and waits for their changelog records, so a KPI row is never behind a customer document
+   it counts; then writes each changed key once per table (RocksDB + one changelog record,
+   to the changelog partition of that customer's last event, as Faust's table write does)
+   and a tombstone for each erased one: on RocksDB in bulk (``app.kafka.fastpath``: one
+   WriteBatch per partition, records straight to the producer, the persisted offset once
+   per partition), else by Faust's table writes; both tables are written before either
+   overlay is dropped, so a read sees both new values or neither;
 3. moves the written values from the overlays into the tables' read caches
    (``tables.documents.ReadCache``, dropped on every rebalance), waits until the broker has
-   every changelog record, and only then releases the held events, so Faust's next commit
-   may move past them.
+   every changelog record, and only then releases those partitions' held events, so
+   Faust's next commit may move past them.
 
 A crash anywhere before step 3's release leaves those offsets uncommitted: the events are
 redelivered against the last flushed state (the store may be ahead of the changelog, as
 before: the rules' dedupe turns those into rewrites, see ``agents.customer_state.apply_event``).
-So a customer changed many times between flushes costs one record per table, not one
-per batch. Webhook requests are still sent (and acknowledged) per batch, before its states
-enter the overlays.
+Partitions are independent in this: a partition's offsets are released only by a flush that
+wrote all its customers' values decided from those events. So a customer changed many
+times between flushes costs one record per table, not one per batch. Webhook requests are
+still sent (and acknowledged) per batch, before its states enter the overlays.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 
+from agents.flush_schedule import ALL, FlushSchedule
 from app import failpoints, metrics
 from app.kafka import fastpath
 from app.kafka.internals import as_current_event, drain_producer, hold, release
@@ -40,9 +45,6 @@ from tables.documents import cache_of, encode, overlay_of
 
 #: A value that leaves the key's entry in that table as it is.
 KEEP = object()
-#: No batch for this long: flush now. Waiting saves records only while changes come in;
-#: on quiet input it would only keep the events uncommitted (and not yet durable) longer.
-IDLE_S = 0.5
 YIELD_EVERY = 25
 
 
@@ -57,10 +59,9 @@ class WriteBack:
         self.layers = [overlay_of(table) for table in self.tables]
         self.caches = [cache_of(table) for table in self.tables]
         self.last_event: dict = {}  # key -> its latest event (changelog partition)
-        self.held: list = []  # messages of the events whose offsets wait for the flush
-        self.stamps: list = []  # Kafka timestamps of the held events that changed state
-        self.since = None  # monotonic time of the oldest unflushed change
-        self.latest = None  # monotonic time of the newest one
+        self.held: dict = {}  # partition -> messages whose offsets wait for its flush
+        self.stamps: dict = {}  # partition -> Kafka timestamps of its held state changes
+        self.schedule = FlushSchedule(interval_s)
         self.lock = asyncio.Lock()
 
     def put(self, key, values, event) -> None:
@@ -70,16 +71,23 @@ class WriteBack:
                 newest[key] = value
         self.last_event[key] = event
 
-    def add_events(self, events, stamps=()) -> None:
-        """Hold ``events`` (their states are in the overlays) until the next flush;
-        ``stamps``: Kafka timestamps observed as freshness (durable) once flushed."""
+    def add_events(self, events, stamps=None) -> None:
+        """Hold ``events`` (their states are in the overlays) until their partition's
+        flush; ``stamps``: ``{partition: [Kafka timestamps]}`` of those that changed a
+        state, observed as freshness (durable) once flushed."""
         hold(events)
-        self.held.extend([event.message for event in events])
-        self.stamps.extend(stamps)
-        metrics.PENDING.set(len(self.held))
-        self.latest = time.monotonic()
-        if self.since is None:
-            self.since = self.latest
+        held, started = self.held, []
+        for event in events:
+            message = event.message
+            messages = held.get(message.partition)
+            if messages is None:
+                messages = held[message.partition] = []
+                started.append(message.partition)
+            messages.append(message)
+        for partition, times in (stamps or {}).items():
+            self.stamps.setdefault(partition, []).extend(times)
+        metrics.PENDING.set(sum(map(len, held.values())))
+        self.schedule.changed(started, time.monotonic())
 
     def forget(self) -> None:
         """Drop everything not flushed yet, without acking (tests reset with this)."""
@@ -89,7 +97,7 @@ class WriteBack:
         self.last_event.clear()
         self.held.clear()
         self.stamps.clear()
-        self.since = self.latest = None
+        self.schedule.forget()
         self.drop_caches()
         if self.first is not None:
             self.first.forget()
@@ -98,30 +106,26 @@ class WriteBack:
         """``max_keys`` customers wait: the agent flushes before its next batch."""
         return len(self.last_event) >= self.max_keys
 
-    def due(self) -> bool:
-        if self.since is None:
-            return False
-        app, now = self.app, time.monotonic()
-        return (len(self.last_event) >= self.max_keys or app.rebalancing or app.should_stop
-                or now - self.since >= self.interval_s or now - self.latest >= IDLE_S)
+    def due(self):
+        """``ALL``, the partitions to flush now, or ``[]`` (``agents.flush_schedule``)."""
+        app = self.app
+        return self.schedule.due(time.monotonic(),
+                                 self.full() or app.rebalancing or app.should_stop)
 
     async def flush_if_due(self) -> None:
-        if self.due():
-            await self.flush()
+        partitions = self.due()
+        if partitions is ALL or partitions:
+            await self.flush(partitions)
 
-    async def flush(self) -> int:
-        """Write every waiting value, make the changelog durable, release the events."""
+    async def flush(self, partitions=ALL) -> int:
+        """Write the waiting values of ``partitions`` (``ALL``: every one), make the
+        changelog durable, release their events."""
         async with self.lock:
             started = time.perf_counter()
-            held, self.held = self.held, []
-            stamps, self.stamps = self.stamps, []
-            events, self.last_event = self.last_event, {}
-            self.since = self.latest = None
-            for newest, flushing in self.layers:  # no await: one step for readers
-                flushing.update(newest)
-                newest.clear()
+            self.schedule.flushing(partitions, time.monotonic())
+            events, held, stamps = self.take(partitions)
             if self.first is not None:
-                await self.first.write(self.app, *self.first.take())
+                await self.first.write(self.app, *self.first.take(partitions))
                 failpoints.hit("flush.after_kpis")
             if self.bulk():
                 written = await self.write_bulk(events)
@@ -130,10 +134,40 @@ class WriteBack:
             await changelog_durable(self.app)
             failpoints.hit("flush.after_changelog")
             release(self.app, held)
-            metrics.PENDING.set(len(self.held))
+            metrics.PENDING.set(sum(map(len, self.held.values())))
             metrics.FRESHNESS.observe_ages(stamps, "durable")
             metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
             return written
+
+    def take(self, partitions) -> tuple:
+        """No await: the keys of ``partitions`` move from the newest overlays to the
+        flushing ones, with their events and held messages. Returns ``({key: its last
+        event}, held messages, stamps)``."""
+        if partitions is ALL:
+            events, self.last_event = self.last_event, {}
+            held = [m for messages in self.held.values() for m in messages]
+            stamps = [t for times in self.stamps.values() for t in times]
+            self.held, self.stamps = {}, {}
+            for newest, flushing in self.layers:
+                flushing.update(newest)
+                newest.clear()
+            return events, held, stamps
+        chosen = set(partitions)
+        last_event = self.last_event
+        events = {key: event for key, event in last_event.items()
+                  if event.message.partition in chosen}
+        for key in events:
+            del last_event[key]
+        held, stamps = [], []
+        for partition in chosen:
+            held.extend(self.held.pop(partition, ()))
+            stamps.extend(self.stamps.pop(partition, ()))
+        for newest, flushing in self.layers:
+            for key in events:
+                value = newest.pop(key, KEEP)
+                if value is not KEEP:
+                    flushing[key] = value
+        return events, held, stamps
 
     def bulk(self) -> bool:
         return self.app.producer.state == "running" and all(map(fastpath.supports, self.tables))
@@ -145,13 +179,14 @@ class WriteBack:
         built from the one being flushed, so encoding must not interleave with the agent.
         Encoding in steps of 250 keys, with the agent running between them, lost events in
         the chaos test (2 of 2 runs under load; none lost in 2 runs without it)."""
-        records = []
+        records, written = [], []
         for table, (_, flushing) in zip(self.tables, self.layers, strict=True):
-            records.append(fastpath.put_local(table, [
-                (key, None if value is None else encode(value), events[key].message.partition)
-                for key, value in flushing.items()]))
+            items = [(key, None if value is None else encode(value),
+                      events[key].message.partition) for key, value in flushing.items()]
+            records.append(fastpath.put_local(table, items))
+            written.append(items)
         failpoints.hit("flush.after_local_write")
-        self.retire()  # no await since the stores have them
+        self.retire(written)  # no await since the stores have them
         await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)
                                for table, recs in zip(self.tables, records, strict=True)))
         for table, recs in zip(self.tables, records, strict=True):
@@ -160,25 +195,29 @@ class WriteBack:
 
     async def write_each(self, events: dict) -> int:
         """Faust's table writes, key by key (other stores, Faust's test context)."""
-        written = 0
+        written, items = 0, []
         for table, (_, flushing) in zip(self.tables, self.layers, strict=True):
+            items.append([])
             for key, value in flushing.items():
+                raw = None if value is None else encode(value)
                 with as_current_event(events[key]):
-                    write(table, key, value)
+                    write(table, key, raw)
+                items[-1].append((key, raw, None))
                 written += 1
                 if written % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
             metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(flushing))
-        self.retire()  # no await: both tables at once
+        self.retire(items)  # no await: both tables at once
         return written
 
-    def retire(self) -> None:
-        """The flushed values (now in the stores) leave the overlays for the read caches;
-        not while a rebalance runs: the caches are dropped then (``drop_caches``)."""
+    def retire(self, written: list) -> None:
+        """The flushed values (now in the stores) leave the overlays; their bytes (per table
+        ``(key, bytes or None, partition)``) go to the read caches, but not while a
+        rebalance runs: the caches are dropped then (``drop_caches``)."""
         keep = not self.app.rebalancing
-        for (_, flushing), cache in zip(self.layers, self.caches, strict=True):
+        for (_, flushing), cache, items in zip(self.layers, self.caches, written, strict=True):
             if keep:
-                cache.keep(flushing)
+                cache.keep({key: raw for key, raw, _ in items})
             flushing.clear()
 
     def drop_caches(self) -> None:
@@ -188,9 +227,9 @@ class WriteBack:
             cache.clear()
 
 
-def write(table, key, value) -> None:
-    if value is not None:
-        table[key] = encode(value)
+def write(table, key, raw) -> None:
+    if raw is not None:
+        table[key] = raw
         return
     # Tombstone even if the key is already gone here: after a crash the local store can
     # be ahead of the changelog; the redelivered command repairs it.

@@ -9,7 +9,7 @@ codec read back unchanged.
 The customers agent writes back (``agents/writeback.py``): a decided state stays in an
 in-memory overlay of its table until the next flush writes it. ``read`` looks there
 first, so every reader sees the newest value whether or not it is flushed yet; then in
-the ``ReadCache`` of recently flushed values; then in the store.
+the ``ReadCache`` of recently flushed values (their bytes); then in the store.
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def document_table(name: str, help: str):
 #: values decided since the last flush, then the ones the running flush is writing.
 #: ``{key: value}``, None for a deleted key. Filled and emptied by agents/writeback.py.
 overlays: dict[str, tuple[dict, dict]] = {}
-#: Per table name, values the write-back has flushed (equal to the store's), decoded, the
-#: most recently flushed last: ``ReadCache``. Consulted after the overlays.
+#: Per table name, values the write-back has flushed (equal to the store's), as the encoded
+#: bytes it wrote, the most recently flushed last: ``ReadCache``. Consulted after the overlays.
 caches: dict[str, "ReadCache"] = {}
 _ABSENT = object()
 
@@ -46,11 +46,14 @@ def overlay_of(table) -> tuple[dict, dict]:
 
 
 class ReadCache(dict):
-    """The last ``bound`` keys a flush wrote, as decoded values (None: deleted).
+    """The last ``bound`` keys a flush wrote, as the bytes it wrote (None: deleted).
 
-    A read of a customer changed in the last flushes is then a dict lookup instead of a
-    RocksDB get and a JSON decode: the agent's first read of a customer after each flush
-    (about one per customer per flush interval) and the lookups of active customers.
+    A read of a customer changed in the last flushes is then a dict lookup and a JSON
+    decode instead of a RocksDB get too: the agent's first read of a customer after each
+    flush (about one per customer per flush interval) and the lookups of active customers.
+    Bytes, not decoded documents: a decoded document is a dozen small containers, and every
+    full garbage collection scans each of them (issue 13: 40k cached documents made most of
+    a worker's ~350k tracked objects and its 0.3-0.5 s pauses); bytes are not scanned.
     Only the customers agent writes these tables, always through the flush that fills
     this, so an entry equals the store's value while this worker keeps the partition; on
     every rebalance (``clear``, agents/customers.py) it is dropped, since a partition that
@@ -62,7 +65,7 @@ class ReadCache(dict):
         self.bound = bound
 
     def keep(self, flushed: dict) -> None:
-        """Take a flush's ``{key: value}``; the oldest keys beyond ``bound`` leave."""
+        """Take a flush's ``{key: bytes or None}``; the oldest keys beyond ``bound`` leave."""
         if not self.bound:
             return
         for key in flushed:  # a key written again moves to the newest end
@@ -89,7 +92,7 @@ def read(table, key: str, partition: Optional[int] = None) -> Optional[dict]:
     ``partition`` (the key's, when the caller knows it) reads that partition's database
     only (``app.kafka.fastpath.get_local``); without it, Faust's store finds the partition.
     ``table.get`` would read the store twice (see ``app.kafka.internals.store_get``).
-    The value is shared with the overlay: callers must not mutate it.
+    A value from an overlay is shared with it: callers must not mutate it.
     """
     layers = overlays.get(table.name)
     if layers is not None:
@@ -100,9 +103,9 @@ def read(table, key: str, partition: Optional[int] = None) -> Optional[dict]:
                     return value
         cache = caches.get(table.name)
         if cache:
-            value = cache.get(key, _ABSENT)
-            if value is not _ABSENT:
-                return value
+            raw = cache.get(key, _ABSENT)
+            if raw is not _ABSENT:
+                return None if raw is None else orjson.loads(raw)
     if partition is not None and fastpath.supports(table):
         raw = fastpath.get_local(table, key, partition)
     else:

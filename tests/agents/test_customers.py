@@ -275,7 +275,7 @@ async def test_flushed_values_stay_readable_from_the_read_cache_until_a_rebalanc
     cached = read(profiles, "c1")
     assert cached["counts"] == {"product_view": 1}
     profiles.data["c1"] = b'{"counts": {"search": 9}}'  # only a new owner could do this
-    assert read(profiles, "c1") is cached  # served from the cache, the store not read
+    assert read(profiles, "c1") == cached  # served from the cache, the store not read
     await app.on_partitions_revoked.send(set())
     assert read(profiles, "c1") == {"counts": {"search": 9}}  # from the store again
     async with customers.process_events.test_context() as agent:

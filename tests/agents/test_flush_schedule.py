@@ -1,0 +1,145 @@
+"""When the write-back flushes which partitions (``agents.flush_schedule``), and what a flush
+of some partitions takes from the write-back (``agents.writeback.WriteBack.take``)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from agents import writeback
+from agents.flush_schedule import ALL, IDLE_S, STALL_S, FlushSchedule
+from agents.writeback import KEEP, WriteBack
+
+TICK = 0.05  # the flush task's check period (agents.customers.FLUSH_TICK_S)
+
+
+def run(schedule: FlushSchedule, start: float, seconds: float, partitions=range(8)):
+    """A batch of every partition and a check every TICK; returns [(time, due)]."""
+    flushes, now = [], start
+    while now < start + seconds:
+        schedule.changed(partitions, now)
+        due = schedule.due(now)
+        if due is ALL or due:
+            flushes.append((round(now - start, 2), due))
+            schedule.flushing(due, now)
+        now += TICK
+    return flushes
+
+
+def test_nothing_waiting_is_never_due():
+    schedule = FlushSchedule(10.0)
+    assert schedule.due(1000.0, urgent=True) == []
+
+
+def test_a_steady_stream_spreads_the_partitions_flushes_over_the_interval():
+    schedule = FlushSchedule(8.0)
+    flushes = run(schedule, 1000.0, 40.0)
+    assert all(due is not ALL and len(due) == 1 for _, due in flushes)
+    first_round = [t for t, _ in flushes[:8]]
+    # all changed at once: the first round starts at the interval, one per interval / 8
+    assert 8.0 <= first_round[0] <= 8.0 + TICK and first_round[-1] <= 16.0 + TICK
+    later = flushes[8:]
+    gaps = [b - a for (a, _), (b, _) in zip(later, later[1:])]
+    assert min(gaps) >= 1.0 - 1e-9 and max(gaps) <= 1.0 + TICK + 1e-9  # evenly spread
+    by_partition: dict = {}
+    for t, (p,) in flushes:
+        by_partition.setdefault(p, []).append(t)
+    assert sorted(by_partition) == list(range(8))
+    for times in by_partition.values():  # each partition once per interval, never later
+        assert all(8.0 - TICK <= b - a <= 16.0 + TICK for a, b in zip(times, times[1:]))
+
+
+def test_a_partition_flushes_once_its_oldest_change_is_interval_old():
+    schedule = FlushSchedule(10.0)
+    schedule.changed([3], 1000.0)
+    schedule.changed([3], 1009.9)  # later changes do not move the oldest one
+    assert schedule.due(1009.95) == []
+    assert schedule.due(1010.0) == [3]
+
+
+def test_a_partition_waiting_twice_the_interval_flushes_at_once():
+    schedule = FlushSchedule(10.0)
+    schedule.changed(range(8), 1000.0)
+    for t in range(1000, 1020):
+        schedule.changed(range(8), t)
+        schedule.due(t)
+    schedule.flushing([0], 1019.9)  # a flush just started: the spacing is not over
+    assert sorted(schedule.due(1020.0)) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_quiet_input_flushes_everything_after_idle_s():
+    schedule = FlushSchedule(10.0)
+    schedule.changed([1, 2], 1000.0)
+    for i in range(1, 10):  # checked on time, no batch
+        now = 1000.0 + i * IDLE_S / 10
+        assert schedule.due(now) == []
+    assert schedule.due(1000.0 + IDLE_S) is ALL
+
+
+def test_a_stalled_loop_is_not_quiet_input():
+    schedule = FlushSchedule(10.0)
+    schedule.changed([1], 1000.0)
+    assert schedule.due(1000.1) == []
+    # a 0.6 s garbage collection: no check and no batch could run meanwhile
+    assert schedule.due(1000.7) == []
+    # quiet: 0.1 s before the stall, then the time since it, checked on time
+    now, answers = 1000.7, []
+    while now < 1001.3:
+        now += TICK
+        answers.append((round(now, 2), schedule.due(now)))
+    assert [t for t, due in answers if due is ALL][0] == pytest.approx(1000.7 + IDLE_S - 0.1, abs=TICK)
+    assert STALL_S < IDLE_S
+
+
+def test_urgent_flushes_everything():
+    schedule = FlushSchedule(10.0)
+    schedule.changed([1], 1000.0)
+    assert schedule.due(1000.01) == []
+    assert schedule.due(1000.02, urgent=True) is ALL
+
+
+def message(partition, offset=0):
+    return SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset))
+
+
+@pytest.fixture
+def wb(monkeypatch):
+    monkeypatch.setattr(writeback, "hold", lambda events: None)
+    app = SimpleNamespace(rebalancing=False, should_stop=False)
+    tables = (SimpleNamespace(name="wb-take-a"), SimpleNamespace(name="wb-take-b"))
+    w = WriteBack(app, tables, 10.0, 3)
+    yield app, w
+    w.forget()
+
+
+def test_a_flush_of_some_partitions_takes_only_their_customers_and_events(wb):
+    app, w = wb
+    e0, e1 = message(0, 5), message(1, 7)
+    w.put("c0", ({"n": 0}, None), e0)
+    w.put("c1", ({"n": 1}, KEEP), e1)
+    w.add_events([e0, e1], {0: [1.0], 1: [2.0]})
+    events, held, stamps = w.take([1])
+    assert events == {"c1": e1} and held == [e1.message] and stamps == [2.0]
+    (newest_a, flushing_a), (newest_b, flushing_b) = w.layers
+    assert flushing_a == {"c1": {"n": 1}} and not flushing_b  # KEEP: nothing to write
+    assert newest_a == {"c0": {"n": 0}} and newest_b == {"c0": None}
+    assert w.last_event == {"c0": e0} and list(w.held) == [0]
+    assert w.schedule.since.keys() == {0, 1}  # the schedule is told by flush(), not take()
+    events, held, stamps = w.take(ALL)
+    assert events == {"c0": e0} and held == [e0.message] and stamps == [1.0]
+    assert not newest_a and not newest_b and not w.held
+
+
+def test_key_bound_rebalance_and_stop_flush_everything(wb):
+    app, w = wb
+    w.put("c1", ({"n": 1}, KEEP), message(0))
+    w.add_events([message(0)])
+    assert w.due() == []
+    app.rebalancing = True
+    assert w.due() is ALL
+    app.rebalancing, app.should_stop = False, True
+    assert w.due() is ALL
+    app.should_stop = False
+    w.put("c2", ({"n": 1}, KEEP), message(1))
+    w.put("c3", ({"n": 1}, KEEP), message(1))
+    assert w.full() and w.due() is ALL
