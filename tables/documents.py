@@ -94,6 +94,15 @@ def read(table, key: str, partition: Optional[int] = None) -> Optional[dict]:
     ``table.get`` would read the store twice (see ``app.kafka.internals.store_get``).
     A value from an overlay is shared with it: callers must not mutate it.
     """
+    return value_of(source(table, key, partition))
+
+
+def source(table, key: str, partition: Optional[int] = None):
+    """What ``read`` decodes: an overlay's document (a dict), the read cache's or the
+    store's bytes, or None (absent). An overlay's document and the cache's bytes stay the
+    very same object while the value is unchanged (a change is a new object), so the web
+    views reuse an answer by their identity without decoding (``web.responses``); the
+    store's bytes are a new object on every read."""
     layers = overlays.get(table.name)
     if layers is not None:
         for layer in layers:
@@ -105,9 +114,12 @@ def read(table, key: str, partition: Optional[int] = None) -> Optional[dict]:
         if cache:
             raw = cache.get(key, _ABSENT)
             if raw is not _ABSENT:
-                return None if raw is None else orjson.loads(raw)
+                return raw
     if partition is not None and fastpath.supports(table):
-        raw = fastpath.get_local(table, key, partition)
-    else:
-        raw = store_get(table, key)
-    return None if raw is None else orjson.loads(raw)
+        return fastpath.get_local(table, key, partition)
+    return store_get(table, key)
+
+
+def value_of(src) -> Optional[dict]:
+    """The document of a ``source``."""
+    return orjson.loads(src) if isinstance(src, bytes) else src

@@ -13,12 +13,12 @@ from faust.web import View
 from app.main import app
 from app.rules import alias, profile_state, session_state
 from app.rules.recommend import recommend
-from tables.documents import read
+from tables.documents import source, value_of
 from tables.profiles import profiles
 from tables.sessions import sessions
 from web.auth import require
 from web.positions import wanted
-from web.responses import bad_customer_id, not_found, ok_of
+from web.responses import bad_customer_id, not_found, ok_of, reused
 from web.routing import routed
 
 
@@ -38,11 +38,14 @@ class Activity(View):
     @require("read")
     async def get(self, request, customer_id):
         def answer(partition):
-            session = read(sessions, customer_id, partition)
+            key, sources = ("activity", customer_id), (source(sessions, customer_id, partition),)
+            hit = reused(self, request, key, sources)
+            if hit is not None:
+                return hit
+            session = value_of(sources[0])
             if session is None:
                 return not_found(self, customer_id)
-            return ok_of(self, request, ("activity", customer_id), (session,),
-                         lambda: session_state.view(session))
+            return ok_of(self, request, key, sources, lambda: session_state.view(session))
 
         return await routed_read(self, request, sessions, customer_id, answer)
 
@@ -52,11 +55,14 @@ class Profile(View):
     @require("read")
     async def get(self, request, customer_id):
         def answer(partition):
-            profile = read(profiles, customer_id, partition)
+            key, sources = ("profile", customer_id), (source(profiles, customer_id, partition),)
+            hit = reused(self, request, key, sources)
+            if hit is not None:
+                return hit
+            profile = value_of(sources[0])
             if profile is None or alias.merged_into(profile):
                 return not_found(self, customer_id, alias.merged_into(profile))
-            return ok_of(self, request, ("profile", customer_id), (profile,),
-                         lambda: profile_state.view(profile))
+            return ok_of(self, request, key, sources, lambda: profile_state.view(profile))
 
         return await routed_read(self, request, profiles, customer_id, answer)
 
@@ -80,13 +86,17 @@ class Recommendations(View):
             return bad
 
         def answer(partition):
-            session = read(sessions, customer_id, partition)
-            profile = read(profiles, customer_id, partition)
+            key = ("recommendations", customer_id, limit)
+            sources = (source(sessions, customer_id, partition),
+                       source(profiles, customer_id, partition))
+            hit = reused(self, request, key, sources)
+            if hit is not None:
+                return hit
+            session, profile = map(value_of, sources)
             merged = alias.merged_into(profile)
             if session is None and (profile is None or merged):
                 return not_found(self, customer_id, merged)
-            return ok_of(self, request, ("recommendations", customer_id, limit),
-                         (session, profile),
+            return ok_of(self, request, key, sources,
                          lambda: recommend(session, profile, limit=limit))
 
         return await routed_read(self, request, profiles, customer_id, answer)

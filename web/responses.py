@@ -1,8 +1,9 @@
 """JSON answers shared by the views: 200 via orjson with an ETag, 304, 404, the id check.
 
-``ok_of`` reuses the encoded answer while a customer's documents are the same objects
-(the write-back's overlays and read cache hand out one object per value), so a repeated
-lookup of an unchanged customer skips building, encoding and hashing the answer.
+``reused`` gives the encoded answer again while the sources of a customer's documents are
+the same objects (``tables.documents.source``: the write-back's overlays and read cache
+hold one object per value), so a repeated lookup of an unchanged customer skips decoding,
+building, encoding and hashing the answer; ``ok_of`` builds one and keeps it.
 
 Conditional reads: every state answer carries ``ETag`` (a hash of the exact body bytes, so
 it changes whenever the answer changes and only then) and ``Cache-Control: private,
@@ -55,23 +56,28 @@ _answers: dict = {}
 ANSWERS_MAX = 20_000
 
 
-def ok_of(view, request, key: tuple, docs: tuple, build):
-    """``ok`` of ``build()``, unless the last answer for ``key`` was built from these very
-    ``docs`` objects: then its bytes and ETag again, without building or encoding.
+def reused(view, request, key: tuple, sources: tuple):
+    """The last answer for ``key`` again (its bytes and ETag, nothing built, decoded or
+    encoded) if it was built from these very ``sources`` (``tables.documents.source``:
+    an overlay's document or the read cache's bytes); else None.
 
-    Sound because the views are pure functions of the documents (no clock), documents
-    are never mutated (``tables.documents.read``), and the entry holds them, so their
-    ids cannot be reused by other objects. A document changes as a new object, so the
-    next read of a changed customer builds again."""
+    Sound because the views are pure functions of the documents (no clock), a source is
+    never mutated (a change is a new object), and the entry holds the sources, so their ids
+    cannot be reused by other objects. Only ``ok`` answers are kept (``ok_of``)."""
     hit = _answers.get(key)
-    if hit is not None and len(hit[0]) == len(docs) and all(
-            a is b for a, b in zip(hit[0], docs, strict=True)):
+    if hit is not None and len(hit[0]) == len(sources) and all(
+            a is b for a, b in zip(hit[0], sources, strict=True)):
         return ok_bytes(view, hit[1], hit[2], request)
+    return None
+
+
+def ok_of(view, request, key: tuple, sources: tuple, build):
+    """``ok`` of ``build()``, kept for ``reused`` with the ``sources`` it was built from."""
     data = orjson.dumps(build())
     tag = etag_of(data)
     if len(_answers) >= ANSWERS_MAX:
         _answers.clear()
-    _answers[key] = (docs, data, tag)
+    _answers[key] = (sources, data, tag)
     return ok_bytes(view, data, tag, request)
 
 

@@ -43,28 +43,32 @@ def test_if_none_match_lists_weak_tags_and_star():
     assert not matches('"zzz"', tag) and not matches(None, tag) and not matches("", tag)
 
 
-def test_ok_of_reuses_the_answer_while_the_documents_are_the_same_objects():
+def test_an_answer_is_reused_while_its_sources_are_the_same_objects():
+    """``reused`` then ``ok_of``, as the views do, with a read cache's bytes and an
+    overlay's document as sources (``tables.documents.source``)."""
     from web import responses
     built = []
-    doc = {"customer_id": "c9", "as_of": 1}
 
-    def build_from(d):
-        return lambda: built.append(1) or {"view": d["as_of"]}
+    def answer(key, sources, req=None):
+        hit = responses.reused(View(), req or request(), key, sources)
+        if hit is not None:
+            return hit
+        doc = orjson.loads(sources[0]) if isinstance(sources[0], bytes) else sources[0]
+        return responses.ok_of(View(), req or request(), key, sources,
+                               lambda: built.append(1) or {"view": doc["as_of"]})
 
-    first = responses.ok_of(View(), request(), ("profile", "c9"), (doc,), build_from(doc))
-    again = responses.ok_of(View(), request(), ("profile", "c9"), (doc,), build_from(doc))
+    raw = b'{"customer_id": "c9", "as_of": 1}'  # cached bytes: one object while unchanged
+    first = answer(("profile", "c9"), (raw,))
+    again = answer(("profile", "c9"), (raw,))
     assert built == [1] and again.body is first.body and again.headers == first.headers
-    same_value = dict(doc)  # equal but another object (a store read): built again
-    third = responses.ok_of(View(), request(), ("profile", "c9"), (same_value,),
-                            build_from(same_value))
+    same_value = bytes(bytearray(raw))  # equal but another object (a store read): built again
+    third = answer(("profile", "c9"), (same_value,))
     assert built == [1, 1] and third.body == first.body
-    changed = {**doc, "as_of": 2}
-    fourth = responses.ok_of(View(), request(**{"If-None-Match": first.headers["ETag"]}),
-                             ("profile", "c9"), (changed,), build_from(changed))
+    changed = {"customer_id": "c9", "as_of": 2}  # an overlay's document
+    fourth = answer(("profile", "c9"), (changed,), request(**{"If-None-Match": first.headers["ETag"]}))
     assert fourth.status == 200 and orjson.loads(fourth.body) == {"view": 2}
-    cached = responses.ok_of(View(), request(**{"If-None-Match": fourth.headers["ETag"]}),
-                             ("profile", "c9"), (changed,), build_from(changed))
+    cached = answer(("profile", "c9"), (changed,),
+                    request(**{"If-None-Match": fourth.headers["ETag"]}))
     assert cached.status == 304 and built == [1, 1, 1]
-    other_key = responses.ok_of(View(), request(), ("activity", "c9"), (changed,),
-                                build_from(changed))
+    other_key = answer(("activity", "c9"), (changed,))
     assert other_key.status == 200 and built == [1, 1, 1, 1]  # routes do not share answers
