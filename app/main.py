@@ -61,7 +61,8 @@ app = faust.App(
     **faust_options(settings),
 )
 install_kafka_plumbing(app, settings.local_broker_compat,  # version gate + patches
-                       settings.allow_untested_versions, settings.fetch_max_wait_ms)
+                       settings.allow_untested_versions, settings.fetch_max_wait_ms,
+                       settings.fetch_min_bytes)
 failpoints.arm(settings.failpoints)  # crash-safety tests only (PERSONA_FAILPOINT)
 metrics_switch.configure(settings.metrics)  # PERSONA_METRICS=off: recording is a no-op
 

@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from app import positions
-from app.settings import FETCH_MAX_WAIT_MS_COMPAT
+from app.settings import FETCH_MAX_WAIT_MS_COMPAT, FETCH_MIN_BYTES_COMPAT
 from bench import gen, load
 from bench.procs import API_KEY, Broker, Worker
 
@@ -148,7 +148,8 @@ def freshness(ctx, seconds: float):
         # The same load on the same broker for a bare consumer as busy as the worker.
         from bench import rawlive  # it imports this module's helpers
         r["raw"] = rawlive.measure(b.bootstrap, ctx.partitions, rate, seconds, ctx.customers,
-                                   done["worker_cpu_us_per_event"], FETCH_MAX_WAIT_MS_COMPAT)
+                                   done["worker_cpu_us_per_event"], FETCH_MAX_WAIT_MS_COMPAT,
+                                   FETCH_MIN_BYTES_COMPAT)
         raw = r["raw"]
         ctx.log(f"  freshness baseline, bare aiokafka consumer busy {raw['cost_us']:.0f} us per "
                 f"record at {raw['rate_sent']:,.0f} records/s: lag p50 {raw['p50_s']:.3f}s p99 "

@@ -4,8 +4,7 @@ What the freshness figure (bench/freshness.py) is to be read against: after that
 the same broker, the same generated traffic is produced at the same rate for the same time
 to a topic of its own (``raw-live``, as many partitions), and a plain ``AIOKafkaConsumer``
 in a process of its own (every partition assigned, no group; uvloop; the worker's fetch
-wait) takes it with
-``getmany`` and busy-waits ``cost_us`` per record: the worker CPU per event this run
+wait and minimum) takes it with ``getmany`` and busy-waits ``cost_us`` per record: the worker CPU per event this run
 measured in its ingest. No Faust, no state, no web: what is left is the bundled broker,
 aiokafka's fetch pipeline and a consumer that is as busy as the worker. Lag = the time the
 record is done minus its Kafka timestamp. Issue 13 asks freshness p99 <= 1 s at 80 % of
@@ -26,12 +25,13 @@ TOPIC = "raw-live"
 
 
 def _consume(bootstrap: str, partitions: int, cost_s: float, until: float, wait_ms: int,
-             out) -> None:
+             min_bytes: int, out) -> None:
     import uvloop
 
     async def main() -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                    fetch_max_wait_ms=wait_ms, auto_offset_reset="earliest")
+                                    fetch_max_wait_ms=wait_ms, fetch_min_bytes=min_bytes,
+                                    auto_offset_reset="earliest")
         await consumer.start()
         consumer.assign([TopicPartition(TOPIC, p) for p in range(partitions)])
         lags, busy = [], 0.0
@@ -72,12 +72,13 @@ async def _produce(bootstrap: str, rate: float, seconds: float, customers: int) 
 
 
 def measure(bootstrap: str, partitions: int, rate: float, seconds: float, customers: int,
-            cost_us: float, wait_ms: int) -> dict:
+            cost_us: float, wait_ms: int, min_bytes: int = 1) -> dict:
     asyncio.run(kafka.create_topic(bootstrap, TOPIC, partitions))
     out = multiprocessing.get_context("spawn").Queue()
     until = time.time() + seconds + 8  # its start, then the tail of the load
     proc = multiprocessing.get_context("spawn").Process(
-        target=_consume, args=(bootstrap, partitions, cost_us / 1e6, until, wait_ms, out))
+        target=_consume, args=(bootstrap, partitions, cost_us / 1e6, until, wait_ms, min_bytes,
+                                         out))
     proc.start()
     time.sleep(3)  # started before the first record
     sent = asyncio.run(_produce(bootstrap, rate, seconds, customers))

@@ -43,10 +43,11 @@ def check_versions() -> bool:
 
 
 def install(app, local_broker_compat: bool, allow_untested: bool = False,
-            fetch_max_wait_ms: int | None = None) -> bool:
+            fetch_max_wait_ms: int | None = None, fetch_min_bytes: int | None = None) -> bool:
     """Version gate, then the patches. Returns True if the speed-only paths are on.
 
-    ``fetch_max_wait_ms``: the worker consumer's fetch wait (None: Faust's 1500 ms)."""
+    ``fetch_max_wait_ms``, ``fetch_min_bytes``: the worker consumer's fetch wait and
+    minimum (None: Faust's 1500 ms, aiokafka's 1 byte)."""
     from app.kafka import broker_compat, consume, fastpath, fetch, restore, workarounds
 
     tested = check_versions()
@@ -62,7 +63,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
     if tested:
         restore.install()  # getmany + WriteBatch instead of one event per changelog record
         consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
-        fetch.install(fetch_max_wait_ms)  # Faust hard-codes 1500 ms (the bundled broker waits)
+        fetch.install(fetch_max_wait_ms, fetch_min_bytes)  # Faust hard-codes them
     if local_broker_compat:
         broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)
     return tested

@@ -72,7 +72,7 @@ def test_tested_versions_install_everything(monkeypatch):
     assert fastpath.ENABLED is True
 
 
-async def test_faust_hard_codes_the_fetch_wait_and_aiokafka_reads_it_at_start():
+async def test_faust_hard_codes_the_fetch_wait_and_aiokafka_reads_it_and_the_minimum_at_start():
     import inspect
 
     from aiokafka import AIOKafkaConsumer
@@ -84,21 +84,27 @@ async def test_faust_hard_codes_the_fetch_wait_and_aiokafka_reads_it_at_start():
     assert fetch.FAUST_FETCH_MAX_WAIT_MS == app_settings.FAUST_FETCH_MAX_WAIT_MS
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(
         AIOKafkaConsumer.start)
+    assert "fetch_min_bytes=self._fetch_min_bytes" in inspect.getsource(AIOKafkaConsumer.start)
+    assert "fetch_min_bytes" not in faust_src  # Faust leaves aiokafka's 1 byte
     consumer = AIOKafkaConsumer(fetch_max_wait_ms=1500)
-    assert consumer._fetch_max_wait_ms == 1500  # the attribute the patch sets
+    assert consumer._fetch_max_wait_ms == 1500  # the attributes the patch sets
+    assert consumer._fetch_min_bytes == 1
 
 
-def test_fetch_install_sets_the_wait_on_the_consumer_faust_builds(monkeypatch):
+def test_fetch_install_sets_the_wait_and_minimum_on_the_consumer_faust_builds(monkeypatch):
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     from app.kafka import fetch
-    built = SimpleNamespace(_fetch_max_wait_ms=1500)
+    built = SimpleNamespace(_fetch_max_wait_ms=1500, _fetch_min_bytes=1)
     monkeypatch.setattr(fetch, "_original", lambda self, transport: built)
     monkeypatch.setattr(AIOKafkaConsumerThread, "_create_worker_consumer",
                         AIOKafkaConsumerThread._create_worker_consumer)  # restored after
     fetch.install(100)
     assert AIOKafkaConsumerThread._create_worker_consumer(None, None) is built
-    assert built._fetch_max_wait_ms == 100
+    assert built._fetch_max_wait_ms == 100 and built._fetch_min_bytes == 1
+    fetch.install(None, 65536)
+    AIOKafkaConsumerThread._create_worker_consumer(None, None)
+    assert built._fetch_max_wait_ms == 100 and built._fetch_min_bytes == 65536
     fetch.install(None)
     assert AIOKafkaConsumerThread._create_worker_consumer is fetch._original
 

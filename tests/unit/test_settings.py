@@ -35,6 +35,14 @@ def test_fetch_wait_is_short_on_the_bundled_broker_and_faust_s_elsewhere():
                  "PERSONA_FETCH_MAX_WAIT_MS": "250"}).fetch_max_wait_ms == 250
 
 
+def test_fetch_minimum_is_64k_on_the_bundled_broker_and_kafka_s_elsewhere():
+    assert load({}).fetch_min_bytes == 65536
+    assert load({"KAFKA_BROKER_URL": "kafka://k:9092"}).fetch_min_bytes == 1
+    assert load({"PERSONA_FETCH_MIN_BYTES": "1"}).fetch_min_bytes == 1
+    with pytest.raises(ConfigError, match="PERSONA_FETCH_MIN_BYTES"):
+        load({"PERSONA_FETCH_MIN_BYTES": "0"})
+
+
 def test_failpoints_are_off_by_default_and_known_names_arm():
     assert load({}).failpoints == ()
     assert load({"PERSONA_FAILPOINT": "flush.after_changelog"}).failpoints == (
