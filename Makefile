@@ -1,5 +1,7 @@
-# Persona: `make run` (bundled broker + one worker + real demo data), `make test` (whole suite).
+# Persona: `make run` (bundled broker + one worker + real demo data; BROKER=kafka for Apache
+# Kafka), `make test` (whole suite), `make bench` (BROKER=kafka: on Apache Kafka too).
 PYTHON ?= python3
+BROKER ?= tansu
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -13,13 +15,18 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m app.cli.devrun
+	BROKER=$(BROKER) $(PY) -m app.cli.devrun
 
 test: $(STAMP)
 	@# headless Chromium + driver for tests/e2e/test_browser.py (Debian packages; needs root)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 		|| echo 'chromium could not be installed: tests/e2e/test_browser.py will be skipped (listed at the end)'
+	@# Java + Maven for the local Apache Kafka (app/brokers/kafka.py): the e2e suite runs on it
+	command -v java >/dev/null && command -v mvn >/dev/null || (apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven) \
+		|| (echo 'make test: Java 17 and Maven are needed for the Kafka tests and could not be installed (apt-get install openjdk-17-jre-headless maven)' >&2; exit 1)
+	$(PY) -m app.brokers.kafka
 	$(PY) -m pytest -q -p no:cacheprovider -rs --durations=10 -n 2 --dist loadfile
 
 # Only the chaos test (tests/e2e/test_chaos.py, ~2 min; also part of `make test`).
@@ -30,7 +37,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e"
 
 bench: $(STAMP)
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(if $(filter kafka,$(BROKER)),--kafka)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

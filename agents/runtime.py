@@ -1,4 +1,9 @@
-"""Worker-wide runtime set-up that needs the running worker: the garbage-collector policy.
+"""Worker-wide runtime set-up that needs the running worker: the output topics, the
+garbage-collector policy.
+
+The output topics (``app.topics.OUTPUT_TOPICS``: dead letters, audit) are created at start:
+no agent reads them, so Faust would not, and a Kafka cluster that does not create topics on
+first use would leave every write to them waiting. ``/ready`` waits for it.
 
 ``app.gc_policy`` (PERSONA_GC, read by ``app.settings``): its thresholds as the worker
 starts, full-collection pauses into ``persona_gc_full_seconds``, and the start-up objects
@@ -12,6 +17,7 @@ import logging
 
 from app import gc_policy, metrics
 from app.main import app
+from app.topics import declare_outputs
 from app.settings import settings
 
 log = logging.getLogger(__name__)
@@ -19,6 +25,11 @@ log = logging.getLogger(__name__)
 
 def _record_full(seconds: float) -> None:
     metrics.GC_FULL_SECONDS.observe(seconds)  # looked up per call: PERSONA_METRICS=off
+
+
+@app.task
+async def create_output_topics() -> None:
+    await declare_outputs()
 
 
 @app.task

@@ -1,12 +1,13 @@
 """The local cluster harness: the bundled broker and real ``faust worker`` processes.
 
 One harness for ``make run`` (``app.cli.devrun``), the end-to-end tests (``tests/support``)
-and the benchmark (``bench/procs.py``). Development only: the broker comes from the dev
-extra (``app.cli.broker``); production runs ``faust worker`` under its own supervisor.
+and the benchmark (``bench/procs.py``). Development only: the brokers come from the dev extra
+and Maven Central (``app.brokers``); production runs ``faust worker`` under its own supervisor.
 
 - ``free_port()``, ``port_open(port)``; ``http(...)`` any request, ``get_json(url)`` a cheap
   GET for polling loops; ``cpu_seconds(pid)`` for CPU accounting.
-- ``Broker``: start/stop (also a context manager), ``produce``, ``read_topic``, ``read_all``.
+- ``Broker``: a local broker of either kind (``app.brokers``: Tansu, or Kafka with 1 or 3
+  nodes); start/stop (also a context manager), ``produce``, ``read_topic``, ``read_all``.
 - ``Worker``: one ``faust worker`` with its env, data dir and log file; start, stop, kill -9,
   wait_ready, wipe, tail.
 """
@@ -19,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,19 +30,15 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.cli import broker as bundled_broker
+from app import brokers
+from app.brokers.ready import free_port
+from app.cli.logread import partitions
 from app.cli.replay import replay
 from app.settings import WORKER_ARGV
 
 ROOT = Path(__file__).resolve().parents[1]
 FAUST = Path(sys.executable).with_name("faust")
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -104,26 +102,49 @@ def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: flo
 
 
 class Broker:
-    """The bundled broker on loopback (a free port unless given), logging to ``log``."""
+    """A local broker (``app.brokers``): the bundled Tansu or Apache Kafka (1 or 3 nodes), on
+    loopback (node 1 on ``port``, a free port unless given), logging beside ``log``.
 
-    def __init__(self, port: int | None = None, log: Path | None = None):
+    ``kind`` None takes ``PERSONA_TEST_BROKER`` from the environment, else the bundled broker.
+    ``overrides``: extra Kafka broker properties (e.g. a fast log cleaner for a test).
+    """
+
+    def __init__(self, port: int | None = None, log: Path | None = None, kind: str | None = None,
+                 nodes: int = 1, overrides: dict | None = None):
         self.port, self.log = port or free_port(), log
-        self.proc: subprocess.Popen | None = None
+        self.kind = kind or os.environ.get("PERSONA_TEST_BROKER") or "tansu"
+        workdir = log.parent if log else Path(tempfile.mkdtemp(prefix="persona-broker-"))
+        self.impl = brokers.create(self.kind, self.port, workdir, nodes, overrides=overrides)
+        if self.kind == "tansu":
+            self.impl.log = log
 
     @property
     def url(self) -> str:
-        return f"kafka://127.0.0.1:{self.port}"
+        return "kafka://" + ";".join(self.bootstrap.split(","))
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return self.impl.bootstrap
+
+    @property
+    def compat(self) -> bool:
+        """Whether workers need the bundled broker's compatibility switch."""
+        return self.kind == "tansu"
 
     def start(self) -> "Broker":
-        self.proc = bundled_broker.start(self.port, str(self.log) if self.log else None)
+        self.impl.start()
         return self
 
     def stop(self) -> None:
-        _stop(self.proc, timeout=10)
+        self.impl.stop()
+
+    def pids(self) -> list[int]:
+        return self.impl.pids()
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to every broker process (e.g. SIGSTOP: a broker that answers nothing)."""
+        for pid in self.pids():
+            os.kill(pid, sig)
 
     def __enter__(self) -> "Broker":
         return self.start()
@@ -165,9 +186,7 @@ class Broker:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
             await consumer.start()
             try:
-                await consumer.topics()
-                tps = [TopicPartition(topic, p)
-                       for p in consumer.partitions_for_topic(topic) or ()]
+                tps = [TopicPartition(topic, p) for p in await partitions(self.bootstrap, topic)]
                 if not tps:  # no such topic (yet): nothing on it
                     return []
                 consumer.assign(tps)
@@ -204,7 +223,8 @@ class Worker:
         self.env: dict = {"PORT": str(self.port)}
         if broker is not None:
             self.env["KAFKA_BROKER_URL"] = broker.url if isinstance(broker, Broker) else broker
-            self.env["PERSONA_LOCAL_BROKER_COMPAT"] = "1" if compat else "0"
+            on = compat and (broker.compat if isinstance(broker, Broker) else True)
+            self.env["PERSONA_LOCAL_BROKER_COMPAT"] = "1" if on else "0"
         if data_dir is not None:
             self.env.update(PERSONA_STORE="rocksdb://", PERSONA_DATA_DIR=str(data_dir))
         if root != ROOT:
@@ -225,7 +245,8 @@ class Worker:
         self.started = time.time()
         self.proc = subprocess.Popen(
             [str(FAUST), *WORKER_ARGV, "--web-port", str(self.port)], cwd=self.root,
-            env={**os.environ, **self.env}, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+            env={**os.environ, **self.env}, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)  # a terminal's Ctrl-C reaches its starter, which stops it
         return self
 
     def alive(self) -> bool:

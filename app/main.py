@@ -42,12 +42,13 @@ def faust_options(s: Settings) -> dict:
     # Let the producer batch changelog records (bench: -26% worker CPU/event). On the
     # bundled broker this needs app.kafka.broker_compat (true end offsets for restores).
     opts.update(producer_linger=0.005)
-    if s.local_broker_compat:
-        opts.update(
-            broker_rebalance_timeout=10.0,
-            broker_session_timeout=10.0,
-            broker_heartbeat_interval=1.0,
-        )
+    # The same group timers on every broker (Faust's 60 s would leave a killed worker's
+    # partitions unserved for a minute); PERSONA_GROUP_* in app.settings.
+    opts.update(
+        broker_rebalance_timeout=s.group_rebalance_timeout_s,
+        broker_session_timeout=s.group_session_timeout_s,
+        broker_heartbeat_interval=s.group_heartbeat_s,
+    )
     return opts
 
 

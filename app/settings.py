@@ -120,6 +120,13 @@ class Settings:
     metrics: bool = True
     #: PERSONA_GC: the worker's garbage-collector policy (``app.gc_policy``).
     gc: str = "tuned"
+    #: Consumer-group timers (seconds), the same on every broker: a worker that stops
+    #: heartbeating loses its partitions after ``group_session_timeout_s``; members have
+    #: ``group_rebalance_timeout_s`` to rejoin a rebalance. Faust's 60 s defaults leave a
+    #: killed worker's partitions unserved for a minute.
+    group_session_timeout_s: float = 10.0
+    group_heartbeat_s: float = 1.0
+    group_rebalance_timeout_s: float = 10.0
 
     @property
     def session_idle_ms(self) -> int:
@@ -192,6 +199,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         gc = gc_mode(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
+    session_s, heartbeat_s, rebalance_s = _group_timers(env)
     return Settings(
         broker_url=broker_url,
         local_broker_compat=compat,
@@ -237,7 +245,27 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         shadow=shadow,
         metrics=metrics,
         gc=gc,
+        group_session_timeout_s=session_s,
+        group_heartbeat_s=heartbeat_s,
+        group_rebalance_timeout_s=rebalance_s,
     )
+
+
+def _group_timers(env: Mapping[str, str]) -> tuple[float, float, float]:
+    """Session timeout, heartbeat interval, rebalance timeout; Kafka's own limits checked
+    here (a broker refuses a session outside 6-1800 s by default, and a heartbeat must fit
+    three times in a session) so a bad value stops the worker rather than its group join."""
+    session = _float(env, "PERSONA_GROUP_SESSION_TIMEOUT_S", 10.0, 6.0)
+    if session > 1800:
+        raise ConfigError(f"PERSONA_GROUP_SESSION_TIMEOUT_S must be at most 1800, got {session}")
+    heartbeat = _float(env, "PERSONA_GROUP_HEARTBEAT_S", min(1.0, session / 3), 0.1)
+    if heartbeat > session / 3:
+        raise ConfigError(f"PERSONA_GROUP_HEARTBEAT_S must be at most a third of "
+                          f"PERSONA_GROUP_SESSION_TIMEOUT_S ({session / 3:g}), got {heartbeat}")
+    rebalance = _float(env, "PERSONA_GROUP_REBALANCE_TIMEOUT_S", 10.0, 1.0)
+    if rebalance > 3600:
+        raise ConfigError(f"PERSONA_GROUP_REBALANCE_TIMEOUT_S must be at most 3600, got {rebalance}")
+    return session, heartbeat, rebalance
 
 
 def load_or_exit(env: Mapping[str, str] | None = None) -> Settings:

@@ -2,39 +2,74 @@
 
 A shadow app (``app.shadow``) has its own copies of every topic but ``events``.
 All are declared ``internal`` so Faust creates them (with these partition counts) when
-they are missing.
+they are missing. Faust creates the topics agents read and the changelogs as the worker
+joins; the topics only written to (``OUTPUT_TOPICS``) are created by the worker at start
+(``agents/runtime.py``): Kafka clusters commonly refuse to create a topic on first use
+(``auto.create.topics.enable=false``, the rule on managed clusters and on the local Kafka).
+
+Every topic has an explicit retention (``RETENTION``) rather than the broker's default, so
+what is kept does not depend on whose cluster it is: changelogs are Faust's
+(``compact``; windowed KPI tables ``compact,delete`` with their expiry as retention).
 """
+import asyncio
+from datetime import timedelta
+
 from app.main import app
 from app.settings import settings
 from app.shadow import own_topic
 
+#: Retention per topic (``retention.ms``, cleanup ``delete``). ``events``: a week, enough
+#: to re-fold after an outage or replay into a shadow app (the state itself lives in the
+#: compacted changelogs, for ever); the outbox: a week, far past the longest retry; the
+#: dead-letter topics: 30 days for an operator to look and redrive; ``audit``: a year.
+RETENTION = {
+    "events": timedelta(days=7),
+    "webhook-deliveries": timedelta(days=7),
+    "events-dlq": timedelta(days=30),
+    "webhooks-dlq": timedelta(days=30),
+    "audit": timedelta(days=365),
+}
 
-def _raw_topic(name: str, partitions: int):
+
+def _raw_topic(name: str, partitions: int, kind: str):
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", partitions=partitions, internal=True)
+                     value_serializer="raw", partitions=partitions, internal=True,
+                     retention=RETENTION[kind], deleting=True)
 
 
 #: Shop events and internal commands (erase, session_timeout); key = customer_id (utf-8),
 #: JSON envelope value.
-events_topic = _raw_topic("events", settings.partitions)
+events_topic = _raw_topic("events", settings.partitions, "events")
 
 #: Events that failed validation: {"reason", "errors", "raw" (original bytes, utf-8 or base64)}.
-events_dlq = _raw_topic(own_topic("events-dlq", settings.shadow), 1)
+events_dlq = _raw_topic(own_topic("events-dlq", settings.shadow), 1, "events-dlq")
 
 #: Webhook outbox: one delivery request per (trigger, subscription); key = customer_id, JSON
 #: value (see app/webhooks/formats.py). Written by agents/customers.py, consumed by
 #: agents/webhooks.py. Same partition count as ``events``, so Faust's assignor gives
 #: partition p of both (and of the ``erasures`` table) to the same worker.
 webhook_deliveries = _raw_topic(own_topic("webhook-deliveries", settings.shadow),
-                                settings.partitions)
+                                settings.partitions, "webhook-deliveries")
 
 #: Deliveries that failed for good: {"delivery", "error", "status", "attempts", ...};
 #: ``persona-redrive`` sends them back to webhook-deliveries.
-webhooks_dlq = _raw_topic(own_topic("webhooks-dlq", settings.shadow), 1)
+webhooks_dlq = _raw_topic(own_topic("webhooks-dlq", settings.shadow), 1, "webhooks-dlq")
 
 #: Admin actions (erase, redrive), one small JSON record each (app/audit.py); key = target.
 #: One partition: a single ordered log. Never compact it (keys repeat).
-audit_topic = _raw_topic("audit", 1)
+audit_topic = _raw_topic("audit", 1, "audit")
+
+#: Written, never read by an agent: created at start by ``declare_outputs``.
+OUTPUT_TOPICS = (events_dlq, webhooks_dlq, audit_topic)
+#: Set once ``declare_outputs`` has created (or found) every output topic; ``/ready`` waits.
+outputs_declared = asyncio.Event()
+
+
+async def declare_outputs() -> None:
+    """Create the output topics that do not exist yet, with their settings."""
+    for topic in OUTPUT_TOPICS:
+        await topic.maybe_declare()
+    outputs_declared.set()
 
 
 def partition_of(topic: str, key: bytes):

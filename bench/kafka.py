@@ -15,6 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from app.cli.logread import partitions
+
 GROUP = "persona"  # the Faust app id is the consumer group
 CHANGELOGS = ("persona-sessions-changelog", "persona-profiles-changelog")
 NAIVE_GROUP = "persona-naive"  # bench/naive/app.py
@@ -86,9 +88,8 @@ async def committed(bootstrap: str, topic: str, group: str = GROUP) -> dict:
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
         out = {}
-        for p in partitions:
+        for p in await partitions(bootstrap, topic):
             out[p] = await consumer.committed(TopicPartition(topic, p))
         return {p: -1 if o is None else o for p, o in out.items()}
     finally:
@@ -145,12 +146,7 @@ async def changelog_stats(bootstrap: str, topics=CHANGELOGS) -> dict:
     await consumer.start()
     records, first, last = 0, None, None
     try:
-        tps = [TopicPartition(t, p) for t in topics
-               for p in (consumer.partitions_for_topic(t) or ())]
-        if not tps:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            tps = [TopicPartition(t, p) for t in topics
-                   for p in (consumer.partitions_for_topic(t) or ())]
+        tps = [TopicPartition(t, p) for t in topics for p in await partitions(bootstrap, t)]
         consumer.assign(tps)
         lower = await consumer.end_offsets(tps)  # ListOffsets: a lower bound on this broker
         for tp in tps:

@@ -32,11 +32,18 @@ def get(url: str, key: str | None = None, timeout: float = 5.0) -> int:
 
 
 class Broker(local.Broker):
-    """The bundled broker on a free port, logging into ``tmp``; a context manager."""
+    """A local broker on a free port, logging into ``tmp``; a context manager. ``kind``:
+    the bundled broker (default) or Apache Kafka (one KRaft node, ``--kafka``)."""
 
-    def __init__(self, tmp: Path):
-        super().__init__()
-        self.log = tmp / f"broker-{self.port}.log"
+    def __init__(self, tmp: Path, kind: str = "tansu"):
+        port = free_port()
+        super().__init__(port, tmp / f"broker-{port}" / "broker.log", kind=kind)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def pid(self) -> int:
+        """The broker's one process (the bench runs one node)."""
+        return self.pids()[0]
 
 
 class Worker(local.Worker):

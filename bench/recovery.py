@@ -42,7 +42,7 @@ def recovery(ctx: Ctx):
         w.stop()
         w.wipe()
         since = w.log_size()
-        broker_cpu0 = cpu_seconds(b.proc.pid)
+        broker_cpu0 = cpu_seconds(b.pid)
         w.start()
         spy = _spy(w.pid, ctx.profile.with_name(ctx.profile.stem + "-recovery.txt")) \
             if ctx.profile else None
@@ -51,7 +51,7 @@ def recovery(ctx: Ctx):
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
         cpu = {"worker_cpu_s": cpu_seconds(w.pid),
-               "broker_cpu_s": cpu_seconds(b.proc.pid) - broker_cpu0}
+               "broker_cpu_s": cpu_seconds(b.pid) - broker_cpu0}
         pending = set(sample)
         while pending and time.time() - ready < 120:
             pending = {i for i in pending if get(f"{w.url}{load.PATH.format(i)}", API_KEY) != 200}

@@ -37,11 +37,12 @@ def rows(res: dict) -> list[dict]:
     lim = res.get("limits", {})
     state = lim.get("state_eps")
     runs = res.get("runs", {})
-    one = {k: runs.get(f"1w_{k}", {}).get("eps") for k in ("on", "off")}
+    one = {k: runs.get(f"1w_{k}", {}).get("eps") for k in ("on", "off", "kafka")}
     for key, r in runs.items():
         workers, compat = key.split("_")
         if workers == "1w":
-            note = TARGETS["ingest_off"] if compat == "off" else "what make run gives"
+            note = {"off": TARGETS["ingest_off"], "on": "what make run gives",
+                    "kafka": "one local Apache Kafka node"}[compat]
             if r.get("profiled"):
                 note += "; py-spy attached (slows it)"
             _row(out, f"ingest e2e, {r['label']}", r["eps"], state, "events/s",
@@ -91,6 +92,7 @@ def rows(res: dict) -> list[dict]:
     if "lookups_conditional" in look:
         _conditional(out, look["lookups_conditional"])
     _recovery(out, runs.get("1w_on", {}).get("recovery"))
+    _recovery(out, runs.get("1w_kafka", {}).get("recovery"), " (Apache Kafka)")
     _freshness(out, runs.get("1w_on", {}).get("freshness"))
     _pairs(out, runs.get("1w_on", {}).get("pairs"))
     return out
@@ -207,22 +209,22 @@ def _conditional(out, cond: dict) -> None:
     _row(out, "lookups 304, p99", hit["p99_ms"], plain["p99_ms"], "ms")
 
 
-def _recovery(out, rec: dict | None) -> None:
+def _recovery(out, rec: dict | None, on: str = "") -> None:
     if not rec or "restore_s" not in rec:
         return
-    _row(out, "recovery: start to /ready", rec["ready_s"], rec["empty_start_s"], "s",
+    _row(out, "recovery: start to /ready" + on, rec["ready_s"], rec["empty_start_s"], "s",
          f"limit: start with empty changelogs; group join took {rec['assigned_s']:.1f}s")
-    _row(out, "recovery: start to sample answering", rec["answers_s"], None, "s")
+    _row(out, "recovery: start to sample answering" + on, rec["answers_s"], None, "s")
     join = rec.get("ready_after_join_s")
     source = rec.get("restore_source", "Faust restore marks")
     cpu = (f"; CPU worker {rec['worker_cpu_s']:.0f}s, broker {rec['broker_cpu_s']:.0f}s"
            if "worker_cpu_s" in rec else "")
-    _row(out, "recovery: records/s, ready after join", rec["records_per_s"], None,
+    _row(out, "recovery: records/s, ready after join" + on, rec["records_per_s"], None,
          "records/s", f"{rec['records']:,} records in {rec['restore_s']:.1f}s ({source}); "
          + (f"/ready {join:.1f}s after group join; " if join is not None else "")
          + TARGETS["restore"] + cpu)
     if join is not None:
-        _row(out, "recovery: group join to /ready", join, READY_AFTER_JOIN_S, "s",
+        _row(out, "recovery: group join to /ready" + on, join, READY_AFTER_JOIN_S, "s",
              f"limit column: issue 13 target {TARGETS['ready_after_join']}")
 
 

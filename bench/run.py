@@ -1,7 +1,11 @@
 """``make bench``: Persona's throughput, lookup and recovery figures against their limits.
 
+``make bench BROKER=kafka`` adds ``--kafka``: the same events through 1 and 2 workers on one
+local Apache Kafka node (and the 1-worker recovery), in the same table, with the broker's
+CPU per event (the JVM shares the 2 cores with the workers).
+
     .venv/bin/python -m bench.run [--quick] [--events N] [--customers N] [--repeat N]
-                                  [--lookup-seconds S] [--skip PHASES] [--profile]
+                                  [--lookup-seconds S] [--skip PHASES] [--profile] [--kafka]
                                   [--worker-env NAME=VALUE] [--app-root DIR] [--label TEXT]
 
 Every run starts its own bundled broker(s) and ``faust worker`` processes on free
@@ -81,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="offer this fixed rate in the freshness phase (A/B of two trees) "
                         "instead of 80 %% of the run's own maximum")
     p.add_argument("--keep", action="store_true", help="keep the worker/broker logs (tmp dir)")
+    p.add_argument("--kafka", action="store_true",
+                   help="also run 1 and 2 workers (and the recovery) on a local Apache Kafka "
+                        "node (app/brokers/kafka.py), reported beside the bundled broker's")
     a = p.parse_args(argv)
     a.events = a.events or (40_000 if a.quick else 200_000)
     a.customers = a.customers or (2_000 if a.quick else 10_000)
@@ -155,7 +162,18 @@ def main(argv=None) -> int:
             log(f"  {res['bare']['rps']:,.0f} req/s p99 {res['bare']['p99_ms']:.1f} ms")
         plan = [("1w_on", True, 1), ("naive", True, 1), ("1w_off", False, 1), ("2w_on", True, 2),
                 ("2w_off", False, 2)]
+        if args.kafka:
+            plan += [("1w_kafka", False, 1), ("2w_kafka", False, 2)]
         for key, compat, workers in plan:
+            if key.endswith("_kafka"):
+                if workers == 2 and "two" in args.skip:
+                    continue
+                log(f"ingest: {workers} worker(s), Apache Kafka (one local node)")
+                ctx.profile = None
+                after = None if workers == 2 or "recovery" in args.skip else recovery.recovery(ctx)
+                res["runs"][key] = scenarios.ingest(ctx, False, workers, after=after, kind="kafka")
+                res["runs"][key]["loadavg_after"] = os.getloadavg()
+                continue
             if key == "naive":
                 if "naive" not in args.skip:
                     log("ingest: naive Faust baseline, 1 worker, compat on")

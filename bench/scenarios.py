@@ -63,18 +63,20 @@ def _spy(pid: int, out: Path) -> subprocess.Popen:
 
 
 def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
-           after=None, naive: bool = False, env: dict | None = None) -> dict:
+           after=None, naive: bool = False, env: dict | None = None, kind: str = "tansu") -> dict:
     """Persona's workers, or with ``naive`` the naive-Faust baseline (bench/naive/app.py).
-    ``env``: settings on top of ``ctx.worker_env`` for this run only (named in the label)."""
+    ``env``: settings on top of ``ctx.worker_env`` for this run only (named in the label).
+    ``kind``: the broker (``kafka``: one local Apache Kafka node; the switch is then off)."""
     n = len(ctx.records)
-    label = f"{workers} worker{'s' if workers > 1 else ''}, compat {'on' if compat else 'off'}"
+    label = f"{workers} worker{'s' if workers > 1 else ''}, " + (
+        "Apache Kafka" if kind == "kafka" else f"compat {'on' if compat else 'off'}")
     label += "".join(f", {k}={v}" for k, v in (env or {}).items())
     worker_env = {**ctx.worker_env, **(env or {})}
     group, changelogs = ((kafka.NAIVE_GROUP, kafka.NAIVE_CHANGELOGS) if naive
                          else (kafka.GROUP, kafka.CHANGELOGS))
     if naive:
         label = f"naive Faust, {label}"
-    with Broker(ctx.tmp) as b:
+    with Broker(ctx.tmp, kind) as b:
         ends, secs = asyncio.run(kafka.prefill(b.bootstrap, "events", ctx.records,
                                                ctx.partitions))
         out = {"label": label, "events": n, "prefill_eps": n / secs}
@@ -88,7 +90,7 @@ def ingest(ctx: Ctx, compat: bool, workers: int, raw_baseline: bool = False,
               for _ in range(workers)]
         try:
             ready = [w.wait_ready() for w in ws]
-            pids = [w.pid for w in ws] + [b.proc.pid]
+            pids = [w.pid for w in ws] + [b.pid]
             cpu0 = [cpu_seconds(p) for p in pids]
             sys0 = cpu_seconds(ws[0].pid, system_only=True)
             spy = None

@@ -1,4 +1,10 @@
-"""Fixtures: a real Tansu broker per test module and real ``faust worker`` processes.
+"""Fixtures: a real broker per test module and real ``faust worker`` processes.
+
+Every module that uses the ``broker`` fixture runs on Apache Kafka (one KRaft node from Maven
+Central, ``app.brokers.kafka``). A module marked ``pytest.mark.brokers("tansu", "kafka")``
+runs once on each (the bundled broker is what ``make run`` uses); ``brokers("tansu")`` runs
+only on the bundled broker (its compatibility switch). The test id names the broker
+(``test_x[kafka]``). A broker that cannot be had fails the test: never a silent skip.
 
 In-process tests (pure and agent tests) use Faust's in-memory store; the worker
 processes started here always use RocksDB.
@@ -18,9 +24,25 @@ API_KEYS = "test-admin:admin,test-read:read,test-ingest:ingest"
 ADMIN, READ, INGEST = "test-admin", "test-read", "test-ingest"
 
 
+DEFAULT_BROKERS = ("kafka",)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "brokers(*kinds): the brokers a module's e2e tests run "
+                            "on (default: kafka)")
+
+
+def pytest_generate_tests(metafunc):
+    if "broker" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("brokers")
+        kinds = marker.args if marker else DEFAULT_BROKERS
+        metafunc.parametrize("broker", kinds, indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    b = Broker(log=tmp_path_factory.mktemp("broker") / "broker.log").start()
+def broker(request, tmp_path_factory):
+    b = Broker(log=tmp_path_factory.mktemp(f"broker-{request.param}") / "broker.log",
+               kind=request.param).start()
     yield b
     b.stop()
 

@@ -23,7 +23,7 @@ from yarl import URL
 from app.kafka.internals import fully_restored, owner_url
 from app.main import app
 from app.settings import settings
-from app.topics import partition_of
+from app.topics import outputs_declared, partition_of
 from web.positions import until_applied
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,14 @@ def _owner_and_tp(table, key: str):
 
 
 def worker_ready() -> bool:
-    """First recovery done, no rebalance running, not stopping (also ``GET /ready``).
+    """First recovery done, no rebalance running, not stopping, output topics created
+    (also ``GET /ready``).
 
     ``rebalancing`` spans revocation .. end of recovery of the new assignment;
     ``completed`` only covers the first recovery; a stopping worker's stores close.
     """
     return (app.tables.recovery.completed.is_set() and not app.rebalancing
-            and not app.should_stop)
+            and not app.should_stop and outputs_declared.is_set())
 
 
 def serving(tp: TP) -> bool:

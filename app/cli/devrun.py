@@ -1,7 +1,8 @@
-"""``make run``: the bundled broker, one worker and a replay of the real sample.
+"""``make run``: a local broker, one worker and a replay of the real sample.
 
-Local development only. With ``KAFKA_BROKER_URL`` set it uses that Kafka instead of
-starting the bundled broker. Ctrl-C stops everything it started.
+Local development only. The broker is the bundled one, or Apache Kafka (one KRaft node from
+Maven Central) with ``BROKER=kafka``. With ``KAFKA_BROKER_URL`` set it uses that broker
+instead of starting one. Ctrl-C stops everything it started, the worker first.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 
 import orjson
 
+from app import brokers
 from app.cli import otto
 from app.cli.replay import replay
 from app.local import ROOT, Broker, Worker, port_open
@@ -28,13 +30,25 @@ def main() -> None:
     run_dir = ROOT / ".run"
     run_dir.mkdir(exist_ok=True)
     broker = None
+    kind = os.environ.get("BROKER") or "tansu"
+    if kind not in brokers.KINDS:
+        raise SystemExit(f"BROKER={kind!r}: use one of {', '.join(brokers.KINDS)}")
     if not os.environ.get("KAFKA_BROKER_URL"):
         port = int(settings.broker_url.rsplit(":", 1)[1])
         if port_open(port):
             raise SystemExit(f"port {port} is taken (an earlier `make run` still running?); "
                              "stop it or set PERSONA_LOCAL_BROKER_PORT")
-        broker = Broker(port, run_dir / "broker.log").start()
-        # The bundled broker keeps topics in memory: local state from an earlier run is stale.
+        print(f"starting the local {kind} broker on port {port}"
+              + (" (the first start fetches Kafka from Maven Central)" if kind == "kafka" else ""),
+              flush=True)
+        try:
+            broker = Broker(port, run_dir / "broker.log", kind=kind).start()
+        except brokers.BrokerUnavailable as exc:
+            raise SystemExit(f"make run: {exc}") from None
+        env.update(KAFKA_BROKER_URL=broker.url,
+                   PERSONA_LOCAL_BROKER_COMPAT="1" if broker.compat else "0")
+        settings = load(env)
+        # Each start is a new, empty broker: local state from an earlier run is stale.
         shutil.rmtree(ROOT / settings.data_dir, ignore_errors=True)
     # Broker URL, store and data dir come from the environment (Settings), as for any worker.
     worker = Worker(None, run_dir / "worker.log", settings.web_port, env=env,
@@ -57,9 +71,9 @@ def main() -> None:
         events = otto.load_sample()
         n = asyncio.run(replay([orjson.dumps(e) for e in events], broker_url=settings.broker_url))
     except BaseException:
-        for p in (worker, broker):
-            if p is not None and p.proc.poll() is None:
-                p.proc.terminate()
+        worker.stop()
+        if broker is not None:
+            broker.stop()
         raise
     buyer = next(e["customer_id"] for e in events if e["type"] == "purchase")
     key = env["PERSONA_API_KEYS"].split(":", 1)[0]

@@ -20,6 +20,7 @@ import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 from app.kafka.broker_compat import true_end_offsets
@@ -38,14 +39,23 @@ def reader(bootstrap: str) -> AIOKafkaConsumer:
                             max_partition_fetch_bytes=4 << 20, fetch_max_wait_ms=100)
 
 
-async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-    await consumer.topics()  # fetches metadata
-    return sorted(consumer.partitions_for_topic(topic) or ())
+async def partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partitions of ``topic`` ([] if it does not exist), asked by name: Kafka answers a
+    metadata request only about the topics it names, and a consumer's own metadata names
+    none until it subscribes (the bundled broker answered with every topic)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for t in found if t["topic"] == topic and t["error_code"] == 0
+                  for p in t["partitions"])
 
 
 async def end_offsets(consumer: AIOKafkaConsumer, bootstrap: str, topic: str,
                       compat: bool) -> dict[int, int]:
-    tps = [TopicPartition(topic, p) for p in await partitions(consumer, topic)]
+    tps = [TopicPartition(topic, p) for p in await partitions(bootstrap, topic)]
     if not tps:
         return {}
     ends = await consumer.end_offsets(tps)
@@ -54,9 +64,10 @@ async def end_offsets(consumer: AIOKafkaConsumer, bootstrap: str, topic: str,
     return {tp.partition: end for tp, end in ends.items()}
 
 
-async def start_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
+async def start_offsets(consumer: AIOKafkaConsumer, bootstrap: str,
+                        topic: str) -> dict[int, int]:
     """The first offset still on each partition (above 0 once retention deleted records)."""
-    tps = [TopicPartition(topic, p) for p in await partitions(consumer, topic)]
+    tps = [TopicPartition(topic, p) for p in await partitions(bootstrap, topic)]
     starts = await consumer.beginning_offsets(tps) if tps else {}
     return {tp.partition: start for tp, start in starts.items()}
 

@@ -128,7 +128,7 @@ async def run(broker_url: str = settings.broker_url, app: str = app_id(settings.
             tail = await logread.end_offsets(consumer, bootstrap, topic, compat)
             async for r in logread.read_to(bootstrap, topic, tail):
                 docs[orjson.loads(r.key)] = None if r.value is None else orjson.loads(r.value)
-        starts = await logread.start_offsets(consumer, EVENTS)
+        starts = await logread.start_offsets(consumer, bootstrap, EVENTS)
         now = await logread.end_offsets(consumer, bootstrap, EVENTS, compat)
         events: dict = {}
         records = 0

@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app import audit
 from app.apikeys import digest
+from app.cli import logread
 from app.cli.replay import _bootstrap
 from app.kafka.broker_compat import true_end_offsets
 from app.settings import settings
@@ -40,11 +41,6 @@ from app.webhooks import formats, subscriptions
 
 DLQ, OUTBOX, AUDIT = "webhooks-dlq", "webhook-deliveries", "audit"
 GROUP_PREFIX = "persona-redrive"
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list:
-    await consumer.topics()  # fetches metadata
-    return sorted(consumer.partitions_for_topic(topic) or ())
 
 
 def operator_key_id(env=os.environ, keys=None) -> str:
@@ -79,7 +75,7 @@ async def redrive(subscription_id: str, broker_url: str = settings.broker_url,
     await consumer.start()
     await producer.start()
     try:
-        tps = [TopicPartition(DLQ, p) for p in await _partitions(consumer, DLQ)]
+        tps = [TopicPartition(DLQ, p) for p in await logread.partitions(bootstrap, DLQ)]
         if not tps:
             return 0
         consumer.assign(tps)

@@ -64,6 +64,9 @@ def consumer_settings(conf) -> dict:
     return dict(
         bootstrap_servers=[f"{url.host}:{url.port or 9092}" for url in conf.broker],
         client_id=f"{conf.broker_client_id}-restore", group_id=None, enable_auto_commit=False,
+        # A changelog's log start offset moves above 0 on Kafka (retention of windowed
+        # tables, deleted records): a seek below it must read from the start, not the end.
+        auto_offset_reset="earliest",
         request_timeout_ms=int(conf.broker_request_timeout * 1000.0),
         check_crcs=conf.broker_check_crcs, fetch_max_bytes=FETCH_BYTES,
         max_partition_fetch_bytes=FETCH_BYTES, fetch_max_wait_ms=100,

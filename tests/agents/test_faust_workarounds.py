@@ -1,4 +1,4 @@
-"""The two Faust workarounds (app/kafka/workarounds.py) and routing while a worker starts.
+"""The three Faust workarounds (app/kafka/workarounds.py) and routing while a worker starts.
 
 The races themselves only show with real processes (tests/e2e/test_chaos.py); these pin down
 what each piece does.
@@ -45,6 +45,27 @@ async def test_the_consumer_stays_stopped_from_rebalance_complete_until_faust_re
     signal = app.on_rebalance_complete  # connected for this app as the sender
     receivers = set(signal._receivers).union(*signal._filter_receivers.values())
     assert workarounds._no_fetch_until_seeked in receivers
+
+
+async def test_a_created_topic_is_awaited_until_the_metadata_lists_its_partitions(monkeypatch):
+    from faust.transport.drivers.aiokafka import Transport
+    assert Transport._create_topic is workarounds._create_topic_then_see_it
+    monkeypatch.setattr(workarounds, "_create_topic", AsyncMock())
+    answers = iter([set(), {0, 1}, {0, 1, 2}])  # not yet, in part, then all three partitions
+    leaders = {0: 1, 1: 1, 2: -1}  # partition 2's leader is elected on the fourth answer
+    calls = []
+
+    async def fetch_all_metadata():
+        calls.append(1)
+        found = next(answers, {0, 1, 2})
+        if len(calls) == 4:
+            leaders[2] = 1
+        return SimpleNamespace(partitions_for_topic=lambda t: found,
+                               leader_for_partition=lambda tp: leaders[tp.partition])
+    client = SimpleNamespace(fetch_all_metadata=fetch_all_metadata)
+    await workarounds._create_topic_then_see_it(None, None, client, "events", 3, 1)
+    workarounds._create_topic.assert_awaited_once()
+    assert len(calls) == 4
 
 
 def test_reads_answer_unknown_owner_while_the_consumer_is_not_started(monkeypatch):

@@ -7,7 +7,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.kafka.broker_compat import true_end_offsets
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.brokers("tansu")]
 
 
 async def test_end_offsets_of_batched_partitions_come_from_fetch_high_watermarks(broker):

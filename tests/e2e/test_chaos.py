@@ -24,7 +24,8 @@ from app.settings import settings
 from tests.conftest import READ
 from tests.support.cluster import poll
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600),
+              pytest.mark.brokers("tansu", "kafka")]
 RATE = 60.0  # events/s
 KINDS = ["product_view"] * 6 + ["cart_add", "cart_add", "cart_remove", "search",
                                 "payment_preference", "purchase"]

@@ -13,7 +13,7 @@ from tests.conftest import ADMIN, INGEST, READ
 from tests.support.cluster import poll
 from tests.support.expected import fold
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.brokers("tansu", "kafka")]
 
 INVALID = [
     b'{"type": "product_view", "customer_id": "bad-1", "ts": 1',            # truncated JSON

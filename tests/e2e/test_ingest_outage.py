@@ -34,13 +34,13 @@ def test_broker_outage_answers_503_never_202(broker, cluster):
               "event_id": f"{cid}-{n}"} for n in range(3)]
     assert post(worker, views[:1])[0] == 202
 
-    broker.proc.send_signal(signal.SIGSTOP)  # frozen: nothing is acknowledged
+    broker.signal(signal.SIGSTOP)  # frozen: nothing is acknowledged
     try:
         started = time.monotonic()
         status, body = post(worker, views[1:])
         elapsed = time.monotonic() - started
     finally:
-        broker.proc.send_signal(signal.SIGCONT)
+        broker.signal(signal.SIGCONT)
     assert status == 503 and body["error"] == "unavailable", body
     assert TIMEOUT_S - 0.5 <= elapsed < TIMEOUT_S + 5
 

@@ -121,3 +121,20 @@ def test_load_or_exit_prints_one_line_and_exits_2(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("persona: invalid setting: PERSONA_API_KEYS")
     assert "nocolonkey" not in err  # an entry holds a secret: named by position only
+
+
+def test_group_timers_default_to_10s_sessions_on_every_broker_and_are_checked():
+    for env in ({}, {"KAFKA_BROKER_URL": "kafka://k:9092"}):
+        s = load(env)
+        assert (s.group_session_timeout_s, s.group_heartbeat_s, s.group_rebalance_timeout_s) == (
+            10.0, 1.0, 10.0)
+    s = load({"PERSONA_GROUP_SESSION_TIMEOUT_S": "45", "PERSONA_GROUP_REBALANCE_TIMEOUT_S": "60"})
+    assert (s.group_session_timeout_s, s.group_heartbeat_s, s.group_rebalance_timeout_s) == (
+        45.0, 1.0, 60.0)
+    bad = [({"PERSONA_GROUP_SESSION_TIMEOUT_S": "5"}, "PERSONA_GROUP_SESSION_TIMEOUT_S"),
+           ({"PERSONA_GROUP_SESSION_TIMEOUT_S": "inf"}, "PERSONA_GROUP_SESSION_TIMEOUT_S"),
+           ({"PERSONA_GROUP_HEARTBEAT_S": "4"}, "PERSONA_GROUP_HEARTBEAT_S"),
+           ({"PERSONA_GROUP_REBALANCE_TIMEOUT_S": "0"}, "PERSONA_GROUP_REBALANCE_TIMEOUT_S")]
+    for env, name in bad:
+        with pytest.raises(ConfigError, match=name):
+            load(env)
