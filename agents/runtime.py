@@ -17,8 +17,8 @@ import logging
 
 from app import gc_policy, metrics
 from app.main import app
-from app.topics import declare_outputs
 from app.settings import settings
+from app.topics import declare_outputs
 
 log = logging.getLogger(__name__)
 

@@ -39,14 +39,14 @@ def test_a_steady_stream_spreads_the_partitions_flushes_over_the_interval():
     # all changed at once: the first round starts at the interval, one per interval / 8
     assert 8.0 <= first_round[0] <= 8.0 + TICK and first_round[-1] <= 16.0 + TICK
     later = flushes[8:]
-    gaps = [b - a for (a, _), (b, _) in zip(later, later[1:])]
+    gaps = [b - a for (a, _), (b, _) in zip(later, later[1:], strict=False)]
     assert min(gaps) >= 1.0 - 1e-9 and max(gaps) <= 1.0 + TICK + 1e-9  # evenly spread
     by_partition: dict = {}
     for t, (p,) in flushes:
         by_partition.setdefault(p, []).append(t)
     assert sorted(by_partition) == list(range(8))
     for times in by_partition.values():  # each partition once per interval, never later
-        assert all(8.0 - TICK <= b - a <= 16.0 + TICK for a, b in zip(times, times[1:]))
+        assert all(8.0 - TICK <= b - a <= 16.0 + TICK for a, b in zip(times, times[1:], strict=False))
 
 
 def test_a_partition_flushes_once_its_oldest_change_is_interval_old():
