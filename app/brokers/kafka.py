@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -149,6 +150,9 @@ class KafkaCluster:
                 f"-Dlog4j2.configurationFile={LOG4J}", "-cp", f"{libs()}/*", main, *args]
 
     def start(self, timeout: float = 90.0) -> "KafkaCluster":
+        if shutil.which("java") is None:
+            raise BrokerUnavailable("the local Kafka broker needs `java` (Debian package "
+                                    "openjdk-17-jre-headless); `make test` installs it as root")
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True)
         cid = cluster_id()
@@ -214,14 +218,13 @@ class KafkaCluster:
         return all(p is not None and p.poll() is None for p in self.procs)
 
     def wait(self) -> int:
-        """Block until any node exits; its exit status."""
+        """Block until any node exits; its exit status. Polls: a signal handler that stops
+        the cluster must not find a ``Popen.wait`` of ours in progress (it holds a lock)."""
         while True:
             for proc in self.procs:
-                if proc is not None:
-                    try:
-                        return proc.wait(0.5)
-                    except subprocess.TimeoutExpired:
-                        continue
+                if proc is not None and proc.poll() is not None:
+                    return proc.returncode
+            time.sleep(0.2)
 
 
 def main_env_hint(bootstrap: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from app.brokers.ready import BrokerUnavailable, wait_metadata
@@ -73,4 +74,7 @@ class TansuBroker:
         return self.proc is not None and self.proc.poll() is None
 
     def wait(self) -> int:
-        return self.proc.wait()
+        """Block until the broker exits; its exit status (polled, as ``KafkaCluster.wait``)."""
+        while self.proc.poll() is None:
+            time.sleep(0.2)
+        return self.proc.returncode

@@ -58,6 +58,7 @@ def main() -> None:
         worker.stop()
         if broker is not None:
             broker.stop()
+        print("stopped the worker" + (" and the broker" if broker is not None else ""), flush=True)
         raise SystemExit(0)
 
     signal.signal(signal.SIGINT, stop)
