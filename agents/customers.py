@@ -122,15 +122,17 @@ async def process_batch(batch, idle_ms: int) -> None:
             if misrouted(event.message, cid):
                 # Re-key: the copy lands in the customer's partition and is processed there
                 # (a shadow app leaves that to the live app and takes the live copy).
-                if not settings.shadow:
-                    await events_topic.send(key=cid.encode(), value=event.value)
+                if not settings.shadow:  # its headers too: where it came in from
+                    await events_topic.send(key=cid.encode(), value=event.value,
+                                            headers=list(event.message.headers or ()))
                 outcomes.append((metrics.REKEYED, ev["type"], ""))
                 continue
             p = pending.get(cid) or pending.setdefault(cid, Pending(cid, event.message.partition))
-            handled, forwarded, conflict = aliases.handle(p, ev)
+            handled, forwarded, conflict = aliases.handle(p, ev, event.message)
             if handled:  # an alias, or an event of a merged anonymous id
                 if conflict:
-                    await dead_letter(event, aliases.CONFLICT, {"anonymous_id": [conflict]})
+                    field = "anonymous_id" if ev["type"] == "alias" else "customer_id"
+                    await dead_letter(event, aliases.reason(ev), {field: [conflict]})
                 else:
                     forwards.extend(forwarded)
                     p.event = event

@@ -38,9 +38,11 @@ ProcessCollector(registry=REGISTRY)
 KNOWN_TYPES = frozenset(SHOP_TYPES + SERVER_TYPES + INTERNAL_TYPES)
 #: An alias of an anonymous id already merged into another customer (agents/aliases.py).
 ALIAS_CONFLICT = "alias conflict"
+MERGED_REFUSED = "merged anonymous id"  # app.rules.alias.MERGED_REFUSED
 KNOWN_REASONS = frozenset(
     ["malformed JSON", "event is not a JSON object", "invalid envelope", "unsupported version",
-     "processing failed", ALIAS_CONFLICT] + [f"invalid {t} event" for t in KNOWN_TYPES])
+     "processing failed", ALIAS_CONFLICT, MERGED_REFUSED]
+    + [f"invalid {t} event" for t in KNOWN_TYPES])
 OTHER, UNKNOWN, UNMATCHED = "other", "unknown", "unmatched"
 APPLIED, DUPLICATE, DEAD_LETTERED, REKEYED = "applied", "duplicate", "dead_lettered", "rekeyed"
 

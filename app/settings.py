@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from app.apikeys import parse_keys
+from app.apikeys import PUBLISHABLE, digest, parse_keys
 from app.envparse import ConfigError
 from app.envparse import env_bool as _bool
 from app.envparse import env_float as _float
@@ -127,6 +127,9 @@ class Settings:
     group_session_timeout_s: float = 10.0
     group_heartbeat_s: float = 1.0
     group_rebalance_timeout_s: float = 10.0
+    #: How long after an anonymous id is merged into a customer the browser's events for the
+    #: old id still follow it (``app.rules.alias.follows``); later ones are dead-lettered.
+    alias_browser_grace_s: float = 60.0
 
     @property
     def session_idle_ms(self) -> int:
@@ -200,6 +203,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     session_s, heartbeat_s, rebalance_s = _group_timers(env)
+    demo_key = "" if shadow else env.get("PERSONA_DEMO_KEY", "")
+    _check_demo_key(demo_key, api_keys)
     return Settings(
         broker_url=broker_url,
         local_broker_compat=compat,
@@ -219,7 +224,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ingest_timeout_s=_float(env, "PERSONA_INGEST_TIMEOUT_S", 10.0, 0.1),
         cors_origins=tuple(o.strip().rstrip("/") for o in env.get("PERSONA_CORS_ORIGINS", "").split(",")
                            if o.strip()),
-        demo_key="" if shadow else env.get("PERSONA_DEMO_KEY", ""),
+        demo_key=demo_key,
         webhooks=() if shadow else webhooks,  # a shadow app sends no webhooks (app.shadow)
         webhook_max_attempts=_int(env, "PERSONA_WEBHOOK_MAX_ATTEMPTS", 6, 1),
         webhook_backoff_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_S", 0.5),
@@ -248,7 +253,30 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         group_session_timeout_s=session_s,
         group_heartbeat_s=heartbeat_s,
         group_rebalance_timeout_s=rebalance_s,
+        alias_browser_grace_s=_bounded(env, "PERSONA_ALIAS_BROWSER_GRACE_S", 60.0, 0.0, 3600.0),
     )
+
+
+def _bounded(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    value = _float(env, name, default, lo)
+    if value > hi:
+        raise ConfigError(f"{name} must be at most {hi:g}, got {value}")
+    return value
+
+
+def _check_demo_key(demo_key: str, api_keys: tuple) -> None:
+    """The demo page publishes its key to anyone who opens ``/demo/shop``: it must be one of
+    the configured keys and may only ingest (a publishable key), never read or administer."""
+    if not demo_key:
+        return
+    scopes = dict(api_keys).get(digest(demo_key))
+    if scopes is None:
+        raise ConfigError("PERSONA_DEMO_KEY: not one of the configured API keys "
+                          "(PERSONA_API_KEYS); give it as <key>:publishable there")
+    if not scopes <= {"ingest", PUBLISHABLE}:
+        raise ConfigError(f"PERSONA_DEMO_KEY: the demo page publishes this key, so it may only "
+                          f"ingest (configure it as <key>:publishable), not "
+                          f"{sorted(scopes - {'ingest', PUBLISHABLE})}")
 
 
 def _group_timers(env: Mapping[str, str]) -> tuple[float, float, float]:

@@ -37,6 +37,12 @@ def _raw_topic(name: str, partitions: int, kind: str):
                      retention=RETENTION[kind], deleting=True)
 
 
+#: Header on ``events`` records that came in through ``POST /v1/events`` with a publishable
+#: (browser) key: the agent lets them follow a merged anonymous id only briefly
+#: (``app.rules.alias.follows``). A header, not a field: no client can set or clear it.
+SOURCE_HEADER = "persona-source"
+BROWSER_SOURCE = b"publishable"
+
 #: Shop events and internal commands (erase, session_timeout); key = customer_id (utf-8),
 #: JSON envelope value.
 events_topic = _raw_topic("events", settings.partitions, "events")

@@ -37,7 +37,7 @@ from app.main import app
 from app.positions import encode
 from app.rules.events import SERVER_TYPES, SHOP_TYPES, InvalidEvent, key_of, validate_dict
 from app.settings import settings
-from app.topics import events_topic
+from app.topics import BROWSER_SOURCE, SOURCE_HEADER, events_topic
 from web import ratelimit
 from web.auth import SCOPES_KEY, require
 
@@ -149,10 +149,15 @@ def validated(items: list, now_ms: int) -> list[tuple[bytes, bytes, str]]:
     return records
 
 
-async def produce(records) -> str:
+BROWSER_HEADERS = [(SOURCE_HEADER, BROWSER_SOURCE)]  # what a publishable key sent
+
+
+async def produce(records, browser: bool = False) -> str:
     """Send every record, wait for the broker's acknowledgement of each; the token of the
-    highest acknowledged offset per partition."""
-    futures = [await events_topic.send(key=key, value=value) for key, value, _ in records]
+    highest acknowledged offset per partition. ``browser``: the publishable-key mark."""
+    headers = BROWSER_HEADERS if browser else None
+    futures = [await events_topic.send(key=key, value=value, headers=headers)
+               for key, value, _ in records]
     written: dict[int, int] = {}
     for fut in futures:
         meta = await fut
@@ -169,7 +174,8 @@ async def ingest(request) -> tuple[int, dict]:
     limited = ratelimit.charge_ingest(request, len(items))
     if limited is not None:
         raise Reject(429, *limited)
-    if PUBLISHABLE in request.get(SCOPES_KEY, ()):
+    browser = PUBLISHABLE in request.get(SCOPES_KEY, ())
+    if browser:
         presented = request.headers.get(HASH_HEADER) or request.query.get(HASH_QUERY)
         refusal = browser_refusal(items, settings.publishable_types, settings.identity_secret,
                                   presented)
@@ -177,7 +183,7 @@ async def ingest(request) -> tuple[int, dict]:
             raise Reject(403, refusal)
     records = validated(items, int(time.time() * 1000))
     try:
-        token = await asyncio.wait_for(produce(records), settings.ingest_timeout_s)
+        token = await asyncio.wait_for(produce(records, browser), settings.ingest_timeout_s)
     except Exception as exc:  # broker down, timeout, producer error: never a 202
         log.warning("ingest of %s events failed: %r", len(records), exc)
         raise Reject(503, {"error": "unavailable", "detail": "the broker did not acknowledge "

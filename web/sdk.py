@@ -11,7 +11,10 @@ The worker also plays the demo shop's backend, as a real shop's server would:
   signing oracle for demo customers only; other visitors stay anonymous (``anon-``).
 - **orders**: a publishable key may not send ``purchase``, so the page posts its order to
   ``POST /demo/order`` (the same identity hash in ``X-Persona-Identity-Hash``), which checks
-  the hash and produces the purchase like ``POST /v1/events`` with a server key would.
+  the hash and produces the purchase like ``POST /v1/events`` with a server key would,
+  but marked as a browser's (``app.topics.SOURCE_HEADER``: it is unauthenticated), rate
+  limited per client address (``DEMO_ORDER_RATE``), and refused while webhooks are
+  configured (no demo order can make a signed webhook go out).
 Never enable the demo on a production deployment.
 """
 from __future__ import annotations
@@ -26,8 +29,10 @@ from faust.web import View
 
 from app.identity import ANON_PREFIX, HASH_HEADER, hash_ok, identity_hash
 from app.main import app
+from app.ratelimit import Buckets, Rate, client_address
 from app.rules.events import ID_RE
 from app.settings import settings
+from web import ratelimit
 from web.ingest import Reject, produce, read_capped, validated
 
 STATIC = Path(__file__).with_name("static")
@@ -42,7 +47,7 @@ DISABLED = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 
 def demo_customer(cid: str | None) -> str | None:
     """``cid`` if the demo may sign it in, else None."""
-    if cid and cid.startswith(DEMO_PREFIX) and re.match(ID_RE, cid):
+    if cid and cid.startswith(DEMO_PREFIX) and re.fullmatch(ID_RE, cid):
         return cid
     return None
 
@@ -84,11 +89,25 @@ class DemoShop(View):
         return self.html(page, headers={"Cache-Control": "no-store"})
 
 
+#: Demo orders per client address: a few per minute is what a person clicking "buy" does.
+DEMO_ORDER_RATE = Rate(per_s=0.2, burst=5)
+_demo_orders = Buckets(DEMO_ORDER_RATE)
+
+
 @app.page("/demo/order")
 class DemoOrder(View):
     async def post(self, request):
         if not settings.demo_key:
             return self.json({"error": "demo disabled"}, status=404)
+        if settings.webhooks:
+            return self.json({"error": "the demo backend takes no orders while webhooks are "
+                                       "configured (PERSONA_WEBHOOKS)"}, status=403)
+        address = client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                                 settings.rates.trusted_hops)
+        wait = _demo_orders.take(address, time.monotonic())
+        if wait > 0:
+            body, headers = ratelimit.refusal(request, "demo", wait)
+            return self.json(body, status=429, headers=headers)
         try:
             event = orjson.loads(await read_capped(request, 64 * 1024))
         except orjson.JSONDecodeError:
@@ -100,7 +119,7 @@ class DemoOrder(View):
             return self.json(refusal, status=403 if "identity" in refusal["error"] else 400)
         try:
             records = validated([event], int(time.time() * 1000))
-            await asyncio.wait_for(produce(records), settings.ingest_timeout_s)
+            await asyncio.wait_for(produce(records, browser=True), settings.ingest_timeout_s)
         except Reject as exc:
             return self.json(exc.body, status=exc.status)
         except Exception:

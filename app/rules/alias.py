@@ -18,6 +18,17 @@ among A's events, every one of them reaches C once: before it through the log, a
 through the redirect. A repeated alias to C is a no-op (the redirect is there); an alias of
 A to another customer after A went to C is refused (``on_alias`` names the conflict): the
 first merge wins.
+
+A merged id is no key to the customer. An anonymous id needs no identity hash (nobody has
+signed in), so a browser, or anyone who learned the id, can send events for it with the
+public page key. Once A is merged into C, such events would reach C's state and fire webhooks
+about C. So events that came in with a publishable key (``browser``) follow the redirect only
+within ``grace_ms`` of the merge, for the page views and clicks already in flight when the
+customer signed in; later ones are refused (``follows``) and dead-lettered. Server-side
+events (server keys, or written to ``events`` directly) always follow. The merge time is the
+broker's timestamp of the alias record when known (``merged_received``), else the alias's
+own ``ts``; the browser event's time is its broker timestamp (set by Persona's producer, not
+by the client).
 """
 from __future__ import annotations
 
@@ -28,6 +39,8 @@ from app.rules.events import ANON_PREFIX
 MAX_LOG = 200
 LOG = "_log"
 MERGED_INTO = "merged_into"
+#: Dead-letter reason of a browser event refused for a merged anonymous id.
+MERGED_REFUSED = "merged anonymous id"
 
 
 def is_anonymous(customer_id: str) -> bool:
@@ -56,12 +69,26 @@ def retarget(event: dict, customer_id: str) -> dict:
     return {**event, "customer_id": customer_id}
 
 
-def redirect(anonymous_id: str, customer_id: str, alias: dict) -> dict:
-    return {"customer_id": anonymous_id, MERGED_INTO: customer_id,
-            "merged_at": alias["ts"], "alias_event_id": alias["event_id"]}
+def redirect(anonymous_id: str, customer_id: str, alias: dict,
+             received_ms: Optional[int] = None) -> dict:
+    out = {"customer_id": anonymous_id, MERGED_INTO: customer_id,
+           "merged_at": alias["ts"], "alias_event_id": alias["event_id"]}
+    if received_ms is not None:
+        out["merged_received"] = received_ms
+    return out
 
 
-def on_alias(profile: Optional[dict], alias: dict) -> tuple[Optional[dict], list, Optional[str]]:
+def follows(profile: dict, browser: bool, received_ms: int, grace_ms: int) -> bool:
+    """Whether an event for the merged id ``profile`` may follow it to the customer: always
+    from the server side; from a browser only within ``grace_ms`` after the merge."""
+    if not browser:
+        return True
+    merged = profile.get("merged_received", profile.get("merged_at", 0))
+    return received_ms <= merged + grace_ms
+
+
+def on_alias(profile: Optional[dict], alias: dict,
+             received_ms: Optional[int] = None) -> tuple[Optional[dict], list, Optional[str]]:
     """``(profile, events to forward, conflict)`` for an alias event at the anonymous id's
     owner: the redirect and the retargeted log; the same profile and nothing for a repeated
     alias; a conflict message (nothing else changes) if the id went to another customer."""
@@ -72,7 +99,7 @@ def on_alias(profile: Optional[dict], alias: dict) -> tuple[Optional[dict], list
     if current is not None:
         return profile, [], f"{anonymous} was merged into another customer already"
     events = [retarget(e, target) for e in (profile or {}).get(LOG) or []]
-    return redirect(anonymous, target, alias), events, None
+    return redirect(anonymous, target, alias, received_ms), events, None
 
 
 def forward(profile: Optional[dict], event: dict) -> Optional[dict]:

@@ -21,8 +21,11 @@ CURRENT_VERSION = 1
 #: The one id rule (customer, session, product and order ids); the web views and the
 #: OpenAPI document use these too.
 ID_MAX = 128
-ID_RE = r"^[A-Za-z0-9._:@\-]{1,128}$"
-ID_HINT = "1-128 characters from A-Z a-z 0-9 . _ : @ -"
+#: Matched in full (``re.fullmatch``: Python's ``$`` also matches before a final newline, so
+#: ``"alice\n"`` would pass a plain match); not dots alone (``.`` and ``..`` read as paths).
+#: The pattern is also valid ECMAScript, for the OpenAPI document.
+ID_RE = r"^(?!\.+$)[A-Za-z0-9._:@\-]{1,128}$"
+ID_HINT = "1-128 characters from A-Z a-z 0-9 . _ : @ -, not only dots"
 _ID = re.compile(ID_RE)
 ID_NAMESPACE = uuid.UUID("6f1c1e0e-2b7e-4f3b-9d6a-6e2f5b1f9a10")
 SHOP_TYPES = (
@@ -55,6 +58,15 @@ SERVER_TYPES = (ALIAS,)
 #: they need no identity hash (``app.identity``) and only they can be aliased.
 ANON_PREFIX = "anon-"
 ANON_ID_RE = r"^anon-[A-Za-z0-9._:@\-]{1,123}$"
+
+
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` that must match the whole value (marshmallow's uses ``match``)."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class InvalidEvent(ValueError):
@@ -92,7 +104,7 @@ class Timestamp(fields.Field):
 def _id(required: bool = True, **kw) -> fields.String:
     return fields.String(
         required=required,
-        validate=[validate.Length(1, ID_MAX), validate.Regexp(ID_RE, error="Invalid characters.")],
+        validate=[validate.Length(1, ID_MAX), FullMatch(ID_RE, error="Invalid characters.")],
         **kw,
     )
 
@@ -156,13 +168,13 @@ class Purchase(_Base):
     order_id = _id()
     items = fields.List(fields.Nested(Item), required=True, validate=validate.Length(1, 500))
     total = fields.Float(required=True, **_money)
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    currency = fields.String(required=True, validate=FullMatch(r"^[A-Z]{3}$"))
     payment_method = fields.String(validate=validate.Length(1, 64), allow_none=True)
 
 
 class Alias(_Base):
     anonymous_id = fields.String(required=True, validate=[
-        validate.Length(1, ID_MAX), validate.Regexp(ANON_ID_RE, error="Not an anonymous id "
+        validate.Length(1, ID_MAX), FullMatch(ANON_ID_RE, error="Not an anonymous id "
                                                     f"({ANON_PREFIX}...).")])
 
 
@@ -268,7 +280,7 @@ def key_of(event: dict) -> str:
 
 
 def valid_id(value: str) -> bool:
-    return _ID.match(value) is not None
+    return _ID.fullmatch(value) is not None
 
 
 def erase_command(customer_id: str, ts_ms: int) -> dict:

@@ -24,13 +24,13 @@ from typing import Any, Callable
 
 BAD = object()  # "not the plain case": the caller falls back to the schemas
 MISSING = object()
-_ID = re.compile(r"^[A-Za-z0-9._:@\-]{1,128}$")  # events.ID_RE (same pattern, same `$`)
+_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9._:@\-]{1,128}$")  # events.ID_RE, matched in full
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 TS_MAX = 32503680000000  # year 3000, events.Timestamp
 
 
 def _id(v: Any) -> Any:
-    return v if type(v) is str and len(v) <= 128 and _ID.match(v) else BAD
+    return v if type(v) is str and len(v) <= 128 and _ID.fullmatch(v) else BAD
 
 
 def _text(hi: int) -> Callable[[Any], Any]:
@@ -62,7 +62,7 @@ def _ts(v: Any) -> Any:
 
 
 def _currency(v: Any) -> Any:
-    return v if type(v) is str and _CURRENCY.match(v) else BAD
+    return v if type(v) is str and _CURRENCY.fullmatch(v) else BAD
 
 
 # (name, check, required, allow_none, default): the schemas' fields in declaration order.

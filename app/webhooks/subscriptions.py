@@ -31,6 +31,32 @@ class Subscription:
     timeout_s: float = DEFAULT_TIMEOUT_S
 
 
+#: A shorter HMAC key is guessable offline from one signed delivery; Standard Webhooks'
+#: own secrets are 24-64 random bytes.
+MIN_SECRET_BYTES = 16
+
+
+def url_problem(raw: str) -> str | None:
+    """What is wrong with a delivery URL (None if nothing): parsed in full at start, so a
+    typo stops the worker instead of sending every delivery to webhooks-dlq."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in raw):
+        return "must not contain whitespace or control characters"
+    url = urlparse(raw)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        return "must be an http(s) URL"
+    if not url.hostname:
+        return "must name a host"
+    try:
+        port = url.port
+    except ValueError:
+        return "must have a numeric port 1-65535"
+    if port is not None and not 1 <= port <= 65535:
+        return "must have a numeric port 1-65535"
+    if url.netloc.endswith(":"):
+        return "must have a numeric port 1-65535"
+    return None
+
+
 def _subscription(item, where: str) -> Subscription:
     def fail(msg: str):
         raise WebhookConfigError(f"{where}: {msg}")
@@ -44,13 +70,16 @@ def _subscription(item, where: str) -> Subscription:
     for field in ("url", "secret"):
         if not isinstance(item.get(field), str) or not item[field].strip():
             fail(f"'{field}' must be a non-empty string")
-    url = urlparse(item["url"])
-    if url.scheme not in ("http", "https") or not url.netloc:
-        fail(f"'url' must be an http(s) URL, got {item['url']!r}")
+    problem = url_problem(item["url"])
+    if problem:
+        fail(f"'url' {problem}, got {item['url']!r}")
     try:
-        secret_bytes(item["secret"])
+        key = secret_bytes(item["secret"])
     except ValueError:
         fail("'secret' starts with whsec_ but the rest is not base64")
+    if len(key) < MIN_SECRET_BYTES:
+        fail(f"'secret' must be at least {MIN_SECRET_BYTES} bytes (HMAC-SHA256 key; "
+             f"got {len(key)}): e.g. whsec_ + base64 of 24 random bytes")
     events = item.get("events")
     if not isinstance(events, list) or not events or not all(e in KINDS for e in events):
         fail(f"'events' must be a non-empty list of {list(KINDS)}, got {events!r}")

@@ -24,7 +24,7 @@ from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
-SECRET = "plain-secret"
+SECRET = "plain-secret-0123456789"
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def worker(broker, receiver, tmp_path_factory):
-    subs = [{"id": "main", "url": receiver.url("main"), "secret": "plain-secret",
+    subs = [{"id": "main", "url": receiver.url("main"), "secret": "plain-secret-0123456789",
              "events": ["purchase.completed", "cart.updated"]}]
     c = Cluster(broker, tmp_path_factory.mktemp("identity"), f"{API_KEYS},{PUBLISHABLE}:publishable",
                 env={"PERSONA_IDENTITY_SECRET": SECRET, "PERSONA_WEBHOOKS": json.dumps(subs)})

@@ -58,7 +58,7 @@ def total(found: list, name: str, **labels) -> float:
 def test_metrics_add_up_for_a_known_stream(broker, cluster):
     receiver = Receiver().start()
     receiver.rule = lambda call: 500 if call["n"] == 0 else 200  # first attempt fails
-    hooks = [{"id": "hooks", "url": receiver.url("hooks"), "secret": "s3cret",
+    hooks = [{"id": "hooks", "url": receiver.url("hooks"), "secret": "s3cret-s3cret-s3cret",
               "events": ["purchase.completed"], "timeout_s": 5}]
     try:
         worker = cluster.start(env={

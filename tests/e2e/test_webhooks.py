@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 MAIN_KEY = bytes(range(7, 39))
 MAIN_SECRET = "whsec_" + base64.b64encode(MAIN_KEY).decode()
-OTHER_SECRET = "plain-secret"
+OTHER_SECRET = "plain-secret-0123456789"
 SECRETS = {"main": MAIN_KEY, "other": OTHER_SECRET.encode()}
 
 

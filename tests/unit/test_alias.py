@@ -158,3 +158,17 @@ def test_alias_is_keyed_by_the_anonymous_id_and_refused_to_publishable_keys():
     refusal = browser_refusal([e], frozenset({"product_view", "cart_add"}), b"", None)
     assert refusal["error"] == "forbidden event types"
     assert refusal["items"] == [{"index": 0, "type": ALIAS}]
+
+
+def test_browser_events_follow_a_merge_only_within_the_grace():
+    alias_ev = {"event_id": "a1", "type": "alias", "customer_id": "c", "anonymous_id": "anon-1",
+                "ts": 1_000}
+    merged, _, _ = alias.on_alias({"customer_id": "anon-1"}, alias_ev, received_ms=50_000)
+    assert merged["merged_received"] == 50_000
+    assert alias.follows(merged, True, 50_000 + 60_000, 60_000)
+    assert not alias.follows(merged, True, 50_000 + 60_001, 60_000)
+    assert alias.follows(merged, False, 10**12, 60_000)  # the server side always may
+    # A redirect written before the broker time was kept: the alias's own ts counts.
+    old, _, _ = alias.on_alias({"customer_id": "anon-1"}, alias_ev)
+    assert "merged_received" not in old
+    assert alias.follows(old, True, 1_000 + 5, 10) and not alias.follows(old, True, 1_011, 10)

@@ -22,7 +22,8 @@ ODD = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_na
                 st.text(max_size=3), st.lists(st.integers(), max_size=2), st.just({}))
 IDS = st.one_of(st.from_regex(r"[A-Za-z0-9._:@\-]{1,12}", fullmatch=True),
                 st.just("a" * 128), st.just("a" * 129), st.just("abc\n"), st.just(""),
-                st.just("bad id"), ODD)
+                st.just("bad id"), st.just("."), st.just(".."), st.just("..."), st.just("a.."),
+                st.just("alice\n"), ODD)
 MONEY = st.one_of(st.integers(-1, 10**9 + 1), st.floats(-1, 2e9), st.just(math.nan),
                   st.just(1e9), st.just(math.inf), st.text(max_size=4), st.booleans(), st.none())
 INTS = st.one_of(st.integers(-2, 10_002), st.just(True), st.floats(0, 5), st.none(),
@@ -184,3 +185,22 @@ def test_every_field_at_every_edge_value_agrees_with_the_schemas(kind):
                     isinstance(value, str) and key.split(".")[-1] in MONEY_FIELDS)
                 assert not plain, (key, value)
     assert agreed > 100
+
+
+def test_ids_match_in_full_and_are_not_only_dots():
+    """Python's ``$`` matches before a final newline: both validators must refuse it."""
+    base = {"event_id": "e1", "type": "product_view", "ts": 1, "product_id": "p1"}
+    for bad in ("alice\n", ".", "..", "...", "a\nb"):
+        assert fastcheck.check({**base, "customer_id": bad}) is None
+        with pytest.raises(events.InvalidEvent):
+            events.validate_dict({**base, "customer_id": bad})
+        with pytest.raises(events.InvalidEvent):
+            events.validate_dict({**base, "customer_id": "c1", "product_id": bad})
+        assert not events.valid_id(bad)
+    for good in ("a..", ".a", "alice", "a.b"):
+        assert events.valid_id(good)
+        assert events.validate_dict({**base, "customer_id": good})["customer_id"] == good
+    with pytest.raises(events.InvalidEvent):
+        events.validate_dict({"event_id": "o", "type": "purchase", "ts": 1, "customer_id": "c",
+                              "order_id": "o1", "total": 1, "currency": "EUR\n",
+                              "items": [{"product_id": "p", "quantity": 1, "price": 1}]})

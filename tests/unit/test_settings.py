@@ -14,7 +14,7 @@ import pytest
 from app.apikeys import digest
 from app.settings import ConfigError, load, load_or_exit
 
-GOOD_HOOK = {"id": "crm", "url": "https://crm.example/hooks", "secret": "s3cret",
+GOOD_HOOK = {"id": "crm", "url": "https://crm.example/hooks", "secret": "s3cret-s3cret-s3cret",
              "events": ["purchase.completed"]}
 
 
@@ -138,3 +138,14 @@ def test_group_timers_default_to_10s_sessions_on_every_broker_and_are_checked():
     for env, name in bad:
         with pytest.raises(ConfigError, match=name):
             load(env)
+
+
+def test_the_demo_key_must_be_a_configured_publishable_key():
+    ok = load({"PERSONA_API_KEYS": "pk-demo:publishable,adm:admin", "PERSONA_DEMO_KEY": "pk-demo"})
+    assert ok.demo_key == "pk-demo"
+    assert load({"PERSONA_API_KEYS": "ing:ingest", "PERSONA_DEMO_KEY": "ing"}).demo_key == "ing"
+    for keys, want in (("adm:admin", "may only ingest"), ("rd:read|ingest", "may only ingest"),
+                       ("other:publishable", "not one of the configured")):
+        demo = keys.split(":")[0] if want != "not one of the configured" else "nowhere"
+        with pytest.raises(ConfigError, match=f"PERSONA_DEMO_KEY: .*{want}"):
+            load({"PERSONA_API_KEYS": keys, "PERSONA_DEMO_KEY": demo})

@@ -8,7 +8,7 @@ from app.cli.shadow import fields_differing, shadow_env
 from app.settings import ConfigError, load
 from app.shadow import app_id, changelog, own_topic
 
-HOOKS = '[{"id": "crm", "url": "https://crm.example/h", "secret": "s", "events": ["cart.updated"]}]'
+HOOKS = '[{"id": "crm", "url": "https://crm.example/h", "secret": "shadow-test-secret-16", "events": ["cart.updated"]}]'
 
 
 def test_the_live_app_keeps_its_names_and_a_shadow_gets_its_own():
@@ -20,9 +20,10 @@ def test_the_live_app_keeps_its_names_and_a_shadow_gets_its_own():
 
 
 def test_a_shadow_sends_no_webhooks_and_serves_no_demo():
-    live = load({"PERSONA_WEBHOOKS": HOOKS, "PERSONA_DEMO_KEY": "pk"})
+    demo = {"PERSONA_DEMO_KEY": "pk", "PERSONA_API_KEYS": "pk:publishable"}
+    live = load({"PERSONA_WEBHOOKS": HOOKS, **demo})
     assert live.shadow == "" and len(live.webhooks) == 1 and live.demo_key == "pk"
-    s = load({"PERSONA_WEBHOOKS": HOOKS, "PERSONA_DEMO_KEY": "pk", "PERSONA_SHADOW": "c1"})
+    s = load({"PERSONA_WEBHOOKS": HOOKS, **demo, "PERSONA_SHADOW": "c1"})
     assert s.shadow == "c1" and s.webhooks == () and s.demo_key == ""
 
 

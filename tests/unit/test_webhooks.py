@@ -93,7 +93,7 @@ def test_retry_after_seconds_capped():
 
 GOOD = [{"id": "crm", "url": "https://crm.example/hooks", "secret": "whsec_" + base64.b64encode(b"k" * 24).decode(),
          "events": ["purchase.completed", "cart.abandoned"], "timeout_s": 2.5},
-        {"id": "bi", "url": "http://127.0.0.1:9/x", "secret": "plain", "events": ["cart.updated"]}]
+        {"id": "bi", "url": "http://127.0.0.1:9/x", "secret": "plain-secret-16bytes", "events": ["cart.updated"]}]
 
 
 def test_parse_subscriptions():
@@ -127,6 +127,17 @@ def test_subscriptions_from_a_file(tmp_path):
     (json.dumps([{**GOOD[1], "timeout_s": 0}]), "timeout_s"),
     (json.dumps([{**GOOD[1], "timeout_s": "5"}]), "timeout_s"),
     (json.dumps([{**GOOD[1], "urll": "x"}]), "unknown field"),
+    (json.dumps([{**GOOD[1], "url": "http://h:99999/x"}]), "numeric port 1-65535"),
+    (json.dumps([{**GOOD[1], "url": "http://h:abc/x"}]), "numeric port 1-65535"),
+    (json.dumps([{**GOOD[1], "url": "http://h:0/x"}]), "numeric port 1-65535"),
+    (json.dumps([{**GOOD[1], "url": "http://h:/x"}]), "numeric port 1-65535"),
+    (json.dumps([{**GOOD[1], "url": "http://a host/x"}]), "whitespace"),
+    (json.dumps([{**GOOD[1], "url": "http://h/x\n"}]), "whitespace"),
+    (json.dumps([{**GOOD[1], "url": "http://user@/x"}]), "must name a host"),
+    (json.dumps([{**GOOD[1], "secret": "x"}]), "at least 16 bytes"),
+    (json.dumps([{**GOOD[1], "secret": "fifteen-bytes!!"}]), "at least 16 bytes"),
+    (json.dumps([{**GOOD[1], "secret": "whsec_" + base64.b64encode(b"k" * 15).decode()}]),
+     "at least 16 bytes"),
     (json.dumps([GOOD[1], GOOD[1]]), "duplicate subscription id"),
 ])
 def test_bad_subscriptions_fail_clearly(raw, message):
