@@ -105,14 +105,14 @@ class Broker:
     """A local broker (``app.brokers``): the bundled Tansu or Apache Kafka (1 or 3 nodes), on
     loopback (node 1 on ``port``, a free port unless given), logging beside ``log``.
 
-    ``kind`` None takes ``PERSONA_TEST_BROKER`` from the environment, else the bundled broker.
+    ``kind``: ``tansu`` (default) or ``kafka``.
     ``overrides``: extra Kafka broker properties (e.g. a fast log cleaner for a test).
     """
 
     def __init__(self, port: int | None = None, log: Path | None = None, kind: str | None = None,
                  nodes: int = 1, overrides: dict | None = None):
         self.port, self.log = port or free_port(), log
-        self.kind = kind or os.environ.get("PERSONA_TEST_BROKER") or "tansu"
+        self.kind = kind or "tansu"
         workdir = log.parent if log else Path(tempfile.mkdtemp(prefix="persona-broker-"))
         self.impl = brokers.create(self.kind, self.port, workdir, nodes, overrides=overrides)
         if self.kind == "tansu":

@@ -24,6 +24,8 @@ MAX_KEYS = 100_000
 VARIABLES = {"ingest": "PERSONA_RATE_INGEST", "read": "PERSONA_RATE_READ",
              "publishable": "PERSONA_RATE_PUBLISHABLE"}
 HOPS = "PERSONA_TRUSTED_PROXY_HOPS"
+#: Beyond these a "limit" limits nothing: a typo (an extra digit or three), not a choice.
+RATE_MAX, BURST_MAX = 1e6, 1e7
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,15 @@ def parse_rate(raw: str, name: str) -> Rate | None:
         raise bad
     try:
         per_s = float(count) / (60.0 if unit == "m" else 1.0)
-        if not (math.isfinite(per_s) and per_s > 0):
-            raise ValueError(f"{name}: the rate must be a number > 0 (0 alone = off), "
-                             f"got {raw!r}")
+        if not (math.isfinite(per_s) and 0 < per_s <= RATE_MAX):
+            raise ValueError(f"{name}: the rate must be a number > 0 and at most "
+                             f"{RATE_MAX:g}/s (0 alone = off), got {raw!r}")
         burst = float(burst_text) if burst_text else max(1.0, math.ceil(per_s))
     except ValueError as exc:
         raise (exc if str(exc).startswith(name) else bad) from None
-    if not (math.isfinite(burst) and burst >= 1):
-        raise ValueError(f"{name}: the burst must be a number >= 1, got {raw!r}")
+    if not (math.isfinite(burst) and 1 <= burst <= BURST_MAX):
+        raise ValueError(f"{name}: the burst must be a number from 1 to {BURST_MAX:g}, "
+                         f"got {raw!r}")
     return Rate(per_s, burst)
 
 

@@ -39,6 +39,15 @@ def free_port() -> int:
     ({"PERSONA_RATE_INGEST": "100 per second"}, "PERSONA_RATE_INGEST"),
     ({"PERSONA_RATE_READ": "10/s:0"}, "PERSONA_RATE_READ"),
     ({"PERSONA_METRICS": "disabled"}, "PERSONA_METRICS"),
+    ({"PERSONA_IDENTITY_SECERT": "x" * 32}, "PERSONA_IDENTITY_SECERT"),
+    ({"PERSONA_INGEST_TIMEOUT_S": "inf"}, "PERSONA_INGEST_TIMEOUT_S"),
+    ({"PERSONA_DEMO_KEY": "ok-key"}, "PERSONA_DEMO_KEY"),
+    ({"PERSONA_DEMO_KEY": "configured-nowhere"}, "PERSONA_DEMO_KEY"),
+    ({"PERSONA_WEBHOOKS": '[{"id": "crm", "url": "http://h:99999/x", "secret": "0123456789abcdef", '
+                          '"events": ["cart.updated"]}]'}, "PERSONA_WEBHOOKS[0]"),
+    ({"PERSONA_WEBHOOKS": '[{"id": "crm", "url": "http://h/x", "secret": "k", '
+                          '"events": ["cart.updated"]}]'}, "PERSONA_WEBHOOKS[0]"),
+    ({"PERSONA_GROUP_SESSION_TIMEOUT_S": "2"}, "PERSONA_GROUP_SESSION_TIMEOUT_S"),
 ])
 def test_worker_exits_at_start_with_one_line_naming_the_variable(tmp_path, env, variable):
     port = free_port()

@@ -112,7 +112,7 @@ def test_rate_format(raw, rate):
 @pytest.mark.parametrize("raw, problem", [
     ("100", "must be '<rate>/s"), ("100/h", "must be '<rate>/s"), ("x/s", "must be"),
     ("10/s:y", "must be"), ("-1/s", "rate must be a number > 0"), ("nan/s", "> 0"),
-    ("inf/s", "> 0"), ("10/s:0", "burst must be a number >= 1"), ("10/s:nan", "burst"),
+    ("inf/s", "> 0"), ("10/s:0", "burst must be a number from 1"), ("10/s:nan", "burst"),
     ("0/s", "> 0"),
 ])
 def test_bad_rates_name_the_variable(raw, problem):
