@@ -72,6 +72,14 @@ def map_scopes(claims: Mapping, prefix: str = "") -> frozenset:
     return frozenset(n for n in names if n in PERSONA_SCOPES)
 
 
+def numeric_times(claims: dict) -> bool:
+    """RFC 7519 NumericDate: ``exp``, ``nbf`` and ``iat`` are JSON numbers. PyJWT casts a
+    numeric string (``"exp": "99999999999"``) and accepts it; a token minted that way is not
+    one a real issuer wrote."""
+    return all(isinstance(claims[c], (int, float)) and not isinstance(claims[c], bool)
+               for c in ("exp", "nbf", "iat") if c in claims)
+
+
 class Verifier:
     """Verifies tokens against one ``JwtConfig``; keeps the JWKS cache of one worker."""
 
@@ -90,6 +98,28 @@ class Verifier:
     @property
     def uses_jwks(self) -> bool:
         return bool(self.config.jwks_file or self.config.jwks_url)
+
+    @property
+    def keys_loaded(self) -> bool:
+        """False while a configured JWKS has not loaded yet (``/ready`` answers 503 then)."""
+        return not self.uses_jwks or bool(self._keys)
+
+    async def load_at_start(self, retry_s: float = 2.0) -> None:
+        """Load a JWKS URL's keys before the worker says it is ready, retrying until they
+        load. A worker that cannot verify any token must not report ready: every JWT
+        would be refused while load balancers send it traffic."""
+        warned = False
+        while not self.keys_loaded:
+            self._last_attempt = float("-inf")
+            await self._refresh()
+            if self.keys_loaded:
+                break
+            if not warned:
+                log.error("PERSONA_JWT_JWKS_URL: cannot load the JWKS from %s; /ready answers "
+                          "503 until it loads (retrying every %.0fs)", self.config.jwks_url,
+                          retry_s)
+                warned = True
+            await asyncio.sleep(retry_s)
 
     async def scopes(self, token: str) -> frozenset | None:
         """Persona scopes of a valid token; None if invalid (never raises for a bad token)."""
@@ -122,6 +152,9 @@ class Verifier:
                          + (["aud"] if self.config.audience else [])})
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             log.debug("JWT refused: %s", exc.__class__.__name__)
+            return None
+        if not numeric_times(claims):
+            log.debug("JWT refused: exp, nbf or iat is not a number")
             return None
         return claims
 

@@ -27,6 +27,8 @@ JWKS_MAX_BYTES = 1024 * 1024
 JWKS_FETCH_TIMEOUT_S = 5.0
 LEEWAY_MAX_S = 300.0
 #: The algorithm each JWK key type may verify: (kty, crv) -> alg.
+#: Shorter RSA keys are factorable by a determined attacker; every issuer publishes 2048+.
+RSA_MIN_BITS = 2048
 ALG_FOR_KEY = {("RSA", None): "RS256", ("EC", "P-256"): "ES256"}
 
 
@@ -77,6 +79,9 @@ def parse_jwks(raw: bytes | str) -> dict:
             key = PyJWK(entry, algorithm=alg).key
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise JwksError(f"key #{n} is not a usable {alg} key ({exc})") from None
+        if alg == "RS256" and key.key_size < RSA_MIN_BITS:
+            raise JwksError(f"key #{n} is an RSA key of {key.key_size} bits; at least "
+                            f"{RSA_MIN_BITS} are needed (NIST SP 800-131A)")
         kid = entry.get("kid")
         keys.setdefault(kid if isinstance(kid, str) else None, []).append((alg, key))
     if not keys:

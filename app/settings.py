@@ -146,6 +146,13 @@ def _api_keys(env: Mapping[str, str]) -> tuple:
         except OSError as exc:
             raise ConfigError(f"PERSONA_API_KEYS_FILE: cannot read {path}: {exc.strerror}") from None
         keys += parse_keys(",".join(lines), f"PERSONA_API_KEYS_FILE {path}")
+    seen: dict = {}
+    for n, (key_digest, _) in enumerate(keys, 1):
+        if key_digest in seen:  # by position: an entry holds a secret, never print it
+            raise ConfigError(f"PERSONA_API_KEYS: the same key is listed twice (entries "
+                              f"#{seen[key_digest]} and #{n}, counting PERSONA_API_KEYS_FILE's "
+                              "after it); give each key once, with all its scopes")
+        seen[key_digest] = n
     return tuple(keys)
 
 

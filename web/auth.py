@@ -28,6 +28,7 @@ from typing import Callable
 from app import audit
 from app.apikeys import PUBLISHABLE, SCOPES, digest
 from app.jwt_auth import Verifier, looks_like_jwt, map_scopes
+from app.main import app
 from app.settings import settings
 from web import ratelimit
 from web.ratelimit import PRINCIPAL_KEY
@@ -35,6 +36,13 @@ from web.ratelimit import PRINCIPAL_KEY
 UNAUTHORIZED = {"error": "unauthorized", "detail": "a valid API key or token is required"}
 #: This worker's JWT verifier (and JWKS cache); None when JWTs are not configured.
 JWT = Verifier(settings.jwt) if settings.jwt is not None else None
+
+
+@app.task
+async def load_jwks() -> None:
+    """A JWKS URL is loaded once at start; ``/ready`` waits for it (``Verifier.keys_loaded``)."""
+    if JWT is not None:
+        await JWT.load_at_start()
 SCOPES_KEY = "persona.scopes"
 KEY_ID_KEY = "persona.key_id"
 

@@ -2,6 +2,7 @@
 from faust.web import View
 
 from app.main import app
+from web.auth import JWT
 from web.routing import worker_ready
 
 
@@ -15,13 +16,16 @@ class Health(View):
 class Ready(View):
     async def get(self, request):
         recovery = app.tables.recovery
-        ready = worker_ready()
+        jwks = JWT is None or JWT.keys_loaded
+        ready = worker_ready() and jwks
         body = {
             "ready": ready,
             "rebalancing": bool(app.rebalancing),
             "recovery_remaining": recovery.active_remaining_total(),
             "active_partitions": len(app.assignor.assigned_actives()),
         }
+        if not jwks:
+            body["jwks_loaded"] = False  # PERSONA_JWT_JWKS_URL has not loaded yet
         if ready:
             return self.json(body)
         return self.json(body, status=503, headers={"Retry-After": "1"})

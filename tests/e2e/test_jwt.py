@@ -108,3 +108,46 @@ def test_worker_with_a_bad_jwks_file_exits_naming_the_variable(tmp_path):
     assert lines == ["persona: invalid setting: PERSONA_JWT_JWKS_FILE: holds no RS256 (RSA) "
                      "or ES256 (EC P-256) signing key"], run.stderr[-2000:]
     assert "Traceback" not in run.stderr
+
+
+def test_a_jwks_url_that_does_not_load_keeps_the_worker_not_ready_until_it_does(cluster):
+    """An unreachable PERSONA_JWT_JWKS_URL: /ready answers 503 naming it (never a ready
+    worker that refuses every JWT); once the JWKS server answers, the worker becomes ready
+    and accepts the issuer's tokens."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from app.local import free_port, get_json
+    port = free_port()
+    jwk = {**RSAAlgorithm.to_jwk(KEY.public_key(), as_dict=True), "kid": "idp-1", "use": "sig"}
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    env = {"PERSONA_JWT_JWKS_URL": f"http://127.0.0.1:{port}/jwks.json",
+           "PERSONA_JWT_ISSUER": ISS, "PERSONA_JWT_AUDIENCE": AUD,
+           "PERSONA_JWT_SCOPE_PREFIX": "persona:"}
+    worker = cluster.start(wait=False, env=env)
+    got = poll(lambda: get_json(f"{worker.url}/ready"),
+               lambda r: r[0] == 503 and isinstance(r[1], dict) and "jwks_loaded" in r[1], 90)
+    assert got[0] == 503 and got[1]["jwks_loaded"] is False, got
+    assert http("GET", f"{worker.url}/health")[0] == 200
+    logged = poll(lambda: worker.log.read_text(errors="replace"),
+                  lambda text: "PERSONA_JWT_JWKS_URL: cannot load the JWKS" in text, 30)
+    assert "PERSONA_JWT_JWKS_URL: cannot load the JWKS" in logged
+    assert get_json(f"{worker.url}/ready")[0] == 503  # still not ready, past the first try
+    server = ThreadingHTTPServer(("127.0.0.1", port), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        worker.wait_ready(timeout=30)
+        assert get_profile(worker, "nobody", token())[0] == 404  # the token is accepted
+    finally:
+        server.shutdown()

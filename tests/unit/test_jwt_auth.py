@@ -121,6 +121,10 @@ def test_leeway_accepts_a_token_that_expired_a_moment_ago(jwks_file):
     pytest.param(lambda: rs256(exp=int(time.time()) - 120), id="expired"),
     pytest.param(lambda: es256(nbf=int(time.time()) + 120), id="not-yet-valid"),
     pytest.param(lambda: rs256(aud="another-api"), id="wrong-audience"),
+    pytest.param(lambda: rs256(exp=str(int(time.time()) + 300)), id="exp-numeric-string"),
+    pytest.param(lambda: hs256(nbf=str(int(time.time()) - 10)), id="nbf-numeric-string"),
+    pytest.param(lambda: es256(iat=str(int(time.time()))), id="iat-numeric-string"),
+    pytest.param(lambda: hs256(exp=True), id="exp-boolean"),
     pytest.param(lambda: rs256(aud=None), id="no-audience"),
     pytest.param(lambda: rs256(iss="https://evil.example/"), id="wrong-issuer"),
     pytest.param(lambda: rs256(iss=None), id="no-issuer"),
@@ -369,3 +373,17 @@ def test_an_api_key_that_looks_like_a_jwt_still_works(jwks_file, monkeypatch):
     from app.apikeys import parse_keys
     keys = parse_keys("abc.def.ghi:read")
     assert asyncio.run(auth.bearer_scopes("Bearer abc.def.ghi", keys=keys)) == {"read"}
+
+
+def test_a_jwks_with_an_rsa_key_under_2048_bits_is_refused():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    from app.jwt_config import JwksError, parse_jwks
+    weak = json.loads(RSAAlgorithm.to_jwk(
+        rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()))
+    with pytest.raises(JwksError, match="1024 bits; at least 2048"):
+        parse_jwks(json.dumps({"keys": [{**weak, "kid": "weak", "use": "sig"}]}))
+    strong = json.loads(RSAAlgorithm.to_jwk(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()))
+    assert list(parse_jwks(json.dumps({"keys": [{**strong, "kid": "ok"}]}))) == ["ok"]

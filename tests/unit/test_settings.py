@@ -189,3 +189,17 @@ def test_every_persona_variable_in_the_code_is_known_and_documented():
 def test_numbers_are_finite_and_sane(env, name):
     with pytest.raises(ConfigError, match=name):
         load(env)
+
+
+def test_a_key_listed_twice_is_refused_whatever_its_scopes(tmp_path):
+    for spec in ("k1:read,k1:admin", "k1:read,k1:read"):
+        with pytest.raises(ConfigError, match=r"PERSONA_API_KEYS: the same key is listed twice "
+                                              r"\(entries #1 and #2"):
+            load({"PERSONA_API_KEYS": spec})
+    digest_entry = "sha256:" + hashlib.sha256(b"k1").hexdigest()
+    with pytest.raises(ConfigError, match="listed twice"):
+        load({"PERSONA_API_KEYS": f"k1:read,{digest_entry}:admin"})
+    keys = tmp_path / "keys"
+    keys.write_text("k1:admin\n")
+    with pytest.raises(ConfigError, match="#1 and #2"):
+        load({"PERSONA_API_KEYS": "k1:read", "PERSONA_API_KEYS_FILE": str(keys)})
