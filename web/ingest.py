@@ -112,12 +112,35 @@ def decode(body: bytes, content_type: str) -> list:
     return items
 
 
+#: Deepest nesting an event may have (its items are 2 levels deep). Unknown fields are kept
+#: on the topic as sent; past this (orjson encodes at most 254 levels) they are refused by
+#: name rather than failing later with a generic error.
+MAX_DEPTH = 32
+
+
+def depth_over(value, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests containers deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            if level > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children
+                         if isinstance(child, (dict, list)))
+    return False
+
+
 def prepare(item, now_ms: int) -> dict:
     """The event as it goes to the topic (client JSON + assigned fields), validated."""
     if isinstance(item, InvalidEvent):
         raise item
     if not isinstance(item, dict):
         raise InvalidEvent("event is not a JSON object", {"_schema": ["Expected a JSON object."]})
+    if depth_over(item):
+        raise InvalidEvent("nested too deeply",
+                           {"_schema": [f"More than {MAX_DEPTH} levels of nesting."]})
     if item.get("type") not in INGEST_TYPES:  # erase and other internal commands included
         raise InvalidEvent("unknown event type", UNKNOWN_TYPE)
     event = dict(item)
@@ -132,17 +155,26 @@ def validated(items: list, now_ms: int) -> list[tuple[bytes, bytes, str]]:
         raise Reject(400, {"error": "no events"})
     if len(items) > settings.ingest_max_events:
         raise too_many(len(items))
-    records, errors = [], []
+    records, errors, unexpected = [], [], []
+    first_at: dict = {}  # event_id -> index of its first event in this request
     for index, item in enumerate(items):
         try:
             event = prepare(item, now_ms)
-            records.append((key_of(event).encode(), orjson.dumps(event), event["event_id"]))
+            eid = event["event_id"]
+            if eid in first_at:  # the second would be dropped as a duplicate: say so now
+                raise InvalidEvent("duplicate event_id", {"event_id": [
+                    f"Also the event_id of the event at index {first_at[eid]}."]})
+            first_at[eid] = index
+            records.append((key_of(event).encode(), orjson.dumps(event), eid))
         except InvalidEvent as exc:
             errors.append({"index": index, "reason": exc.reason, "errors": exc.errors})
         except Exception as exc:  # never a 500 for a client's data
-            log.warning("event %s could not be validated: %r", index, exc)
+            unexpected.append((index, exc))
             errors.append({"index": index, "reason": "invalid event",
                            "errors": {"_schema": ["Could not be validated."]}})
+    if unexpected:  # one line per request, however many events failed
+        log.warning("%d event(s) of a request could not be validated, first at index %d: %r",
+                    len(unexpected), unexpected[0][0], unexpected[0][1])
     if errors:
         raise Reject(400, {"error": "invalid events", "invalid": len(errors),
                            "total": len(items), "items": errors})

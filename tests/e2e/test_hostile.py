@@ -60,3 +60,21 @@ def test_known_limits(worker):
     assert http("GET", f"{base}/ok-id/recommendations?limit=51", READ)[0] == 400
     assert http("GET", f"{base}/ok-id/recommendations?limit=5", READ)[0] == 404
     assert worker.alive()
+
+
+def test_oversized_headers_are_one_log_line_not_a_traceback(worker):
+    import socket
+    import time
+
+    logged = worker.log.stat().st_size
+    for size in (9_000, 70_000):  # one header over aiohttp's 8190-byte line, one huge
+        with socket.create_connection(("127.0.0.1", worker.port), timeout=5) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n")
+            answer = s.recv(200)
+        assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer
+    time.sleep(0.5)
+    text = worker.log.read_bytes()[logged:].decode(errors="replace")
+    assert "Traceback" not in text, text
+    lines = [ln for ln in text.splitlines() if "bad HTTP request" in ln]
+    assert len(lines) == 2, text
+    assert http("GET", f"{worker.url}/health")[0] == 200

@@ -138,6 +138,24 @@ def test_invalid_items_reject_the_whole_request(worker):
     assert post(worker, b"", NDJSON)[0] == 400
 
 
+def test_duplicate_ids_and_deep_nesting_are_named(worker, accepted):
+    a, b = view("dup-1", event_id="dup-e1"), view("dup-1", 2, event_id="dup-e1")
+    status, body = post(worker, [a, view("dup-1", 3), b])
+    assert status == 400 and [(i["index"], i["reason"]) for i in body["items"]] == [
+        (2, "duplicate event_id")]
+    assert "index 0" in body["items"][0]["errors"]["event_id"][0]
+    deep = b'{"x":' * 300 + b'"leaf"' + b"}" * 300  # deeper than orjson writes
+    one = orjson.dumps(view("deep-1"))[:-1] + b',"extra":' + deep + b"}"
+    logged = worker.log.stat().st_size
+    status, body = post(worker, b"[" + b",".join([one] * 5) + b"]")
+    assert status == 400 and {i["reason"] for i in body["items"]} == {"nested too deeply"}
+    assert body["invalid"] == 5
+    status, body = post(worker, [view("deep-2", extra={"a": [{"b": [1, 2]}]})])  # shallow: kept
+    assert status == 202
+    accepted.update(body["event_ids"])
+    assert b"could not be validated" not in worker.log.read_bytes()[logged:]
+
+
 @pytest.mark.parametrize("kind", ["teleport"] + [t for t in TYPE_SCHEMAS
                                                  if t not in SHOP_TYPES + SERVER_TYPES])
 def test_internal_command_types_are_unknown_types(worker, kind):
