@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 
 SCOPES = ("ingest", "read", "admin", "metrics")
+#: Shorter keys are guessable (a 1-character key was accepted once); a ``sha256:`` entry is
+#: the digest of a key the operator chose, so it cannot be checked and is not.
+MIN_KEY_CHARS = 16
 PUBLISHABLE = "publishable"
 
 
@@ -51,5 +54,9 @@ def parse_keys(spec: str, source: str = "PERSONA_API_KEYS") -> list[tuple[bytes,
                 raise ValueError(f"{source}: entry {shown}: sha256: needs 64 hex digits")
             keys.append((value, wanted))
         else:
+            if len(key) < MIN_KEY_CHARS:
+                raise ValueError(f"{source}: entry {shown}: a key needs at least "
+                                 f"{MIN_KEY_CHARS} characters (got {len(key)}); e.g. "
+                                 "python -c 'import secrets; print(secrets.token_urlsafe(24))'")
             keys.append((digest(key), wanted))
     return keys

@@ -28,6 +28,10 @@ def faust_options(s: Settings) -> dict:
         web_port=s.web_port,
         datadir=s.data_dir,
         table_standby_replicas=s.standby_replicas,
+        # Every topic Faust creates (changelogs included) gets this many copies; a write is
+        # acknowledged once min.insync.replicas of them have it (acks=all, checked at start).
+        topic_replication_factor=s.replication_factor,
+        producer_acks=-1,
         # Faust's default views dump tables and cluster internals without auth.
         web_router_enabled=False,
         web_tables_enabled=False,
@@ -61,9 +65,15 @@ app = faust.App(
     autodiscover=["agents", "tables", "web"],
     **faust_options(settings),
 )
+if app.conf.producer_acks != -1:  # no loss when a broker dies needs acks from all in sync
+    print(f"persona: the producer's acks is {app.conf.producer_acks}, not all (-1): a Faust "
+          "setting (PRODUCER_ACKS) overrides Persona's", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+#: Topic settings for every topic Persona creates, changelogs included.
+TOPIC_CONFIG = {"min.insync.replicas": settings.min_insync_replicas}
 install_kafka_plumbing(app, settings.local_broker_compat,  # version gate + patches
                        settings.allow_untested_versions, settings.fetch_max_wait_ms,
-                       settings.fetch_min_bytes)
+                       settings.fetch_min_bytes, settings.partitions)
 failpoints.arm(settings.failpoints)  # crash-safety tests only (PERSONA_FAILPOINT)
 metrics_switch.configure(settings.metrics)  # PERSONA_METRICS=off: recording is a no-op
 

@@ -127,6 +127,11 @@ class Settings:
     group_session_timeout_s: float = 10.0
     group_heartbeat_s: float = 1.0
     group_rebalance_timeout_s: float = 10.0
+    #: Copies of every topic Persona creates (events, outbox, dead letters, audit, every
+    #: changelog) and how many must acknowledge a write (``min.insync.replicas``): 3 and 2 in
+    #: production (docs/kafka.md), 1 and 1 on a one-node local broker.
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
     #: How long after an anonymous id is merged into a customer the browser's events for the
     #: old id still follow it (``app.rules.alias.follows``); later ones are dead-lettered.
     alias_browser_grace_s: float = 60.0
@@ -213,6 +218,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     session_s, heartbeat_s, rebalance_s = _group_timers(env)
+    replication = _int(env, "PERSONA_REPLICATION_FACTOR", 1, 1, 16)
+    min_isr = _int(env, "PERSONA_MIN_INSYNC_REPLICAS", 1 if replication < 3 else 2, 1, 16)
+    if min_isr > replication:
+        raise ConfigError(f"PERSONA_MIN_INSYNC_REPLICAS ({min_isr}) must not exceed "
+                          f"PERSONA_REPLICATION_FACTOR ({replication}): no write could succeed")
     demo_key = "" if shadow else env.get("PERSONA_DEMO_KEY", "")
     _check_demo_key(demo_key, api_keys)
     return Settings(
@@ -263,6 +273,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         group_session_timeout_s=session_s,
         group_heartbeat_s=heartbeat_s,
         group_rebalance_timeout_s=rebalance_s,
+        replication_factor=replication,
+        min_insync_replicas=min_isr,
         alias_browser_grace_s=_float(env, "PERSONA_ALIAS_BROWSER_GRACE_S", 60.0, 0.0, 3600.0),
     )
 

@@ -14,7 +14,7 @@ what is kept does not depend on whose cluster it is: changelogs are Faust's
 import asyncio
 from datetime import timedelta
 
-from app.main import app
+from app.main import TOPIC_CONFIG, app
 from app.settings import settings
 from app.shadow import own_topic
 
@@ -34,7 +34,7 @@ RETENTION = {
 def _raw_topic(name: str, partitions: int, kind: str):
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
                      value_serializer="raw", partitions=partitions, internal=True,
-                     retention=RETENTION[kind], deleting=True)
+                     retention=RETENTION[kind], deleting=True, config=dict(TOPIC_CONFIG))
 
 
 #: Header on ``events`` records that came in through ``POST /v1/events`` with a publishable

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-KEY_DIGEST = hashlib.sha256(b"bench-key").digest()
+KEY_DIGEST = hashlib.sha256(b"bench-key-0123456789").digest()
 
 
 def app(body: dict) -> web.Application:

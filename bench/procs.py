@@ -20,7 +20,7 @@ from bench import logparse
 
 __all__ = ["API_KEY", "ROOT", "Broker", "NaiveWorker", "Worker", "cpu_seconds", "free_port", "get", "get_json"]
 
-API_KEY = "bench-key"
+API_KEY = "bench-key-0123456789"
 NAIVE_APP = "bench.naive.app"
 GROUP_TIMERS = {"BROKER_REBALANCE_TIMEOUT": "10", "BROKER_SESSION_TIMEOUT": "10",
                 "BROKER_HEARTBEAT_INTERVAL": "1"}

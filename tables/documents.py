@@ -20,7 +20,7 @@ import orjson
 
 from app.kafka import fastpath
 from app.kafka.internals import store_get
-from app.main import app
+from app.main import TOPIC_CONFIG, app
 from app.settings import settings
 
 
@@ -28,7 +28,8 @@ def document_table(name: str, help: str):
     # value_type=bytes selects Faust's raw serializer; key_type=str keeps the JSON keys
     # that existing stores and changelogs were written with.
     return app.Table(name, default=None, key_type=str, value_type=bytes,
-                     partitions=settings.partitions, help=help)
+                     partitions=settings.partitions, help=help,
+                     extra_topic_configs=dict(TOPIC_CONFIG))
 
 
 #: Per table name, the overlays ``read`` consults before the store, newest first: the

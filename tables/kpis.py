@@ -21,7 +21,7 @@ import time
 
 import orjson
 
-from app.main import app
+from app.main import TOPIC_CONFIG, app
 from app.rules.window_kpis import FUTURE_SLACK_MS, WINDOWS, expired, reference
 from app.settings import settings
 
@@ -29,7 +29,8 @@ from app.settings import settings
 def _windowed(name: str, window: str):
     size_ms, keep = WINDOWS[window]
     table = app.Table(name, default=None, value_type=bytes, partitions=settings.partitions,
-                      help=f"KPI rows per events partition, {window} windows")
+                      help=f"KPI rows per events partition, {window} windows",
+                      extra_topic_configs=dict(TOPIC_CONFIG))
     return table.tumbling(size_ms / 1000, expires=keep * size_ms / 1000).table
 
 

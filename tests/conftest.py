@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 
 os.environ["PERSONA_STORE"] = "memory://"  # before any app module reads settings
-os.environ.setdefault("PERSONA_API_KEYS", "test-admin:admin,test-read:read,test-ingest:ingest")
+os.environ.setdefault("PERSONA_API_KEYS", "test-admin-0123456789:admin,test-read-0123456789:read,test-ingest-0123456789:ingest")
 
 import pytest  # noqa: E402
 
 from app.local import Broker  # noqa: E402
 
-API_KEYS = "test-admin:admin,test-read:read,test-ingest:ingest"
-ADMIN, READ, INGEST = "test-admin", "test-read", "test-ingest"
+API_KEYS = "test-admin-0123456789:admin,test-read-0123456789:read,test-ingest-0123456789:ingest"
+ADMIN, READ, INGEST = "test-admin-0123456789", "test-read-0123456789", "test-ingest-0123456789"
 
 
 DEFAULT_BROKERS = ("kafka",)

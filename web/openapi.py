@@ -166,8 +166,10 @@ SPEC = {
             "Demo shop backend: record the page's purchase (demo- and anon- customers)",
             {202: json_response("purchase acknowledged by the broker", "Accepted"),
              400: "not one valid purchase event of a demo- or anon- customer",
-             403: "identity not verified", 404: "demo disabled (PERSONA_DEMO_KEY unset)",
+             403: "identity not verified, or webhooks are configured",
+             404: "demo disabled (PERSONA_DEMO_KEY unset)",
              413: "body over 64 KiB",
+             429: "over the demo's order rate for this client address; see Retry-After",
              503: "broker did not acknowledge; see Retry-After"},
             parameters=[IDENTITY_HASH],
             requestBody={"required": True, "content": {"application/json": {

@@ -107,6 +107,7 @@ class DemoOrder(View):
         wait = _demo_orders.take(address, time.monotonic())
         if wait > 0:
             body, headers = ratelimit.refusal(request, "demo", wait)
+            body["detail"] = f"over the demo's order rate for this address; retry after {headers['Retry-After']} s"
             return self.json(body, status=429, headers=headers)
         try:
             event = orjson.loads(await read_capped(request, 64 * 1024))

@@ -20,7 +20,7 @@ from app.cli.replay import replay
 from app.local import ROOT, Broker, Worker, port_open
 from app.settings import load
 
-DEMO_KEY = "demo-key"
+DEMO_KEY = "demo-key-for-make-run"
 
 
 def main() -> None:

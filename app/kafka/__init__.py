@@ -7,7 +7,8 @@
 - ``fastpath``: bulk table writes (RocksDB WriteBatch + changelog records) for the
   customers agent's write-back flush;
 - ``consume``: Faust's consumer loop without a task per message when none has to wait;
-- ``fetch``: the worker consumer's fetch wait (Faust hard-codes 1500 ms).
+- ``fetch``: the worker consumer's fetch wait (Faust hard-codes 1500 ms);
+- ``topic_check``: existing topics' partition counts (refuse) and replication (warn).
 
 ``install(app, ...)`` checks the installed versions first. On other versions than the
 ones written for, the worker refuses to start (one line, exit status 2) unless the operator
@@ -43,12 +44,13 @@ def check_versions() -> bool:
 
 
 def install(app, local_broker_compat: bool, allow_untested: bool = False,
-            fetch_max_wait_ms: int | None = None, fetch_min_bytes: int | None = None) -> bool:
+            fetch_max_wait_ms: int | None = None, fetch_min_bytes: int | None = None,
+            partitions: int | None = None) -> bool:
     """Version gate, then the patches. Returns True if the speed-only paths are on.
 
     ``fetch_max_wait_ms``, ``fetch_min_bytes``: the worker consumer's fetch wait and
     minimum (None: Faust's 1500 ms, aiokafka's 1 byte)."""
-    from app.kafka import broker_compat, consume, fastpath, fetch, restore, workarounds
+    from app.kafka import broker_compat, consume, fastpath, fetch, restore, topic_check, workarounds
 
     tested = check_versions()
     if not tested and not allow_untested:
@@ -59,6 +61,8 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
               "with Faust's generic paths", file=sys.stderr, flush=True)
         raise SystemExit(2)
     workarounds.install(app)  # Faust races that skip events around rebalances
+    if partitions is not None:
+        topic_check.install(partitions)  # existing topics must match PERSONA_PARTITIONS
     fastpath.ENABLED = tested
     if tested:
         restore.install()  # getmany + WriteBatch instead of one event per changelog record

@@ -148,7 +148,10 @@ def test_a_merged_anonymous_id_is_no_key_to_the_customer(broker, tmp_path):
         page = f"?key={PUBLISHABLE}"
         assert post(worker, [view(anon, "p1"), cart_add(anon, "p2")], key=None, query=page)[0] == 202
         status, body = post(worker, [alias(cid, anon)])  # the backend, server key
-        assert status == 202 and profile(worker, anon, body["token"])[1]["merged_into"] == cid
+        assert status == 202
+        redirect = poll(lambda: profile(worker, anon, body["token"]),
+                        lambda r: isinstance(r[1], dict) and r[1].get("merged_into") == cid)
+        assert redirect[1].get("merged_into") == cid, redirect
         merged = poll(lambda: profile(worker, cid), lambda r: r[0] == 200
                       and r[1]["event_counts"] == {"product_view": 1, "cart_add": 1})
         assert merged[1]["event_counts"] == {"product_view": 1, "cart_add": 1}

@@ -23,7 +23,7 @@ from tests.support.cluster import Cluster, poll
 pytestmark = pytest.mark.e2e
 require()
 
-PUBLISHABLE, METRICS_KEY = "rl-publishable", "rl-metrics"
+PUBLISHABLE, METRICS_KEY = "rl-publishable-0123456789", "rl-metrics-0123456789"
 EVENTS = 8
 
 

@@ -101,7 +101,7 @@ def test_worker_with_a_bad_jwks_file_exits_naming_the_variable(tmp_path):
     run = subprocess.run(
         [str(Path(sys.executable).with_name("faust")), *WORKER_ARGV, "--web-port", "1"],
         cwd=Path(__file__).resolve().parents[2], timeout=60, capture_output=True, text=True,
-        env={**clean, "PERSONA_API_KEYS": "ok-key:read", "PERSONA_DATA_DIR": str(tmp_path / "d"),
+        env={**clean, "PERSONA_API_KEYS": "ok-key-0123456789abcdef:read", "PERSONA_DATA_DIR": str(tmp_path / "d"),
              "PERSONA_JWT_JWKS_FILE": str(bad)})
     assert run.returncode == 2, run.stderr[-2000:]
     lines = [ln for ln in run.stderr.splitlines() if ln.startswith("persona: invalid setting:")]

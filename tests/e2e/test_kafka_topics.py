@@ -43,3 +43,26 @@ def test_every_topic_exists_with_its_partitions_policy_and_retention(broker, clu
     # The policies above are what make compaction and retention real (the changelogs keep
     # one record per key; the windowed ones also drop what is past the KPI expiry).
     assert int(found["persona-kpis-1d-changelog"]["configs"]["retention.ms"]) == 90 * DAY_MS
+
+
+def test_a_worker_with_another_partition_count_refuses_to_start(broker, cluster):
+    """Existing 8-partition topics, a worker started with PERSONA_PARTITIONS=4: it exits with
+    one line naming the setting and the topic, never serving a part of the data."""
+    cluster.start()
+    late = cluster.start(wait=False, env={"PERSONA_PARTITIONS": "4"})
+    try:
+        late.proc.wait(60)
+    except Exception:
+        pytest.fail(f"the worker kept running:\n{late.tail(20)}")
+    assert late.proc.returncode == 2
+    lines = [ln for ln in late.log.read_text().splitlines() if ln.startswith("persona: ")]
+    assert len(lines) == 1, late.tail(20)
+    assert lines[0].startswith("persona: PERSONA_PARTITIONS=4 but topic '")
+    assert "has 8 partitions" in lines[0]
+
+
+def test_topics_carry_the_replication_settings(broker, cluster):
+    cluster.start()
+    found = describe(broker.bootstrap, ["events", "persona-profiles-changelog", "audit"])
+    for topic, got in found.items():
+        assert got["replicas"] == 1 and got["configs"]["min.insync.replicas"] == "1", topic

@@ -18,7 +18,7 @@ from tests.support.cluster import poll
 
 pytestmark = pytest.mark.e2e
 
-METRICS_KEY = "test-metrics"
+METRICS_KEY = "test-metrics-0123456789"
 T0 = 1_700_000_000_000
 CUSTOMERS = [f"mx-{i}" for i in range(6)]
 PROFILE = "/v1/customers/{customer_id}/profile"

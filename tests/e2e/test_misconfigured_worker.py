@@ -41,7 +41,7 @@ def free_port() -> int:
     ({"PERSONA_METRICS": "disabled"}, "PERSONA_METRICS"),
     ({"PERSONA_IDENTITY_SECERT": "x" * 32}, "PERSONA_IDENTITY_SECERT"),
     ({"PERSONA_INGEST_TIMEOUT_S": "inf"}, "PERSONA_INGEST_TIMEOUT_S"),
-    ({"PERSONA_DEMO_KEY": "ok-key"}, "PERSONA_DEMO_KEY"),
+    ({"PERSONA_DEMO_KEY": "ok-key-0123456789abcdef"}, "PERSONA_DEMO_KEY"),
     ({"PERSONA_DEMO_KEY": "configured-nowhere"}, "PERSONA_DEMO_KEY"),
     ({"PERSONA_WEBHOOKS": '[{"id": "crm", "url": "http://h:99999/x", "secret": "0123456789abcdef", '
                           '"events": ["cart.updated"]}]'}, "PERSONA_WEBHOOKS[0]"),
@@ -54,7 +54,7 @@ def test_worker_exits_at_start_with_one_line_naming_the_variable(tmp_path, env, 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}
     run = subprocess.run(
         [str(FAUST), *WORKER_ARGV, "--web-port", str(port)], cwd=ROOT, timeout=60,
-        env={**clean, "PERSONA_API_KEYS": "ok-key:read", "PERSONA_LOCAL_BROKER_PORT":
+        env={**clean, "PERSONA_API_KEYS": "ok-key-0123456789abcdef:read", "PERSONA_LOCAL_BROKER_PORT":
              str(free_port()), "PERSONA_DATA_DIR": str(tmp_path / "data"), **env},
         capture_output=True, text=True)
     assert run.returncode == 2, (run.returncode, run.stderr[-2000:])

@@ -21,9 +21,9 @@ from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.support.cluster import Cluster, poll
 
 pytestmark = pytest.mark.e2e
-INGEST2, READ2, PK = "test-ingest2", "test-read2", "test-pk"
+INGEST2, READ2, PK = "test-ingest2-0123456789", "test-read2-0123456789", "test-pk-0123456789"
 #: A key no test drains (the client test empties INGEST2's bucket just before the others).
-INGEST3 = "test-ingest3"
+INGEST3 = "test-ingest3-0123456789"
 KEYS = f"{API_KEYS},{INGEST2}:ingest,{INGEST3}:ingest,{READ2}:read,{PK}:publishable"
 RATE_EVENTS, READ_BURST = 10, 3
 

@@ -11,7 +11,7 @@ from tests.conftest import API_KEYS
 from tests.e2e.test_cluster import both_ready, raw_get
 
 pytestmark = pytest.mark.e2e
-PROBE, KEY1, KEY2 = "test-probe", "test-rl1", "test-rl2"
+PROBE, KEY1, KEY2 = "test-probe-0123456789", "test-rl1-0123456789", "test-rl2-0123456789"
 BURST = 4
 
 

@@ -41,7 +41,7 @@ from tests.support.cluster import Cluster
 from web.openapi import SPEC
 
 pytestmark = pytest.mark.e2e
-METRICS, PUBLISHABLE = "test-metrics", "test-publishable"
+METRICS, PUBLISHABLE = "test-metrics-0123456789", "test-publishable"
 SECRET = "identity-secret-for-schemathesis-0123"
 KEYS = {"admin": ADMIN, "read": READ, "ingest": INGEST, "metrics": METRICS,
         "publishable": PUBLISHABLE}

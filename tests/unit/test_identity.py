@@ -29,11 +29,11 @@ def ev(cid="cust-1", kind="product_view"):
 
 
 def test_publishable_marker_in_key_entries():
-    keys = parse_keys("pk:publishable,pk2:ingest|publishable,srv:ingest,sha256:"
+    keys = parse_keys("pk-0123456789abcdef:publishable,pk2-0123456789abcdef:ingest|publishable,srv-0123456789abcdef:ingest,sha256:"
                       + hashlib.sha256(b"pk3").hexdigest() + ":publishable")
-    assert keys == [(digest("pk"), {"ingest", "publishable"}),
-                    (digest("pk2"), {"ingest", "publishable"}),
-                    (digest("srv"), {"ingest"}),  # today's meaning: a server key in a header
+    assert keys == [(digest("pk-0123456789abcdef"), {"ingest", "publishable"}),
+                    (digest("pk2-0123456789abcdef"), {"ingest", "publishable"}),
+                    (digest("srv-0123456789abcdef"), {"ingest"}),  # today's meaning: a server key in a header
                     (digest("pk3"), {"ingest", "publishable"})]
 
 
@@ -133,7 +133,7 @@ def test_a_key_in_the_url_is_publishable_in_a_header_it_keeps_its_entry(monkeypa
 
     from web import auth
 
-    keys = tuple(parse_keys("srv:ingest,pk:publishable,adm:admin"))
+    keys = tuple(parse_keys("srv-0123456789abcdef:ingest,pk-0123456789abcdef:publishable,adm-0123456789abcdef:admin"))
     monkeypatch.setattr(auth, "settings", type("S", (), {"api_keys": keys})())
 
     @auth.require("ingest", query_key=True)
@@ -142,8 +142,8 @@ def test_a_key_in_the_url_is_publishable_in_a_header_it_keeps_its_entry(monkeypa
 
     def call(**kw):
         return asyncio.run(view(View(), Request(**kw)))
-    assert call(headers={"Authorization": "Bearer srv"}) == (202, {"ingest"})
-    assert call(query={"key": "srv"}) == (202, {"ingest", "publishable"})
-    assert call(headers={"Authorization": "Bearer pk"}) == (202, {"ingest", "publishable"})
-    assert call(query={"key": "pk"}) == (202, {"ingest", "publishable"})
-    assert call(query={"key": "adm"})[0] == 403
+    assert call(headers={"Authorization": "Bearer srv-0123456789abcdef"}) == (202, {"ingest"})
+    assert call(query={"key": "srv-0123456789abcdef"}) == (202, {"ingest", "publishable"})
+    assert call(headers={"Authorization": "Bearer pk-0123456789abcdef"}) == (202, {"ingest", "publishable"})
+    assert call(query={"key": "pk-0123456789abcdef"}) == (202, {"ingest", "publishable"})
+    assert call(query={"key": "adm-0123456789abcdef"})[0] == 403

@@ -189,7 +189,7 @@ def test_garbage_that_looks_like_a_jwt_is_refused(jwks_file):
     for token in ("a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.", f"{b64(b'[1]')}.{b64(b'{}')}.x",
                   rs256() + "x" * 9000):
         assert scopes(v, token) is None
-    assert looks_like_jwt(rs256()) and not looks_like_jwt("test-read")
+    assert looks_like_jwt(rs256()) and not looks_like_jwt("test-read-0123456789")
     assert not looks_like_jwt("a.b") and not looks_like_jwt("a.b.c.d")
 
 
@@ -355,24 +355,24 @@ def test_require_accepts_jwts_with_same_401_403_semantics(jwks_file, monkeypatch
     assert call("read", f"Bearer {es256(scope='openid')}")[0] == 403  # valid, no Persona scope
     assert call("read")[0] == 401
     # API keys keep working next to JWTs (conftest's keys)
-    assert call("read", "Bearer test-read") == (200, "ok")
-    assert call("admin", "Bearer test-read")[0] == 403
+    assert call("read", "Bearer test-read-0123456789") == (200, "ok")
+    assert call("admin", "Bearer test-read-0123456789")[0] == 403
     # ?key= stays API-key only: a JWT there is not a key
     assert call("ingest", query={"key": es256(scope="persona:ingest")}, query_key=True)[0] == 401
-    assert call("ingest", query={"key": "test-ingest"}, query_key=True) == (200, "ok")
+    assert call("ingest", query={"key": "test-ingest-0123456789"}, query_key=True) == (200, "ok")
 
 
 def test_require_without_jwt_config_treats_a_jwt_as_an_unknown_key(jwks_file, monkeypatch):
     monkeypatch.setattr(auth, "JWT", None)
     assert call("read", f"Bearer {rs256()}")[0] == 401
-    assert call("read", "Bearer test-read") == (200, "ok")
+    assert call("read", "Bearer test-read-0123456789") == (200, "ok")
 
 
 def test_an_api_key_that_looks_like_a_jwt_still_works(jwks_file, monkeypatch):
     monkeypatch.setattr(auth, "JWT", verifier(jwks_file))
     from app.apikeys import parse_keys
-    keys = parse_keys("abc.def.ghi:read")
-    assert asyncio.run(auth.bearer_scopes("Bearer abc.def.ghi", keys=keys)) == {"read"}
+    keys = parse_keys("abc.def.ghi-0123456789abcdef:read")
+    assert asyncio.run(auth.bearer_scopes("Bearer abc.def.ghi-0123456789abcdef", keys=keys)) == {"read"}
 
 
 def test_a_jwks_with_an_rsa_key_under_2048_bits_is_refused():

@@ -140,7 +140,7 @@ def test_exposition_parses_and_names_are_persona_or_process():
 
 
 def test_the_metrics_scope_for_keys_and_tokens():
-    keys = parse_keys("prom:metrics,ops:admin|read")
+    keys = parse_keys("prom-0123456789abcdef:metrics,ops-0123456789abcdef:admin|read")
     assert keys[0][1] == {"metrics"}
     assert map_scopes({"scope": "read metrics other"}) == {"read", "metrics"}
 

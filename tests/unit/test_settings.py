@@ -19,11 +19,11 @@ GOOD_HOOK = {"id": "crm", "url": "https://crm.example/hooks", "secret": "s3cret-
 
 
 def test_defaults_load_and_keys_are_parsed_to_digests_only():
-    s = load({"PERSONA_API_KEYS": "k1:read|ingest,sha256:" + hashlib.sha256(b"k2").hexdigest()
+    s = load({"PERSONA_API_KEYS": "k1-0123456789abcdef:read|ingest,sha256:" + hashlib.sha256(b"k2").hexdigest()
               + ":admin"})
-    assert s.api_keys == ((digest("k1"), frozenset({"read", "ingest"})),
+    assert s.api_keys == ((digest("k1-0123456789abcdef"), frozenset({"read", "ingest"})),
                           (digest("k2"), frozenset({"admin"})))
-    assert "k1" not in repr(s.api_keys)
+    assert "k1-0123456789abcdef" not in repr(s.api_keys)
     assert s.webhooks == () and s.partitions == 8 and s.local_broker_compat is True
     assert load({"KAFKA_BROKER_URL": "kafka://k:9092"}).local_broker_compat is False
 
@@ -106,11 +106,11 @@ def test_a_real_certificate_is_accepted(tmp_path):
 
 def test_key_file_and_subscriptions_file_are_read_once_at_load(tmp_path):
     keys, hooks = tmp_path / "keys", tmp_path / "hooks.json"
-    keys.write_text("# comment\nfile-key:read\n")
+    keys.write_text("# comment\nfile-key-0123456789abcdef:read\n")
     hooks.write_text(json.dumps([GOOD_HOOK]))
-    s = load({"PERSONA_API_KEYS": "env-key:admin", "PERSONA_API_KEYS_FILE": str(keys),
+    s = load({"PERSONA_API_KEYS": "env-key-0123456789abcdef:admin", "PERSONA_API_KEYS_FILE": str(keys),
               "PERSONA_WEBHOOKS_FILE": str(hooks)})
-    assert [d for d, _ in s.api_keys] == [digest("env-key"), digest("file-key")]
+    assert [d for d, _ in s.api_keys] == [digest("env-key-0123456789abcdef"), digest("file-key-0123456789abcdef")]
     assert [h.id for h in s.webhooks] == ["crm"]
 
 
@@ -141,12 +141,12 @@ def test_group_timers_default_to_10s_sessions_on_every_broker_and_are_checked():
 
 
 def test_the_demo_key_must_be_a_configured_publishable_key():
-    ok = load({"PERSONA_API_KEYS": "pk-demo:publishable,adm:admin", "PERSONA_DEMO_KEY": "pk-demo"})
-    assert ok.demo_key == "pk-demo"
-    assert load({"PERSONA_API_KEYS": "ing:ingest", "PERSONA_DEMO_KEY": "ing"}).demo_key == "ing"
-    for keys, want in (("adm:admin", "may only ingest"), ("rd:read|ingest", "may only ingest"),
-                       ("other:publishable", "not one of the configured")):
-        demo = keys.split(":")[0] if want != "not one of the configured" else "nowhere"
+    ok = load({"PERSONA_API_KEYS": "pk-demo-0123456789abcdef:publishable,adm-0123456789abcdef:admin", "PERSONA_DEMO_KEY": "pk-demo-0123456789abcdef"})
+    assert ok.demo_key == "pk-demo-0123456789abcdef"
+    assert load({"PERSONA_API_KEYS": "ing-0123456789abcdef:ingest", "PERSONA_DEMO_KEY": "ing-0123456789abcdef"}).demo_key == "ing-0123456789abcdef"
+    for keys, want in (("adm-0123456789abcdef:admin", "may only ingest"), ("rd-0123456789abcdef:read|ingest", "may only ingest"),
+                       ("other-0123456789abcdef:publishable", "not one of the configured")):
+        demo = keys.split(":")[0] if want != "not one of the configured" else "nowhere-0123456789abcdef"
         with pytest.raises(ConfigError, match=f"PERSONA_DEMO_KEY: .*{want}"):
             load({"PERSONA_API_KEYS": keys, "PERSONA_DEMO_KEY": demo})
 
@@ -192,14 +192,22 @@ def test_numbers_are_finite_and_sane(env, name):
 
 
 def test_a_key_listed_twice_is_refused_whatever_its_scopes(tmp_path):
-    for spec in ("k1:read,k1:admin", "k1:read,k1:read"):
+    for spec in ("k1-0123456789abcdef:read,k1-0123456789abcdef:admin", "k1-0123456789abcdef:read,k1-0123456789abcdef:read"):
         with pytest.raises(ConfigError, match=r"PERSONA_API_KEYS: the same key is listed twice "
                                               r"\(entries #1 and #2"):
             load({"PERSONA_API_KEYS": spec})
-    digest_entry = "sha256:" + hashlib.sha256(b"k1").hexdigest()
+    digest_entry = "sha256:" + hashlib.sha256(b"k1-0123456789abcdef").hexdigest()
     with pytest.raises(ConfigError, match="listed twice"):
-        load({"PERSONA_API_KEYS": f"k1:read,{digest_entry}:admin"})
+        load({"PERSONA_API_KEYS": f"k1-0123456789abcdef:read,{digest_entry}:admin"})
     keys = tmp_path / "keys"
-    keys.write_text("k1:admin\n")
+    keys.write_text("k1-0123456789abcdef:admin\n")
     with pytest.raises(ConfigError, match="#1 and #2"):
-        load({"PERSONA_API_KEYS": "k1:read", "PERSONA_API_KEYS_FILE": str(keys)})
+        load({"PERSONA_API_KEYS": "k1-0123456789abcdef:read", "PERSONA_API_KEYS_FILE": str(keys)})
+
+
+def test_api_keys_need_16_characters_but_digests_are_taken_as_given():
+    with pytest.raises(ConfigError, match=r"PERSONA_API_KEYS: entry #2: a key needs at least 16 "
+                                          r"characters \(got 1\)"):
+        load({"PERSONA_API_KEYS": "a-long-enough-key-1:read,k:admin"})
+    short_digest = "sha256:" + hashlib.sha256(b"k").hexdigest()
+    assert load({"PERSONA_API_KEYS": f"{short_digest}:read"}).api_keys

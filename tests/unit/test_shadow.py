@@ -20,9 +20,9 @@ def test_the_live_app_keeps_its_names_and_a_shadow_gets_its_own():
 
 
 def test_a_shadow_sends_no_webhooks_and_serves_no_demo():
-    demo = {"PERSONA_DEMO_KEY": "pk", "PERSONA_API_KEYS": "pk:publishable"}
+    demo = {"PERSONA_DEMO_KEY": "pk-0123456789abcdef", "PERSONA_API_KEYS": "pk-0123456789abcdef:publishable"}
     live = load({"PERSONA_WEBHOOKS": HOOKS, **demo})
-    assert live.shadow == "" and len(live.webhooks) == 1 and live.demo_key == "pk"
+    assert live.shadow == "" and len(live.webhooks) == 1 and live.demo_key == "pk-0123456789abcdef"
     s = load({"PERSONA_WEBHOOKS": HOOKS, **demo, "PERSONA_SHADOW": "c1"})
     assert s.shadow == "c1" and s.webhooks == () and s.demo_key == ""
 
@@ -35,8 +35,8 @@ def test_a_bad_shadow_name_names_the_variable(bad):
 
 def test_the_shadow_environment_is_read_only_and_clears_outbound_settings(monkeypatch):
     monkeypatch.setenv("PERSONA_JWT_ISSUER", "https://idp")
-    env = shadow_env("c1", "k", "kafka://b:1", True)
-    assert env["PERSONA_API_KEYS"] == "k:read" and env["PERSONA_SHADOW"] == "c1"
+    env = shadow_env("c1", "k-0123456789abcdef", "kafka://b:1", True)
+    assert env["PERSONA_API_KEYS"] == "k-0123456789abcdef:read" and env["PERSONA_SHADOW"] == "c1"
     assert env["PERSONA_JWT_ISSUER"] == "" and env["PERSONA_WEBHOOKS"] == ""
     assert env["PERSONA_API_KEYS_FILE"] == "" and env["PERSONA_DEMO_KEY"] == ""
     assert env["KAFKA_BROKER_URL"] == "kafka://b:1" and env["PERSONA_LOCAL_BROKER_COMPAT"] == "1"
