@@ -25,6 +25,7 @@ from app.failpoints import POINTS
 from app.gc_policy import gc_mode
 from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
 from app.jwt_config import jwt_config
+from app.kafka_client import KafkaAuth, kafka_auth
 from app.metrics_switch import metrics_enabled
 from app.ratelimit import RateConfig, rate_config
 from app.shadow import shadow_name
@@ -132,6 +133,8 @@ class Settings:
     #: production (docs/kafka.md), 1 and 1 on a one-node local broker.
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    #: How every Kafka client logs in (``app.kafka_client``: KAFKA_SECURITY_PROTOCOL, ...).
+    kafka_auth: KafkaAuth = KafkaAuth()
     #: How long after an anonymous id is merged into a customer the browser's events for the
     #: old id still follow it (``app.rules.alias.follows``); later ones are dead-lettered.
     alias_browser_grace_s: float = 60.0
@@ -215,6 +218,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         shadow = shadow_name(env)
         metrics = metrics_enabled(env)
         gc = gc_mode(env)
+        kafka = kafka_auth(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
     session_s, heartbeat_s, rebalance_s = _group_timers(env)
@@ -273,6 +277,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         group_session_timeout_s=session_s,
         group_heartbeat_s=heartbeat_s,
         group_rebalance_timeout_s=rebalance_s,
+        kafka_auth=kafka,
         replication_factor=replication,
         min_insync_replicas=min_isr,
         alias_browser_grace_s=_float(env, "PERSONA_ALIAS_BROWSER_GRACE_S", 60.0, 0.0, 3600.0),

@@ -81,9 +81,12 @@ def cluster_id() -> str:
 
 
 def properties(node: int, ports: list[tuple[int, int]], log_dir: Path, host: str,
-               overrides: dict | None = None) -> str:
+               overrides: dict | None = None, sasl_ssl: tuple[int, Path] | None = None) -> str:
     """server.properties of node ``node`` (1-based) of a cluster whose (client, controller)
-    port pairs are ``ports``: combined broker + controller, PLAINTEXT on loopback."""
+    port pairs are ``ports``: combined broker + controller, PLAINTEXT on loopback; with
+    ``sasl_ssl`` = (port, PEM file of key + certificate chain) also a SASL_SSL listener for
+    clients (SCRAM-SHA-256/512 users from the metadata log, PLAIN none), as managed clusters
+    offer. Brokers and controllers keep talking PLAINTEXT among themselves."""
     n = len(ports)
     client, controller = ports[node - 1]
     voters = ",".join(f"{i}@{host}:{c}" for i, (_, c) in enumerate(ports, 1))
@@ -115,6 +118,20 @@ def properties(node: int, ports: list[tuple[int, int]], log_dir: Path, host: str
         "num.io.threads": 4,
         "log.cleaner.threads": 1,
     }
+    if sasl_ssl is not None:
+        port, keystore = sasl_ssl
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        props.update({
+            "listeners": props["listeners"] + f",SASL_SSL://{host}:{port}",
+            "advertised.listeners": props["advertised.listeners"] + f",SASL_SSL://{host}:{port}",
+            "listener.security.protocol.map": props["listener.security.protocol.map"]
+            + ",SASL_SSL:SASL_SSL",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(keystore),
+        })
     props.update(overrides or {})
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
@@ -134,12 +151,22 @@ class KafkaCluster:
     kind = "kafka"
 
     def __init__(self, port: int, workdir: Path, nodes: int = 1, host: str = "127.0.0.1",
-                 overrides: dict | None = None):
+                 overrides: dict | None = None, keystore: Path | None = None,
+                 scram_users: tuple = ()):
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
         self.host, self.workdir, self.overrides = host, Path(workdir), dict(overrides or {})
         self.ports = [(port, free_port())] + [(free_port(), free_port()) for _ in range(nodes - 1)]
         self.procs: list[subprocess.Popen | None] = [None] * nodes
+        #: With ``keystore`` (PEM: key + certificate chain) a SASL_SSL listener per node, and
+        #: ``scram_users`` = ((mechanism, name, password), ...) created at format time.
+        self.keystore, self.scram_users = keystore, tuple(scram_users)
+        self.sasl_ports = [free_port() for _ in range(nodes)] if keystore else []
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_SSL listeners (with a keystore)."""
+        return ",".join(f"{self.host}:{p}" for p in self.sasl_ports)
 
     @property
     def bootstrap(self) -> str:
@@ -159,10 +186,14 @@ class KafkaCluster:
         formats = []
         for i in range(1, len(self.ports) + 1):
             conf = self.workdir / f"node-{i}.properties"
+            sasl = (self.sasl_ports[i - 1], self.keystore) if self.keystore else None
             conf.write_text(properties(i, self.ports, self.workdir / f"data-{i}", self.host,
-                                       self.overrides))
+                                       self.overrides, sasl))
+            users = [a for mech, name, pw in self.scram_users
+                     for a in ("--add-scram", f"{mech}=[name={name},password={pw}]")]
             formats.append(subprocess.Popen(
-                self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(conf)),
+                self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(conf),
+                           *users),
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         for proc in formats:
             out, _ = proc.communicate(timeout=120)

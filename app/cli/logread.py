@@ -28,13 +28,19 @@ from app.kafka.broker_compat import true_end_offsets
 _PARTITIONER = DefaultPartitioner()
 
 
+def auth() -> dict:
+    """The login of every client the tools open (``app.kafka_client``, from KAFKA_*)."""
+    from app.settings import settings
+    return settings.kafka_auth.aiokafka()
+
+
 def partition_for(key: bytes, partitions: int) -> int:
     every = list(range(partitions))
     return _PARTITIONER(key, every, every)
 
 
 def reader(bootstrap: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, **auth(), enable_auto_commit=False,
                             group_id=None, auto_offset_reset="earliest",
                             max_partition_fetch_bytes=4 << 20, fetch_max_wait_ms=100)
 
@@ -43,7 +49,7 @@ async def partitions(bootstrap: str, topic: str) -> list[int]:
     """The partitions of ``topic`` ([] if it does not exist), asked by name: Kafka answers a
     metadata request only about the topics it names, and a consumer's own metadata names
     none until it subscribes (the bundled broker answered with every topic)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth())
     await admin.start()
     try:
         found = await admin.describe_topics([topic])
@@ -102,7 +108,7 @@ async def read_to(bootstrap: str, topic: str, ends: dict[int, int], timeout: flo
 
 async def committed(bootstrap: str, group: str, topic: str, parts) -> dict[int, int]:
     """{partition: committed offset} of ``group`` on ``topic`` (-1: none yet)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **auth(), group_id=group,
                                 enable_auto_commit=False)
     await consumer.start()
     try:

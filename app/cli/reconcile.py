@@ -150,7 +150,8 @@ async def run(broker_url: str = settings.broker_url, app: str = app_id(settings.
 
 
 async def send_repairs(report: Report, broker_url: str = settings.broker_url) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(broker_url), acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(broker_url), acks="all",
+                                **logread.auth())
     await producer.start()
     try:
         now = int(time.time() * 1000)

@@ -68,10 +68,11 @@ async def redrive(subscription_id: str, broker_url: str = settings.broker_url,
                   group_prefix: str = GROUP_PREFIX, key_id: str = "unknown") -> int:
     """Re-send this subscription's DLQ entries not redriven yet; returns how many."""
     bootstrap = _bootstrap(broker_url)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **logread.auth(),
+                                enable_auto_commit=False,
                                 group_id=f"{group_prefix}.{subscription_id}",
                                 auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **logread.auth())
     await consumer.start()
     await producer.start()
     try:

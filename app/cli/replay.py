@@ -14,6 +14,7 @@ import time
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from app.cli import logread
 from app.settings import settings
 
 
@@ -31,7 +32,8 @@ def _key(line: bytes) -> bytes | None:
 
 async def replay(lines, broker_url: str = settings.broker_url, topic: str = "events",
                  rate: float = 0.0) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(broker_url), linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(broker_url), linger_ms=5,
+                                **logread.auth())
     await producer.start()
     sent = 0
     start = time.monotonic()
