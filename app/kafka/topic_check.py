@@ -17,6 +17,7 @@ declared (created or found), its partition count is compared with what the worke
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -39,8 +40,15 @@ def install(partitions: int) -> None:
 
     async def _create_then_check(self, owner, client, topic, wanted, replication, **kwargs):
         await create(self, owner, client, topic, wanted, replication, **kwargs)
-        cluster = await client.fetch_all_metadata()
-        found = cluster.partitions_for_topic(topic) or set()
+        for _ in range(100):  # another broker may not know a new topic yet: ~5 s at most
+            cluster = await client.fetch_all_metadata()
+            found = cluster.partitions_for_topic(topic) or set()
+            if found:
+                break
+            await asyncio.sleep(0.05)
+        if not found:
+            log.warning("topic %r is not in the cluster metadata yet; not checked", topic)
+            return
         problem = partition_problem(topic, wanted, len(found), partitions)
         if problem:
             # To the process's stderr itself: Faust redirects sys.stderr into its log.

@@ -121,3 +121,37 @@ def test_a_wrong_password_or_ca_stops_the_worker_with_one_line(secured, change, 
     assert len(lines) == 1 and "cannot log in to Kafka" in lines[0], w.tail(20)
     assert cause in lines[0] and "SASL_SSL" in lines[0], lines[0]
     assert PASSWORD not in w.log.read_text() and "not-the-password" not in lines[0]
+
+
+def test_with_two_of_three_brokers_down_ingest_answers_503_and_loses_nothing(secured):
+    """Replication 3, min.insync.replicas 2: with two brokers killed nothing can be written
+    safely, so POST /v1/events answers 503 with Retry-After, never 202; once they are back,
+    ingest resumes and every event acknowledged before is there. (Runs last in the module:
+    it restarts brokers.)"""
+    cluster, url, env, tmp = secured
+    w = worker(url, env, tmp, PERSONA_REPLICATION_FACTOR="3",
+               PERSONA_INGEST_TIMEOUT_S="5").start()
+    try:
+        w.wait_ready(timeout=120)
+
+        def post(cid, n):
+            return http("POST", f"{w.url}/v1/events", INGEST, orjson.dumps(
+                [{"type": "product_view", "customer_id": cid, "product_id": f"p{n}",
+                  "event_id": f"{cid}-{n}"}]), {"Content-Type": "application/json"}, timeout=30)
+        assert post("down-1", 1)[0] == 202
+        for node in (2, 3):
+            cluster.stop_node(node, sig=9)
+        answers = [post("down-1", n) for n in (2, 3)]
+        assert [a[0] for a in answers] == [503, 503], answers
+        assert all(a[1]["error"] == "unavailable" for a in answers)
+        for node in (2, 3):
+            cluster.start_node(node)
+        got = poll(lambda: post("down-1", 2), lambda r: r[0] == 202, 120, interval=2)
+        assert got[0] == 202, got
+        assert post("down-1", 3)[0] == 202
+        final = poll(lambda: http("GET", f"{w.url}/v1/customers/down-1/profile", READ),
+                     lambda r: r[0] == 200 and r[1]["event_counts"].get("product_view") == 3,
+                     120)
+        assert final[1]["event_counts"] == {"product_view": 3}, final
+    finally:
+        w.stop()
