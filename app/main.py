@@ -6,7 +6,6 @@ parsed in those modules. ``app.kafka.install`` checks the Faust version and patc
 ``app.metrics_switch.configure`` turns recording off when ``PERSONA_METRICS=off``, before
 any agent or view runs.
 """
-import os
 import ssl
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import faust
 
 from app import failpoints, metrics_switch
 from app.kafka import install as install_kafka_plumbing
+from app.kafka import stop_at_start
 from app.kafka_client import login_problem
 from app.settings import Settings, settings
 from app.shadow import app_id
@@ -75,8 +75,7 @@ class PersonaApp(faust.App):
             bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in self.conf.broker)
             problem = await login_problem(bootstrap, auth)
             if problem:
-                os.write(2, f"persona: {problem}\n".encode())  # Faust redirects sys.stderr
-                os._exit(2)
+                stop_at_start(problem)
         await super().on_first_start()
 
 

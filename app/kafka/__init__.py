@@ -19,6 +19,7 @@ workarounds and the broker shim, and leaves the speed-only paths (``restore``,
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from importlib.metadata import version
 
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 
 #: The versions every private API use in this package was written for and tested with.
 WRITTEN_FOR = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+
+
+def stop_at_start(line: str) -> None:
+    """Print ``persona: <line>`` on the process's own stderr (Faust redirects ``sys.stderr``
+    into its log) and end the process with status 2 at once, from any thread or task: for a
+    mistake found while Faust starts, before anything was consumed."""
+    os.write(2, f"persona: {line}\n".encode())
+    os._exit(2)
 
 
 def version_mismatches() -> dict:

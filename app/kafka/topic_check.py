@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from faust.transport.drivers.aiokafka import Transport
+
+from app import kafka
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,7 @@ def install(partitions: int) -> None:
             return
         problem = partition_problem(topic, wanted, len(found), partitions)
         if problem:
-            # To the process's stderr itself: Faust redirects sys.stderr into its log.
-            os.write(2, f"persona: {problem}\n".encode())
-            os._exit(2)  # from the consumer thread: nothing consumed, nothing to clean up
+            kafka.stop_at_start(problem)  # from the consumer thread: nothing consumed yet
         copies = min((len(cluster._partitions[topic][p].replicas) for p in found),  # noqa: SLF001
                      default=replication)
         if copies < replication:

@@ -8,6 +8,7 @@ from unittest.mock import AsyncMock
 import pytest
 from faust.transport.drivers.aiokafka import Transport
 
+from app import kafka
 from app.kafka import topic_check
 
 
@@ -33,7 +34,7 @@ async def test_a_mismatch_exits_with_one_line_and_low_replication_warns(monkeypa
         topic_check.install(partitions=4)
         check = Transport._create_topic
         exits = []
-        monkeypatch.setattr(topic_check.os, "_exit", exits.append)
+        monkeypatch.setattr(kafka.os, "_exit", exits.append)
         client = SimpleNamespace(fetch_all_metadata=AsyncMock(return_value=metadata(8, 3)))
         await check(None, None, client, "events", 4, 3)
         assert exits == [2]
