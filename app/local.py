@@ -31,7 +31,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app import brokers
-from app.brokers.ready import free_port
+from app.brokers.ready import free_port, stop_process
 from app.cli.logread import partitions
 from app.cli.replay import replay
 from app.settings import WORKER_ARGV
@@ -88,17 +88,6 @@ def get_json(url: str, key: str | None = None, timeout: float = 5.0) -> tuple[in
         return status, orjson.loads(body)
     except orjson.JSONDecodeError:
         return status, None
-
-
-def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-    """Signal a process and wait for it; kill -9 if it outlives ``timeout``."""
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 class Broker:
@@ -268,7 +257,7 @@ class Worker:
         raise TimeoutError(f"worker {self.port} not ready in {timeout}s; log:\n{self.tail()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        _stop(self.proc, sig, timeout)
+        stop_process(self.proc, sig, timeout)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from app.brokers.ready import BrokerUnavailable, free_port, wait_metadata
+from app.brokers.ready import BrokerUnavailable, free_port, stop_process, wait_metadata
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -225,14 +225,7 @@ class KafkaCluster:
         return None
 
     def stop_node(self, node: int, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
-        proc = self.procs[node - 1]
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(self.procs[node - 1], sig, timeout)
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM to every node at once (a controlled shutdown), SIGKILL past ``timeout``."""

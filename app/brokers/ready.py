@@ -1,17 +1,31 @@
-"""What both local brokers share: free ports, the one error a broker that cannot be had
+"""What both local brokers share (and the worker harness): free ports, stopping a process, the one error a broker that cannot be had
 raises, and readiness as a metadata round trip (an open port is not a ready broker: Kafka
 listens before its node has registered with the controller)."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
+import subprocess
 import time
 from typing import Callable
 
 
 class BrokerUnavailable(RuntimeError):
     """A local broker cannot be had here (no Java/Maven, a failed fetch, a node that exited)."""
+
+
+def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM,
+                 timeout: float = 30.0) -> None:
+    """Signal a process and wait for it; kill -9 if it outlives ``timeout``."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def free_port() -> int:

@@ -4,12 +4,11 @@ a true ListOffsets answer) and how Persona copes is in docs/kafka.md."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
-from app.brokers.ready import BrokerUnavailable, wait_metadata
+from app.brokers.ready import BrokerUnavailable, stop_process, wait_metadata
 
 
 def binary() -> str:
@@ -59,13 +58,7 @@ class TansuBroker:
         return None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout=timeout)
 
     def pids(self) -> list[int]:
         return [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
