@@ -101,7 +101,7 @@ async def dead_letter(event, reason: str, errors: dict) -> None:
 
 # A 500-event batch takes ~80 ms of CPU: hand the loop to the web views (and heartbeats)
 # every YIELD_EVERY events so lookups stay fast while ingesting. 25 events (~4 ms) gave a
-# lookup p99 of 10.3-10.4 ms while ingesting, 10 gave 8.5-8.8 ms (bench, session 22).
+# lookup p99 of 10.3-10.4 ms while ingesting, 10 gave 8.5-8.8 ms (bench).
 YIELD_EVERY = 10
 
 

@@ -5,7 +5,7 @@ Each partition is flushed on its own, once its oldest unflushed change is
 waiting``: the flushes of a worker's partitions spread evenly over the interval. One flush of
 everything every interval held the worker's one core for up to a second (encoding and
 writing ~10k customers' documents must not interleave with the agent), and a read waiting
-for a fresh value waited behind it (issue 13: freshness p99 1-2 s at 80 % of the maximum).
+for a fresh value waited behind it (freshness p99 1-2 s at 80 % of the maximum).
 Each customer is still written once per interval, so the changelog records per event stay
 the same. When all partitions start together (a worker starting under load), the first
 round takes up to twice the interval; a partition whose change waited ``2 * interval`` is

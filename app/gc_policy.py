@@ -3,7 +3,7 @@
 Why: CPython's cycle collector scans every tracked object in a full (generation 2)
 collection. A worker keeps many objects alive for seconds: the write-back holds up to
 ``PERSONA_FLUSH_INTERVAL_S`` of events and their customers' documents, and the read cache
-holds more documents. None of them is garbage. Issue 13 measured this at 4,000 events/s
+holds more documents. None of them is garbage. This was measured at 4,000 events/s
 live on the bundled broker, with CPython's thresholds (700, 10, 10):
 - a full collection ran every 1-2 s;
 - each took 0.26-0.44 s of the worker's one core (~350k tracked objects);

@@ -1,6 +1,6 @@
 """``PERSONA_METRICS`` (``on``, the default, or ``off``): whether this worker records metrics.
 
-Why a switch: issue 14 asks what the metrics cost; ``make bench`` answers it by ingesting
+Why a switch: to know what the metrics cost; ``make bench`` answers it by ingesting
 the same events with metrics on and then off (bench/run.py, phase ``metrics``). It is also
 the way to run a worker whose operators scrape nothing.
 

@@ -1,4 +1,4 @@
-"""Freshness (issue 13): Kafka record timestamp -> state readable, at 80 % of max throughput.
+"""Freshness: Kafka record timestamp -> state readable, at 80 % of max throughput.
 
 On the 1-worker compat-on worker (after the recovery phase, so it does not change the
 restore figures): events are produced at a fixed rate, ``SHARE`` of the events/s that
@@ -10,7 +10,7 @@ sent (ms); one read of that customer's profile with ``?after=<token of the probe
 record>&wait_ms=`` (``_probe``) answers once the owner has applied it, and its ``as_of``
 must be >= ``ts`` (else ``stale``): the latency is that answer minus the record timestamp,
 so it includes the producer's linger (5 ms), the worker's batching and the read path.
-(Until session 21 a poller GET the profile every 25 ms: with a backlog that load grew with
+(Before, a poller GET the profile every 25 ms: with a backlog that load grew with
 it, on the worker being measured.) The producer and reads share the machine with the
 worker and broker (as the lookup load does). Probes not readable within
 ``PROBE_TIMEOUT_S`` are counted as ``unseen``. Then ``bench.rawlive``: the same load for a

@@ -1,4 +1,4 @@
-"""Read-your-writes pairs (issue 15): POST one event, GET with its token, at half of max throughput.
+"""Read-your-writes pairs: POST one event, GET with its token, at half of max throughput.
 
 On the 1-worker compat-on worker, after the freshness phase: a background load is
 produced straight to ``events`` at ``SHARE`` of the events/s that worker reached in this

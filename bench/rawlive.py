@@ -7,7 +7,7 @@ in a process of its own (every partition assigned, no group; uvloop; the worker'
 wait and minimum) takes it with ``getmany`` and busy-waits ``cost_us`` per record: the worker CPU per event this run
 measured in its ingest. No Faust, no state, no web: what is left is the bundled broker,
 aiokafka's fetch pipeline and a consumer that is as busy as the worker. Lag = the time the
-record is done minus its Kafka timestamp. Issue 13 asks freshness p99 <= 1 s at 80 % of
+record is done minus its Kafka timestamp. The target is freshness p99 <= 1 s at 80 % of
 the maximum; this shows how much of that the broker and the client alone take up.
 """
 from __future__ import annotations

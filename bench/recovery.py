@@ -4,7 +4,7 @@ Figures (``recovery`` in the JSON, rows in ``bench/report.py``):
 
 - ``ready_s``: start to the first ``/ready`` 200; ``assigned_s``: start to the group join
   (Faust's "Setting newly assigned partitions": waiting out the stopped member);
-  ``ready_after_join_s``: group join to ``/ready`` (issue 13 target: <= 15 s).
+  ``ready_after_join_s``: group join to ``/ready`` (target: <= 15 s).
 - ``restore_s`` / ``records`` / ``records_per_s``: from the ``bulk restore: N changelog
   records in Xs`` line(s) of ``app/kafka/restore.py``. Without such a line (an
   ``--app-root`` checkout from before the bulk restore) the window is Faust's marks

@@ -8,7 +8,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: Targets from issue 7 (per worker, real-Kafka producer settings), shown as notes.
+#: Targets (per worker, real-Kafka producer settings), shown as notes.
 TARGETS = {
     "ingest_off": ">= 6,000 events/s",
     "two_off": ">= 1.6x one worker",
@@ -16,10 +16,10 @@ TARGETS = {
     "idle_p99": "<= 3 ms",
     "busy_p99": "<= 10 ms",
     "restore": ">= 50,000 records/s",
-    "ready_after_join": "<= 15 s",  # issue 13
-    "buffer_full": "target 0",  # issue 13
-    "freshness": "issue 13: p99 <= 1 s at 80 % of max throughput",
-    "metrics": "metrics on <= 5 % slower",  # issue 14
+    "ready_after_join": "<= 15 s",  # target
+    "buffer_full": "target 0",  # target
+    "freshness": "p99 <= 1 s at 80 % of max throughput",
+    "metrics": "metrics on <= 5 % slower",  # target
 }
 METRICS_SLOWER_MAX = 0.05
 READY_AFTER_JOIN_S = 15.0
@@ -99,7 +99,7 @@ def rows(res: dict) -> list[dict]:
 
 
 def _pairs(out, p: dict | None) -> None:
-    """Issue 15: POST one event -> GET with its token answered 200, at half of max throughput."""
+    """POST one event -> GET with its token answered 200, at half of max throughput."""
     if not p or not p.get("pairs"):
         return
     note = (f"1 worker compat on; {p['rate_sent']:,.0f} events/s background (50 % of "
@@ -170,7 +170,7 @@ def median_run(runs: list) -> dict:
 
 
 def _metrics_cost(out, on: dict | None, off: dict | None) -> None:
-    """Issue 14: the 1-worker compat-off ingest with metrics on against the same ingest
+    """the 1-worker compat-off ingest with metrics on against the same ingest
     with PERSONA_METRICS=off (same events, fresh broker, run right after). Ratios on ÷ off:
     events/s >= 0.95 and CPU per event <= 1.05 meet the target."""
     if not on or not off:
@@ -225,7 +225,7 @@ def _recovery(out, rec: dict | None, on: str = "") -> None:
          + TARGETS["restore"] + cpu)
     if join is not None:
         _row(out, "recovery: group join to /ready" + on, join, READY_AFTER_JOIN_S, "s",
-             f"limit column: issue 13 target {TARGETS['ready_after_join']}")
+             f"limit column: target {TARGETS['ready_after_join']}")
 
 
 def _fmt(v) -> str:

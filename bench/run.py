@@ -19,7 +19,7 @@ Tables) on a fresh broker with the same events, 1 worker, compat on. ``--skip`` 
 comma list of: on, off, two, lookups, recovery, naive, freshness, pairs, metrics.
 Freshness (bench/freshness.py) and then the read-your-writes pairs (bench/pairs.py) run
 on the 1-worker compat-on worker after the recovery.
-"metrics off" (issue 14: what metrics cost, target: metrics on <= 5 % slower): after
+"metrics off" (what metrics cost, target: metrics on <= 5 % slower): after
 the 1-worker compat-off run (and its lookups), the same ingest, 1 worker, compat off, same
 events, each on a fresh broker, ``--repeat`` times with ``PERSONA_METRICS=off`` in the
 worker environment and as many times with metrics on, in the order on (the compat-off run
@@ -57,7 +57,7 @@ from bench import freshness, gen, limits, load, pairs, recovery, report, scenari
 from bench.profile import summary
 
 IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default
-METRICS_OFF = {"PERSONA_METRICS": "off"}  # the "metrics" phase's worker setting (issue 14)
+METRICS_OFF = {"PERSONA_METRICS": "off"}  # the "metrics" phase's worker setting
 
 
 def log(msg: str) -> None:
@@ -110,7 +110,7 @@ def meta(args) -> dict:
 
 
 def metrics_pairs(ctx, repeat: int, res: dict) -> None:
-    """Issue 14: ``repeat`` ingests with PERSONA_METRICS=off and as many with metrics on,
+    """``repeat`` ingests with PERSONA_METRICS=off and as many with metrics on,
     in the order on off, off on, off on ... (the first "on" is the 1w_off run unless py-spy
     slowed it), each on a fresh broker with the same events; medians of each side, since
     one run's CPU per event varies by ~5 % here."""

@@ -181,7 +181,7 @@ def lookups(ctx: Ctx):
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
         ctx.log(f"  lookups idle: {idle['rps']:,.0f} req/s p99 {idle['p99_ms']:.1f} ms")
-        # Conditional reads (issue 15): the same load, 200 then 304 (If-None-Match), aiohttp.
+        # Conditional reads: the same load, 200 then 304 (If-None-Match), aiohttp.
         cond = load.conditional(w.url, ids, API_KEY, ctx.lookup_s)
         if "304" in cond:
             ctx.log(f"  lookups 200 / 304 (If-None-Match, aiohttp): {cond['200']['rps']:,.0f} / "

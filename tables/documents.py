@@ -53,7 +53,7 @@ class ReadCache(dict):
     decode instead of a RocksDB get too: the agent's first read of a customer after each
     flush (about one per customer per flush interval) and the lookups of active customers.
     Bytes, not decoded documents: a decoded document is a dozen small containers, and every
-    full garbage collection scans each of them (issue 13: 40k cached documents made most of
+    full garbage collection scans each of them (40k cached documents made most of
     a worker's ~350k tracked objects and its 0.3-0.5 s pauses); bytes are not scanned.
     Only the customers agent writes these tables, always through the flush that fills
     this, so an entry equals the store's value while this worker keeps the partition; on

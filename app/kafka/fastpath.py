@@ -86,7 +86,7 @@ async def send_changelog(app, table, records: list) -> Optional[dict]:
     ``producer.send`` per record costs ~100 µs of Python (Faust's wrapper, aiokafka's
     per-message future and accumulator) and aiokafka's own batches hold 16 KB
     (``max_batch_size``), one or two documents. A flush of 10 s of changes sent that way
-    took ~2 s of the worker's one core and stalled the agent (freshness, issue 13).
+    took ~2 s of the worker's one core and stalled the agent (freshness).
     A batch's records get consecutive offsets from its base offset (the broker's answer).
     """
     if not records:

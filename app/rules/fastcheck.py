@@ -1,7 +1,6 @@
 """The common case of event validation without marshmallow: same answer, ~5x cheaper.
 
-Marshmallow's generic field machinery was a quarter of the worker's CPU per event (issue 13,
-py-spy of ``make bench``). Almost every event on the topic is well formed, and for those the
+Marshmallow's generic field machinery was a quarter of the worker's CPU per event (py-spy of ``make bench``). Almost every event on the topic is well formed, and for those the
 schema's answer is easy to compute directly. ``check(data)`` does that for the plain shapes
 (strings, ints, JSON numbers, the id rule, ``ts`` in epoch milliseconds or ISO-8601) and returns the
 same dict, in the same key order, that ``events.validate_dict`` builds from the schemas; for

@@ -1,4 +1,4 @@
-"""The browser SDK in a real headless Chromium backs off on 429 and loses nothing (issue 16).
+"""The browser SDK in a real headless Chromium backs off on 429 and loses nothing.
 
 A worker limits the publishable key per client address (``PERSONA_RATE_PUBLISHABLE`` 2
 events per second, burst 2). The page loads ``/sdk/persona.js`` from the worker, queues

@@ -1,4 +1,4 @@
-"""Browser identity end to end (issue 16 part 1): a real worker, the real broker, a webhook receiver.
+"""Browser identity end to end: a real worker, the real broker, a webhook receiver.
 
 The worker has a publishable key and identity verification on. What an attacker can do with
 nothing but the shop's public page (its publishable key, its own valid identity hash) is

@@ -1,4 +1,4 @@
-"""Schemathesis against a real worker's ``/openapi.json`` (issue 16 part 5).
+"""Schemathesis against a real worker's ``/openapi.json``.
 
 One real worker on the module's broker, with a key of every kind (admin, read, ingest,
 metrics, publishable), identity verification on and the demo enabled, so every documented
@@ -209,7 +209,7 @@ def test_stateful_links(schema, worker, counted):
                 erased[response.json()["token"]] = cid
 
     # Random exploration follows a write's link to a waited read in most runs, not all
-    # (a clean-clone run in session 20 had none): explore again, up to twice, rather than
+    # (a clean-clone run once had none): explore again, up to twice, rather than
     # pass without one.
     for _ in range(3):
         Admin.run(settings=hypothesis_settings(max_examples=STATEFUL_EXAMPLES,

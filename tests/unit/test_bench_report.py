@@ -198,7 +198,7 @@ def test_freshness_percentile_and_rows():
 
 
 def test_rows_metrics_on_against_off():
-    """Issue 14: the compat-off run (metrics on) against the PERSONA_METRICS=off run."""
+    """the compat-off run (metrics on) against the PERSONA_METRICS=off run."""
     on = run("1 worker, compat off", 4000.0, 150.0)
     off = {**run("1 worker, compat off, PERSONA_METRICS=off", 4200.0, 142.5),
            "metrics_answer": 404}

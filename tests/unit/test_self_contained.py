@@ -1,4 +1,4 @@
-"""The checkout carries everything its commands and tests need (issue 11).
+"""The checkout carries everything its commands and tests need.
 
 Two checks, both able to fail: no tracked file names a path that leaves the repository, and a
 copy of just the tracked files, in an empty directory with nothing beside it, converts the
