@@ -181,7 +181,9 @@ def validated(items: list, now_ms: int) -> list[tuple[bytes, bytes, str]]:
     return records
 
 
-BROWSER_HEADERS = [(SOURCE_HEADER, BROWSER_SOURCE)]  # what a publishable key sent
+#: What a publishable key sent. A tuple: Faust merges headers into a list it is given in
+#: place, and copies a tuple, so the constant stays what it is.
+BROWSER_HEADERS = ((SOURCE_HEADER, BROWSER_SOURCE),)
 
 
 async def produce(records, browser: bool = False) -> str:

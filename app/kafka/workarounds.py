@@ -57,6 +57,8 @@ async def _no_fetch_until_seeked(app, **kwargs) -> None:
 
 async def _create_topic_then_see_it(self, owner, client, topic, partitions, replication,
                                     **kwargs):
+    """Create (or find) the topic, then wait until the metadata lists it; that metadata (for
+    ``app.kafka.topic_check``), or None if it never did (Faust ignores what this returns)."""
     await _create_topic(self, owner, client, topic, partitions, replication, **kwargs)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + VISIBLE_TIMEOUT_S
@@ -65,11 +67,11 @@ async def _create_topic_then_see_it(self, owner, client, topic, partitions, repl
         found = cluster.partitions_for_topic(topic) or set()
         if len(found) >= partitions and all(
                 cluster.leader_for_partition(_tp(topic, p)) not in (None, -1) for p in found):
-            return
+            return cluster
         if loop.time() > deadline:
             log.warning("topic %r created but not in the cluster metadata after %.0fs",
                         topic, VISIBLE_TIMEOUT_S)
-            return
+            return None
         await asyncio.sleep(0.05)
 
 

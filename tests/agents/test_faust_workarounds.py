@@ -64,8 +64,9 @@ async def test_a_created_topic_is_awaited_until_the_metadata_lists_its_partition
         return SimpleNamespace(partitions_for_topic=lambda t: found,
                                leader_for_partition=lambda tp: leaders[tp.partition])
     client = SimpleNamespace(fetch_all_metadata=fetch_all_metadata)
-    await workarounds._create_topic_then_see_it(None, None, client, "events", 3, 1)
+    seen = await workarounds._create_topic_then_see_it(None, None, client, "events", 3, 1)
     workarounds._create_topic.assert_awaited_once()
+    assert seen.partitions_for_topic("events") == {0, 1, 2}  # what app.kafka.topic_check reads
     assert len(calls) == 4
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from app.brokers import free_port
 
 pytestmark = pytest.mark.e2e
-CLI = Path(os.sys.executable).with_name("persona-broker")
+CLI = Path(sys.executable).with_name("persona-broker")
 
 
 def children_of(pid: int) -> list[int]:
@@ -84,7 +85,7 @@ def test_foreground_broker_prints_its_address_and_stops_clean(kind, nodes, sig, 
 
 
 def test_without_java_it_fails_with_one_line(tmp_path):
-    env = {**os.environ, "PATH": str(Path(os.sys.executable).parent)}  # no java, no mvn
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no java, no mvn
     out = subprocess.run([str(CLI), "--kind", "kafka", "--port", str(free_port()), "--dir",
                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
