@@ -22,11 +22,11 @@ test: $(STAMP)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 		|| echo 'chromium could not be installed: tests/e2e/test_browser.py will be skipped (listed at the end)'
-	@# Java + Maven for the local Apache Kafka (app/brokers/kafka.py): the e2e suite runs on it
+	@# Java + Maven for the local Apache Kafka (app/harness/kafka.py): the e2e suite runs on it
 	command -v java >/dev/null && command -v mvn >/dev/null || (apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven) \
 		|| (echo 'make test: Java 17 and Maven are needed for the Kafka tests and could not be installed (apt-get install openjdk-17-jre-headless maven)' >&2; exit 1)
-	$(PY) -m app.brokers.kafka
+	$(PY) -m app.harness.kafka
 	$(PY) -m pytest -q -p no:cacheprovider -rs --durations=10 -n 2 --dist loadfile
 
 # Only the chaos test (tests/e2e/test_chaos.py, ~2 min; also part of `make test`).

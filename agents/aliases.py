@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from app import metrics
+from app.observability import metrics
 from app.rules import alias
 from app.rules.events import ALIAS, SHOP_TYPES
 from app.settings import settings

@@ -39,8 +39,9 @@ import orjson
 from agents import aliases, kpis
 from agents.customer_state import Pending, apply_event, decided
 from agents.writeback import WriteBack
-from app import applied, metrics
+from app.consistency import applied
 from app.main import app
+from app.observability import metrics
 from app.rules.events import InvalidEvent, key_of, parse
 from app.settings import settings
 from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries

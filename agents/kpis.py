@@ -31,9 +31,9 @@ import time
 
 import orjson
 
-from app import metrics
 from app.kafka import fastpath
 from app.kafka.internals import as_current_event, drain_producer, store_get
+from app.observability import metrics
 from app.rules import window_kpis as wk
 from app.rules.events import ERASE, SESSION_TIMEOUT
 from tables.kpis import horizon_ms, kpi_tables, layers, parse_key, table_key

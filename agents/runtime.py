@@ -5,7 +5,7 @@ The output topics (``app.topics.OUTPUT_TOPICS``: dead letters, audit) are create
 no agent reads them, so Faust would not, and a Kafka cluster that does not create topics on
 first use would leave every write to them waiting. ``/ready`` waits for it.
 
-``app.gc_policy`` (PERSONA_GC, read by ``app.settings``): its thresholds as the worker
+``app.observability.gc_policy`` (PERSONA_GC, read by ``app.settings``): its thresholds as the worker
 starts, full-collection pauses into ``persona_gc_full_seconds``, and the start-up objects
 frozen once the tables are recovered (what a worker builds until then lives as long as it
 does). A task, not import-time code: the CLI tools and tests that import the app keep
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from app import gc_policy, metrics
 from app.main import app
+from app.observability import gc_policy, metrics
 from app.settings import settings
 from app.topics import declare_outputs
 

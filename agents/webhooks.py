@@ -34,8 +34,8 @@ import time
 import aiohttp
 import orjson
 
-from app import metrics
 from app.main import app
+from app.observability import metrics
 from app.rules import triggers
 from app.settings import settings
 from app.topics import events_topic, webhook_deliveries, webhooks_dlq

@@ -38,9 +38,10 @@ import asyncio
 import time
 
 from agents.flush_schedule import ALL, FlushSchedule
-from app import failpoints, metrics
+from app.consistency import failpoints
 from app.kafka import fastpath
 from app.kafka.internals import as_current_event, drain_producer, hold, release
+from app.observability import metrics
 from tables.documents import cache_of, encode, overlay_of
 
 #: A value that leaves the key's entry in that table as it is.

@@ -3,7 +3,7 @@
 Importing it validates every setting first (``app.settings``): Faust only logs errors
 raised while autodiscovering agents and views and starts without them, so no setting is
 parsed in those modules. ``app.kafka.install`` checks the Faust version and patches;
-``app.metrics_switch.configure`` turns recording off when ``PERSONA_METRICS=off``, before
+``app.observability.metrics_switch.configure`` turns recording off when ``PERSONA_METRICS=off``, before
 any agent or view runs.
 """
 import ssl
@@ -12,12 +12,13 @@ from pathlib import Path
 
 import faust
 
-from app import failpoints, metrics_switch
+from app.consistency import failpoints
+from app.consistency.shadow import app_id
 from app.kafka import install as install_kafka_plumbing
 from app.kafka import stop_at_start
-from app.kafka_client import login_problem
+from app.kafka.login import login_problem
+from app.observability import metrics_switch
 from app.settings import Settings, settings
-from app.shadow import app_id
 
 
 def faust_options(s: Settings) -> dict:
@@ -80,7 +81,7 @@ class PersonaApp(faust.App):
 
 
 app = PersonaApp(
-    app_id(settings.shadow),  # "persona", or a shadow app's own id (app.shadow)
+    app_id(settings.shadow),  # "persona", or a shadow app's own id (app.consistency.shadow)
     origin="app",
     autodiscover=["agents", "tables", "web"],
     **faust_options(settings),

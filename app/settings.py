@@ -1,34 +1,32 @@
 """Every Persona setting, read once from the environment into one validated object.
 
 The one door for configuration: numbers, booleans, API keys (and their file), webhook
-subscriptions (inline or file), TLS files, JWT keys (``app.jwt_auth``), browser identity
-(``app.identity``) and the metrics switch (``app.metrics_switch``) are parsed and checked
+subscriptions (inline or file), TLS files, JWT keys (``app.auth.jwt_auth``), browser identity
+(``app.auth.identity``) and the metrics switch (``app.observability.metrics_switch``) are parsed and checked
 here, when ``app.settings`` is first imported, before the worker connects. A bad value
 raises ``ConfigError`` naming the variable; ``settings`` (the module attribute) then ends
 the process with that one line and exit status 2, so a misconfigured worker never starts
-half-working. Each variable is documented in README.md.
+half-working. Each variable is documented in docs/operations.md.
 """
 from __future__ import annotations
 
 import os
-import ssl
 import sys
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from app.apikeys import PUBLISHABLE, digest, parse_keys
-from app.envparse import ConfigError, unknown_variable
-from app.envparse import env_bool as _bool
-from app.envparse import env_float as _float
-from app.envparse import env_int as _int
-from app.failpoints import POINTS
-from app.gc_policy import gc_mode
-from app.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
-from app.jwt_config import jwt_config
-from app.kafka_client import KafkaAuth, kafka_auth
-from app.metrics_switch import metrics_enabled
-from app.ratelimit import RateConfig, rate_config
-from app.shadow import shadow_name
+from app.auth.identity import DEFAULT_PUBLISHABLE_TYPES, browser_config
+from app.auth.jwt_config import jwt_config
+from app.auth.ratelimit import RateConfig, rate_config
+from app.config import parts
+from app.config.env import ConfigError, unknown_variable
+from app.config.env import env_bool as _bool
+from app.config.env import env_float as _float
+from app.config.env import env_int as _int
+from app.consistency.shadow import shadow_name
+from app.kafka.login import KafkaAuth, kafka_auth
+from app.observability.gc_policy import gc_mode
+from app.observability.metrics_switch import metrics_enabled
 from app.webhooks.subscriptions import WebhookConfigError, load_subscriptions
 
 LOCAL_BROKER_PORT_DEFAULT = 19092
@@ -102,24 +100,24 @@ class Settings:
     fetch_min_bytes: int = 1
     #: Interval of the abandoned-cart scan (seconds).
     abandon_check_s: float = 60.0
-    #: JWT bearers (``app.jwt_auth.JwtConfig``, PERSONA_JWT_*); None = API keys only.
+    #: JWT bearers (``app.auth.jwt_auth.JwtConfig``, PERSONA_JWT_*); None = API keys only.
     jwt: object = None
     #: Start on other faust-streaming/aiokafka versions than app.kafka was written for
     #: (then without its speed-only paths); default: refuse to start.
     allow_untested_versions: bool = False
-    #: Crash points armed for crash-safety tests (``app.failpoints``); empty in production.
+    #: Crash points armed for crash-safety tests (``app.consistency.failpoints``); empty in production.
     failpoints: tuple = ()
-    #: Browser identity (``app.identity``): types a publishable key may send, and the
+    #: Browser identity (``app.auth.identity``): types a publishable key may send, and the
     #: identity secret (b"" = identity verification off).
     publishable_types: frozenset = frozenset(DEFAULT_PUBLISHABLE_TYPES)
     identity_secret: bytes = field(default=b"", repr=False)
-    #: Token-bucket limits per key (``app.ratelimit``, PERSONA_RATE_*) and trusted proxy hops.
+    #: Token-bucket limits per key (``app.auth.ratelimit``, PERSONA_RATE_*) and trusted proxy hops.
     rates: RateConfig = RateConfig()
-    #: PERSONA_SHADOW: "" = the live app, else the name of a shadow app (``app.shadow``).
+    #: PERSONA_SHADOW: "" = the live app, else the name of a shadow app (``app.consistency.shadow``).
     shadow: str = ""
-    #: PERSONA_METRICS: record metrics (on) or not (off: ``app.metrics_switch``).
+    #: PERSONA_METRICS: record metrics (on) or not (off: ``app.observability.metrics_switch``).
     metrics: bool = True
-    #: PERSONA_GC: the worker's garbage-collector policy (``app.gc_policy``).
+    #: PERSONA_GC: the worker's garbage-collector policy (``app.observability.gc_policy``).
     gc: str = "tuned"
     #: Consumer-group timers (seconds), the same on every broker: a worker that stops
     #: heartbeating loses its partitions after ``group_session_timeout_s``; members have
@@ -133,7 +131,7 @@ class Settings:
     #: production (docs/kafka.md), 1 and 1 on a one-node local broker.
     replication_factor: int = 1
     min_insync_replicas: int = 1
-    #: How every Kafka client logs in (``app.kafka_client``: KAFKA_SECURITY_PROTOCOL, ...).
+    #: How every Kafka client logs in (``app.kafka.login``: KAFKA_SECURITY_PROTOCOL, ...).
     kafka_auth: KafkaAuth = KafkaAuth()
     #: How long after an anonymous id is merged into a customer the browser's events for the
     #: old id still follow it (``app.rules.alias.follows``); later ones are dead-lettered.
@@ -142,56 +140,6 @@ class Settings:
     @property
     def session_idle_ms(self) -> int:
         return self.session_idle_s * 1000
-
-
-def _api_keys(env: Mapping[str, str]) -> tuple:
-    keys = parse_keys(env.get("PERSONA_API_KEYS", ""), "PERSONA_API_KEYS")
-    path = env.get("PERSONA_API_KEYS_FILE", "")
-    if path:
-        try:
-            with open(path) as f:
-                lines = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
-        except OSError as exc:
-            raise ConfigError(f"PERSONA_API_KEYS_FILE: cannot read {path}: {exc.strerror}") from None
-        keys += parse_keys(",".join(lines), f"PERSONA_API_KEYS_FILE {path}")
-    seen: dict = {}
-    for n, (key_digest, _) in enumerate(keys, 1):
-        if key_digest in seen:  # by position: an entry holds a secret, never print it
-            raise ConfigError(f"PERSONA_API_KEYS: the same key is listed twice (entries "
-                              f"#{seen[key_digest]} and #{n}, counting PERSONA_API_KEYS_FILE's "
-                              "after it); give each key once, with all its scopes")
-        seen[key_digest] = n
-    return tuple(keys)
-
-
-def _tls(env: Mapping[str, str]) -> tuple[str, str, str]:
-    cert, key, ca = (env.get(f"PERSONA_TLS_{n}", "") for n in ("CERT", "KEY", "CA"))
-    if key and not cert:
-        raise ConfigError("PERSONA_TLS_KEY is set but PERSONA_TLS_CERT is not")
-    for name, path in (("PERSONA_TLS_CERT", cert), ("PERSONA_TLS_KEY", key), ("PERSONA_TLS_CA", ca)):
-        if path and not os.path.isfile(path):
-            raise ConfigError(f"{name}: no such file {path!r}")
-    try:
-        if cert:
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key or None)
-    except (ssl.SSLError, ValueError) as exc:
-        raise ConfigError(f"PERSONA_TLS_CERT/PERSONA_TLS_KEY: not a usable PEM chain and key "
-                          f"({exc})") from None
-    try:
-        if ca:
-            ssl.create_default_context(cafile=ca)
-    except ssl.SSLError as exc:
-        raise ConfigError(f"PERSONA_TLS_CA: not a usable PEM CA bundle ({exc})") from None
-    return cert, key, ca
-
-
-def _failpoints(env: Mapping[str, str]) -> tuple:
-    names = tuple(n.strip() for n in env.get("PERSONA_FAILPOINT", "").split(",") if n.strip())
-    for name in names:
-        if name not in POINTS:
-            raise ConfigError(f"PERSONA_FAILPOINT: unknown point {name!r}; "
-                              f"known: {', '.join(sorted(POINTS))}")
-    return names
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
@@ -207,9 +155,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     compat = _bool(env, "PERSONA_LOCAL_BROKER_COMPAT", not user_url)
     web_port = _int(env, "PORT", _int(env, "PERSONA_WEB_PORT", 6066, 1, 65535), 1, 65535)
     data_dir = env.get("PERSONA_DATA_DIR") or os.path.join("data", f"worker-{web_port}")
-    tls_cert, tls_key, tls_ca = _tls(env)
+    tls_cert, tls_key, tls_ca = parts.tls(env)
     try:
-        api_keys = _api_keys(env)
+        api_keys = parts.api_keys(env)
         webhooks = load_subscriptions(env.get("PERSONA_WEBHOOKS", ""),
                                       env.get("PERSONA_WEBHOOKS_FILE", ""))
         jwt = jwt_config(env)
@@ -221,14 +169,14 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         kafka = kafka_auth(env)
     except (ValueError, WebhookConfigError) as exc:
         raise ConfigError(str(exc)) from None
-    session_s, heartbeat_s, rebalance_s = _group_timers(env)
+    session_s, heartbeat_s, rebalance_s = parts.group_timers(env)
     replication = _int(env, "PERSONA_REPLICATION_FACTOR", 1, 1, 16)
     min_isr = _int(env, "PERSONA_MIN_INSYNC_REPLICAS", 1 if replication < 3 else 2, 1, 16)
     if min_isr > replication:
         raise ConfigError(f"PERSONA_MIN_INSYNC_REPLICAS ({min_isr}) must not exceed "
                           f"PERSONA_REPLICATION_FACTOR ({replication}): no write could succeed")
     demo_key = "" if shadow else env.get("PERSONA_DEMO_KEY", "")
-    _check_demo_key(demo_key, api_keys)
+    parts.check_demo_key(demo_key, api_keys)
     return Settings(
         broker_url=broker_url,
         local_broker_compat=compat,
@@ -249,7 +197,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=tuple(o.strip().rstrip("/") for o in env.get("PERSONA_CORS_ORIGINS", "").split(",")
                            if o.strip()),
         demo_key=demo_key,
-        webhooks=() if shadow else webhooks,  # a shadow app sends no webhooks (app.shadow)
+        webhooks=() if shadow else webhooks,  # a shadow app sends no webhooks (app.consistency.shadow)
         webhook_max_attempts=_int(env, "PERSONA_WEBHOOK_MAX_ATTEMPTS", 6, 1, 1000),
         webhook_backoff_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_S", 0.5, 0.0, 60.0),
         webhook_backoff_max_s=_float(env, "PERSONA_WEBHOOK_BACKOFF_MAX_S", 60.0),
@@ -267,7 +215,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
                              FETCH_MIN_BYTES_COMPAT if compat else 1, 1, 64 * 1024 * 1024),
         jwt=jwt,
         allow_untested_versions=_bool(env, "PERSONA_ALLOW_UNTESTED_VERSIONS", False),
-        failpoints=_failpoints(env),
+        failpoints=parts.failpoints(env),
         publishable_types=publishable_types,
         identity_secret=identity_secret,
         rates=rates,
@@ -282,34 +230,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         min_insync_replicas=min_isr,
         alias_browser_grace_s=_float(env, "PERSONA_ALIAS_BROWSER_GRACE_S", 60.0, 0.0, 3600.0),
     )
-
-
-def _check_demo_key(demo_key: str, api_keys: tuple) -> None:
-    """The demo page publishes its key to anyone who opens ``/demo/shop``: it must be one of
-    the configured keys and may only ingest (a publishable key), never read or administer."""
-    if not demo_key:
-        return
-    scopes = dict(api_keys).get(digest(demo_key))
-    if scopes is None:
-        raise ConfigError("PERSONA_DEMO_KEY: not one of the configured API keys "
-                          "(PERSONA_API_KEYS); give it as <key>:publishable there")
-    if not scopes <= {"ingest", PUBLISHABLE}:
-        raise ConfigError(f"PERSONA_DEMO_KEY: the demo page publishes this key, so it may only "
-                          f"ingest (configure it as <key>:publishable), not "
-                          f"{sorted(scopes - {'ingest', PUBLISHABLE})}")
-
-
-def _group_timers(env: Mapping[str, str]) -> tuple[float, float, float]:
-    """Session timeout, heartbeat interval, rebalance timeout; Kafka's own limits checked
-    here (a broker refuses a session outside 6-1800 s by default, and a heartbeat must fit
-    three times in a session) so a bad value stops the worker rather than its group join."""
-    session = _float(env, "PERSONA_GROUP_SESSION_TIMEOUT_S", 10.0, 6.0, 1800.0)
-    heartbeat = _float(env, "PERSONA_GROUP_HEARTBEAT_S", min(1.0, session / 3), 0.1)
-    if heartbeat > session / 3:
-        raise ConfigError(f"PERSONA_GROUP_HEARTBEAT_S must be at most a third of "
-                          f"PERSONA_GROUP_SESSION_TIMEOUT_S ({session / 3:g}), got {heartbeat}")
-    rebalance = _float(env, "PERSONA_GROUP_REBALANCE_TIMEOUT_S", 10.0, 1.0, 3600.0)
-    return session, heartbeat, rebalance
 
 
 def load_or_exit(env: Mapping[str, str] | None = None) -> Settings:

@@ -1,6 +1,6 @@
 """Every topic of the app. Keys and values are raw bytes: agents validate them themselves.
 
-A shadow app (``app.shadow``) has its own copies of every topic but ``events``.
+A shadow app (``app.consistency.shadow``) has its own copies of every topic but ``events``.
 All are declared ``internal`` so Faust creates them (with these partition counts) when
 they are missing. Faust creates the topics agents read and the changelogs as the worker
 joins; the topics only written to (``OUTPUT_TOPICS``) are created by the worker at start
@@ -14,9 +14,9 @@ what is kept does not depend on whose cluster it is: changelogs are Faust's
 import asyncio
 from datetime import timedelta
 
+from app.consistency.shadow import own_topic
 from app.main import TOPIC_CONFIG, app
 from app.settings import settings
-from app.shadow import own_topic
 
 #: Retention per topic (``retention.ms``, cleanup ``delete``). ``events``: a week, enough
 #: to re-fold after an outage or replay into a shadow app (the state itself lives in the
@@ -61,7 +61,7 @@ webhook_deliveries = _raw_topic(own_topic("webhook-deliveries", settings.shadow)
 #: ``persona-redrive`` sends them back to webhook-deliveries.
 webhooks_dlq = _raw_topic(own_topic("webhooks-dlq", settings.shadow), 1, "webhooks-dlq")
 
-#: Admin actions (erase, redrive), one small JSON record each (app/audit.py); key = target.
+#: Admin actions (erase, redrive), one small JSON record each (app/observability/audit.py); key = target.
 #: One partition: a single ordered log. Never compact it (keys repeat).
 audit_topic = _raw_topic("audit", 1, "audit")
 

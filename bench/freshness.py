@@ -27,7 +27,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from app import positions
+from app.consistency import positions
 from app.settings import FETCH_MAX_WAIT_MS_COMPAT, FETCH_MIN_BYTES_COMPAT
 from bench import gen, load
 from bench.procs import API_KEY, Broker, Worker
@@ -69,7 +69,7 @@ async def _probe(session, base: str, cid: str, ts_ms: int, sent, out: list, unse
     """One waiting read per probe: ``?after=<token of the probe's record>&wait_ms=``.
 
     The owner answers as soon as it has applied the probe's partition up to the probe's
-    offset (``app.applied``: woken by the agent, no polling), so the client adds no load
+    offset (``app.consistency.applied``: woken by the agent, no polling), so the client adds no load
     that grows with a backlog; a 503 (not applied within ``WAIT_MS``) is asked again at
     once. A 200 whose ``as_of`` is older than the probe breaks the guarantee: ``stale``."""
     meta = await sent  # the broker's acknowledgement: the probe's partition and offset

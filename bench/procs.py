@@ -1,4 +1,4 @@
-"""Processes of a benchmark run, on the local harness (``app/local.py``).
+"""Processes of a benchmark run, on the local harness (``app/harness/cluster.py``).
 
 What is the benchmark's own: the compatibility switch is a parameter. With the switch off
 (real-Kafka settings) the group timers are still set short through Faust's own environment
@@ -13,8 +13,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from app import local
-from app.local import ROOT, cpu_seconds, free_port, get_json
+from app.harness import cluster
+from app.harness.cluster import ROOT
+from app.harness.net import cpu_seconds, get_json
+from app.harness.ready import free_port
 from app.settings import WORKER_ARGV
 from bench import logparse
 
@@ -31,7 +33,7 @@ def get(url: str, key: str | None = None, timeout: float = 5.0) -> int:
     return get_json(url, key, timeout)[0]
 
 
-class Broker(local.Broker):
+class Broker(cluster.Broker):
     """A local broker on a free port, logging into ``tmp``; a context manager. ``kind``:
     the bundled broker (default) or Apache Kafka (one KRaft node, ``--kafka``)."""
 
@@ -46,7 +48,7 @@ class Broker(local.Broker):
         return self.pids()[0]
 
 
-class Worker(local.Worker):
+class Worker(cluster.Worker):
     def __init__(self, broker: Broker, tmp: Path, compat: bool, partitions: int,
                  extra_env: dict | None = None, root: Path = ROOT):
         port = free_port()
@@ -91,6 +93,6 @@ class NaiveWorker(Worker):
         self.started = time.time()
         argv = [a if a != "app.main" else NAIVE_APP for a in WORKER_ARGV]
         self.proc = subprocess.Popen(
-            [str(local.FAUST), *argv, "--web-port", str(self.port)], cwd=self.root,
+            [str(cluster.FAUST), *argv, "--web-port", str(self.port)], cwd=self.root,
             env={**os.environ, **self.env}, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         return self

@@ -13,7 +13,7 @@ from pathlib import Path
 _LINE = re.compile(r":\d+\)")
 #: Inclusive buckets, first match wins, checked from the innermost frame outwards.
 LAYERS = (
-    ("metrics (prometheus_client, app/metrics.py)", ("app/metrics.py", "prometheus_client/")),
+    ("metrics (prometheus_client, app/observability/metrics.py)", ("app/observability/metrics.py", "prometheus_client/")),
     ("app state rules (apply)", ("app/rules/session_state.py", "app/rules/profile_state.py",
                                  "app/rules/dedupe.py", "app/rules/kpis.py")),
     ("event parse + validate", ("app/rules/events.py", "app/rules/fastcheck.py")),

@@ -87,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the worker/broker logs (tmp dir)")
     p.add_argument("--kafka", action="store_true",
                    help="also run 1 and 2 workers (and the recovery) on a local Apache Kafka "
-                        "node (app/brokers/kafka.py), reported beside the bundled broker's")
+                        "node (app/harness/kafka.py), reported beside the bundled broker's")
     a = p.parse_args(argv)
     a.events = a.events or (40_000 if a.quick else 200_000)
     a.customers = a.customers or (2_000 if a.quick else 10_000)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.local import http
+from app.harness.net import http
 from bench import bare, gen, kafka, load, logparse, procs
 from bench.procs import API_KEY, ROOT, Broker, Worker, cpu_seconds, free_port, get, get_json
 

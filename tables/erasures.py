@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from app import failpoints
+from app.consistency import failpoints
 from app.kafka.internals import as_current_event, drain_producer
 from app.main import app
 from app.webhooks import erasure

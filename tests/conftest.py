@@ -1,7 +1,7 @@
 """Fixtures: a real broker per test module and real ``faust worker`` processes.
 
 Every module that uses the ``broker`` fixture runs on Apache Kafka (one KRaft node from Maven
-Central, ``app.brokers.kafka``). A module marked ``pytest.mark.brokers("tansu", "kafka")``
+Central, ``app.harness.kafka``). A module marked ``pytest.mark.brokers("tansu", "kafka")``
 runs once on each (the bundled broker is what ``make run`` uses); ``brokers("tansu")`` runs
 only on the bundled broker (its compatibility switch). The test id names the broker
 (``test_x[kafka]``). A broker that cannot be had fails the test: never a silent skip.
@@ -18,7 +18,7 @@ os.environ.setdefault("PERSONA_API_KEYS", "test-admin-0123456789:admin,test-read
 
 import pytest  # noqa: E402
 
-from app.local import Broker  # noqa: E402
+from app.harness.cluster import Broker  # noqa: E402
 
 API_KEYS = "test-admin-0123456789:admin,test-read-0123456789:read,test-ingest-0123456789:ingest"
 ADMIN, READ, INGEST = "test-admin-0123456789", "test-read-0123456789", "test-ingest-0123456789"

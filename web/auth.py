@@ -2,20 +2,20 @@
 ``metrics``).
 
 The keys are parsed once at start by ``app.settings`` (``PERSONA_API_KEYS`` and
-``PERSONA_API_KEYS_FILE``, format in ``app.apikeys``); every check compares digests in
+``PERSONA_API_KEYS_FILE``, format in ``app.auth.apikeys``); every check compares digests in
 constant time against all configured keys. ``admin`` implies every scope.
 
-When JWTs are configured (``PERSONA_JWT_*``, ``app.jwt_auth``), a bearer that looks like a
+When JWTs are configured (``PERSONA_JWT_*``, ``app.auth.jwt_auth``), a bearer that looks like a
 JWT (three base64url parts) is verified as one first; if it is not a valid token it is
 still compared with the API keys (an API key may contain dots). ``?key=`` stays API keys only.
 
 The caller's scopes are left on the request as ``request[SCOPES_KEY]``; they hold
 ``publishable`` for a browser key (an entry marked so, or any key sent as ``?key=``), which
-``web.ingest`` restricts (``app.identity``). JWT bearers are server credentials.
+``web.ingest`` restricts (``app.auth.identity``). JWT bearers are server credentials.
 Who the caller is, for rate limits (``web.ratelimit``), is ``request[PRINCIPAL_KEY]``: a
 digest prefix of the API key, or the JWT's issuer and subject. ``require`` applies the
 read limit, and the first (before the body is read) check of the ingest limit.
-The caller's key id for the audit topic (``app.audit``: a digest prefix of the key, or the
+The caller's key id for the audit topic (``app.observability.audit``: a digest prefix of the key, or the
 JWT's subject) is ``request[KEY_ID_KEY]``.
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ import hmac
 from functools import wraps
 from typing import Callable
 
-from app import audit
-from app.apikeys import PUBLISHABLE, SCOPES, digest
-from app.jwt_auth import Verifier, looks_like_jwt, map_scopes
+from app.auth.apikeys import PUBLISHABLE, SCOPES, digest
+from app.auth.jwt_auth import Verifier, looks_like_jwt, map_scopes
 from app.main import app
+from app.observability import audit
 from app.settings import settings
 from web import ratelimit
 from web.ratelimit import PRINCIPAL_KEY

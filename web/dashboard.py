@@ -7,7 +7,7 @@ and the licence are served without a key: they hold no data. The page asks for a
 keeps it in the tab's ``sessionStorage`` (never in a URL) and sends it as a bearer to
 ``/v1/ops`` and ``/v1/kpis``: it needs the scopes ``metrics`` and ``read`` (or ``admin``).
 
-``/v1/ops`` reads the same registry as ``/metrics`` (``app.metrics``, prometheus-client's
+``/v1/ops`` reads the same registry as ``/metrics`` (``app.observability.metrics``, prometheus-client's
 public ``collect``), so both always agree: events by outcome, webhook requests by outcome,
 consumer lag of ``events`` and the outbox backlog (lag of ``webhook-deliveries``), and the
 cumulative buckets of the ``readable`` freshness histogram (the page takes quantiles of the
@@ -30,8 +30,8 @@ from faust.exceptions import ConsumerNotStarted
 from faust.web import View
 from yarl import URL
 
-from app import metrics, metrics_switch
 from app.main import app
+from app.observability import metrics, metrics_switch
 from app.topics import events_topic
 from web.auth import require
 from web.kpis import owners

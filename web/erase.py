@@ -3,7 +3,7 @@
 It writes no state itself: the command is produced to the customer's partition and the
 customers agent applies it in order after the customer's earlier events (tombstones in
 both tables, a durable marker that cancels the webhooks created before it, see
-``tables/erasures.py``). Before the command, an audit record (``app.audit``: time, action,
+``tables/erasures.py``). Before the command, an audit record (``app.observability.audit``: time, action,
 target, the caller's key id) goes to ``audit``; the command is sent only once the broker
 has it, so no erase happens unaudited. 202 once the broker has the command, with a
 read-your-writes ``token`` of it: a read with ``?after=<token>`` answers once the erase is
@@ -19,9 +19,9 @@ import time
 import orjson
 from faust.web import View
 
-from app import audit
+from app.consistency.positions import encode
 from app.main import app
-from app.positions import encode
+from app.observability import audit
 from app.rules.events import erase_command
 from app.topics import audit_topic, events_topic
 from web.auth import KEY_ID_KEY, require

@@ -5,15 +5,15 @@ Body: one event (JSON object), a JSON array of events, or NDJSON
 Every event of a request is validated before anything is produced: one invalid event
 -> 400 with per-item errors and nothing on the topic. Internal command types (``erase``
 and anything else that is not a shop type or ``alias``) are unknown here. An ``alias``
-(server keys only: ``app.identity`` refuses it from publishable keys) is keyed by its
+(server keys only: ``app.auth.identity`` refuses it from publishable keys) is keyed by its
 anonymous id (``app.rules.alias``). A missing ``event_id`` is
 assigned (uuid4), a missing ``ts`` is the receive time. Each event (the client's JSON
 plus the assigned fields) goes to ``events`` keyed by customer_id; the answer is 202
 only after the broker acknowledged every one, else 503 with Retry-After. The 202 carries
 ``token``: per partition written, the highest offset the broker acknowledged
-(``app.positions``); a read with ``?after=<token>`` reflects these events (``web.positions``).
+(``app.consistency.positions``); a read with ``?after=<token>`` reflects these events (``web.positions``).
 
-A publishable (browser) key's request is first checked by ``app.identity``: only
+A publishable (browser) key's request is first checked by ``app.auth.identity``: only
 PERSONA_PUBLISHABLE_TYPES, and with identity verification on one customer per request
 whose identity hash (``X-Persona-Identity-Hash`` or ``?identity_hash=``) must match unless
 the id is anonymous -> else 403, nothing produced.
@@ -31,10 +31,10 @@ import uuid
 import orjson
 from faust.web import View
 
-from app.apikeys import PUBLISHABLE
-from app.identity import HASH_HEADER, HASH_QUERY, browser_refusal
+from app.auth.apikeys import PUBLISHABLE
+from app.auth.identity import HASH_HEADER, HASH_QUERY, browser_refusal
+from app.consistency.positions import encode
 from app.main import app
-from app.positions import encode
 from app.rules.events import SERVER_TYPES, SHOP_TYPES, InvalidEvent, key_of, validate_dict
 from app.settings import settings
 from app.topics import BROWSER_SOURCE, SOURCE_HEADER, events_topic

@@ -1,6 +1,6 @@
 """``GET /metrics`` (scope ``metrics``; ``admin`` implies it): this worker's Prometheus metrics.
 
-The definitions are in ``app.metrics`` (own registry, not prometheus-client's global one).
+The definitions are in ``app.observability.metrics`` (own registry, not prometheus-client's global one).
 This module binds what is read at scrape time to the running worker and counts HTTP
 requests with a Faust sensor (``faust.Sensor``, the public hook Faust calls around every
 view and rebalance):
@@ -13,7 +13,7 @@ view and rebalance):
 - rebalances: ``on_rebalance_start``.
 - lag, readiness, recovery: read from the app when scraped (``lag_samples``).
 
-With ``PERSONA_METRICS=off`` (``app.metrics_switch``) the sensor is not added (Faust then
+With ``PERSONA_METRICS=off`` (``app.observability.metrics_switch``) the sensor is not added (Faust then
 times no request for us) and ``GET /metrics`` answers 404 naming the setting, after the
 key check (401/403 first, as for any route).
 """
@@ -27,9 +27,9 @@ from faust.exceptions import ConsumerNotStarted
 from faust.web import View
 from prometheus_client import generate_latest
 
-from app import metrics, metrics_switch
 from app.kafka.internals import committed_offset
 from app.main import app
+from app.observability import metrics, metrics_switch
 from app.topics import events_topic, webhook_deliveries
 from web.auth import require
 from web.routing import ROUTING, worker_ready
@@ -71,7 +71,7 @@ def worker_state() -> dict:
 
 
 class PersonaSensor(Sensor):
-    """HTTP requests and rebalances into ``app.metrics``."""
+    """HTTP requests and rebalances into ``app.observability.metrics``."""
 
     def on_web_request_start(self, app, request, *, view=None) -> float:
         return time.perf_counter()

@@ -3,8 +3,8 @@
 The entry worker checks the parameters (``wanted``: 400 with a field error for a malformed
 token, a token without an entry for the customer's ``events`` partition, or a bad
 ``wait_ms``); the owner then waits (``until_applied``) until it has applied that partition up
-to the token's offset (``app.applied``), at most ``wait_ms``, else answers 503 with
-``Retry-After`` and how far it has applied. The token codec is ``app.positions``.
+to the token's offset (``app.consistency.applied``), at most ``wait_ms``, else answers 503 with
+``Retry-After`` and how far it has applied. The token codec is ``app.consistency.positions``.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import NamedTuple, Optional
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from app.applied import applied
+from app.consistency.applied import applied
+from app.consistency.positions import BadToken, decode
 from app.kafka.internals import committed_offset
 from app.main import app
-from app.positions import BadToken, decode
 from app.topics import events_topic, partition_of
 
 AFTER, WAIT_MS = "after", "wait_ms"

@@ -1,4 +1,4 @@
-"""Rate limits of this worker's HTTP API: the buckets of ``app.ratelimit`` applied to requests.
+"""Rate limits of this worker's HTTP API: the buckets of ``app.auth.ratelimit`` applied to requests.
 
 README.md, "Rate limits", has the why; in short:
 
@@ -8,7 +8,7 @@ README.md, "Rate limits", has the why; in short:
   ``max(1, items in it)``: one token is taken before the body is read (so malformed or
   refused requests cost one too), the rest once the body is decoded.
 - ``publishable`` (PERSONA_RATE_PUBLISHABLE): a publishable key's ingest requests are also
-  limited per key and client address (``app.ratelimit.client_address``; X-Forwarded-For
+  limited per key and client address (``app.auth.ratelimit.client_address``; X-Forwarded-For
   only through PERSONA_TRUSTED_PROXY_HOPS), in events like ``ingest``, and count against
   the key's ``ingest`` bucket as well.
 - Over a limit: 429, ``Retry-After`` (whole seconds, rounded up) and a JSON body; nothing
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import time
 
-from app import metrics
-from app.apikeys import PUBLISHABLE
-from app.ratelimit import Buckets, client_address, retry_after_header
+from app.auth.apikeys import PUBLISHABLE
+from app.auth.ratelimit import Buckets, client_address, retry_after_header
+from app.observability import metrics
 from app.settings import settings
 
 PRINCIPAL_KEY = "persona.principal"

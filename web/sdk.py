@@ -6,7 +6,7 @@ page: give it a publishable key. Unset, the page only says that the demo is disa
 
 The worker also plays the demo shop's backend, as a real shop's server would:
 - **sign-in**: ``/demo/shop?customer=demo-...`` signs the visitor in as that demo customer and
-  writes the identity hash (``app.identity.identity_hash``, when PERSONA_IDENTITY_SECRET is
+  writes the identity hash (``app.auth.identity.identity_hash``, when PERSONA_IDENTITY_SECRET is
   set) into the page. Only ids starting with ``DEMO_PREFIX`` are signed, so the demo is a
   signing oracle for demo customers only; other visitors stay anonymous (``anon-``).
 - **orders**: a publishable key may not send ``purchase``, so the page posts its order to
@@ -27,9 +27,9 @@ from pathlib import Path
 import orjson
 from faust.web import View
 
-from app.identity import ANON_PREFIX, HASH_HEADER, hash_ok, identity_hash
+from app.auth.identity import ANON_PREFIX, HASH_HEADER, hash_ok, identity_hash
+from app.auth.ratelimit import Buckets, Rate, client_address
 from app.main import app
-from app.ratelimit import Buckets, Rate, client_address
 from app.rules.events import ID_RE
 from app.settings import settings
 from web import ratelimit

@@ -15,13 +15,13 @@ import os
 import signal
 import sys
 
-from app import brokers
+from app import harness
 from app.settings import LOCAL_BROKER_PORT_DEFAULT
 
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="persona-broker", description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=brokers.KINDS, default="tansu")
+    parser.add_argument("--kind", choices=harness.KINDS, default="tansu")
     parser.add_argument("--port", type=int, default=int(
         os.environ.get("PERSONA_LOCAL_BROKER_PORT", LOCAL_BROKER_PORT_DEFAULT)))
     parser.add_argument("--nodes", type=int, default=1, choices=(1, 3),
@@ -34,11 +34,11 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
-    from app.local import ROOT
+    from app.harness.cluster import ROOT
 
     args = parse(argv)
     workdir = args.dir or ROOT / ".run"
-    broker = brokers.create(args.kind, args.port, workdir, args.nodes)
+    broker = harness.create(args.kind, args.port, workdir, args.nodes)
 
     def stop(*_):
         broker.stop()
@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGINT, stop)
     try:
         broker.start()
-    except brokers.BrokerUnavailable as exc:
+    except harness.BrokerUnavailable as exc:
         print(f"persona-broker: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     urls = ";".join(broker.bootstrap.split(","))

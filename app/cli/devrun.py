@@ -14,10 +14,11 @@ import time
 
 import orjson
 
-from app import brokers
+from app import harness
 from app.cli import otto
 from app.cli.replay import replay
-from app.local import ROOT, Broker, Worker, port_open
+from app.harness.cluster import ROOT, Broker, Worker
+from app.harness.net import port_open
 from app.settings import load
 
 DEMO_KEY = "demo-key-for-make-run"
@@ -31,8 +32,8 @@ def main() -> None:
     run_dir.mkdir(exist_ok=True)
     broker = None
     kind = os.environ.get("BROKER") or "tansu"
-    if kind not in brokers.KINDS:
-        raise SystemExit(f"BROKER={kind!r}: use one of {', '.join(brokers.KINDS)}")
+    if kind not in harness.KINDS:
+        raise SystemExit(f"BROKER={kind!r}: use one of {', '.join(harness.KINDS)}")
     if not os.environ.get("KAFKA_BROKER_URL"):
         port = int(settings.broker_url.rsplit(":", 1)[1])
         if port_open(port):
@@ -43,7 +44,7 @@ def main() -> None:
               flush=True)
         try:
             broker = Broker(port, run_dir / "broker.log", kind=kind).start()
-        except brokers.BrokerUnavailable as exc:
+        except harness.BrokerUnavailable as exc:
             raise SystemExit(f"make run: {exc}") from None
         env.update(KAFKA_BROKER_URL=broker.url,
                    PERSONA_LOCAL_BROKER_COMPAT="1" if broker.compat else "0")

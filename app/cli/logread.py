@@ -29,7 +29,7 @@ _PARTITIONER = DefaultPartitioner()
 
 
 def auth() -> dict:
-    """The login of every client the tools open (``app.kafka_client``, from KAFKA_*)."""
+    """The login of every client the tools open (``app.kafka.login``, from KAFKA_*)."""
     from app.settings import settings
     return settings.kafka_auth.aiokafka()
 

@@ -36,10 +36,10 @@ from aiokafka import AIOKafkaProducer
 
 from app.cli import logread
 from app.cli.replay import _bootstrap
+from app.consistency.shadow import app_id, changelog
 from app.rules import reconcile
 from app.rules.events import STATE_TABLES, parse
 from app.settings import settings
-from app.shadow import app_id, changelog
 
 EVENTS = "events"
 

@@ -12,7 +12,7 @@ Entries of erased customers go back too: the tool does not read the erase marker
 worker that owns the outbox partition does, and drops every request created before the
 customer's erase (``tables/erasures.py``), so none of them leaves Persona.
 
-Every real run writes one audit record per subscription (``app.audit``, topic ``audit``:
+Every real run writes one audit record per subscription (``app.observability.audit``, topic ``audit``:
 ``"action": "redrive"``, the count) once the re-sent entries are acknowledged and before the
 DLQ offsets are committed. The key id is that of ``PERSONA_ADMIN_KEY`` (an ``admin`` key of
 ``PERSONA_API_KEYS``, checked; the tool needs no key to reach the broker, so this names the
@@ -31,11 +31,11 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app import audit
-from app.apikeys import digest
+from app.auth.apikeys import digest
 from app.cli import logread
 from app.cli.replay import _bootstrap
 from app.kafka.broker_compat import true_end_offsets
+from app.observability import audit
 from app.settings import settings
 from app.webhooks import formats, subscriptions
 

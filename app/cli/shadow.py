@@ -6,11 +6,11 @@ it could not compare.
 
 1. Captures the end offsets of ``events`` and the customers on it below them.
 2. Starts one ``faust worker`` from ``DIR`` (another checkout, like ``bench --app-root``)
-   with ``PERSONA_SHADOW=<name>`` (``app.shadow``: own app id, consumer group, changelogs,
+   with ``PERSONA_SHADOW=<name>`` (``app.consistency.shadow``: own app id, consumer group, changelogs,
    outbox and DLQ topics; no webhooks, no re-keying), a fresh data dir, a free loopback
    port and a read-only key of its own (its ingest, erase and demo routes cannot produce
    to ``events``); webhook, JWT, TLS, rate-limit and failpoint variables are cleared for it.
-   The candidate must know ``PERSONA_SHADOW`` (``app/shadow.py``), else it would run as
+   The candidate must know ``PERSONA_SHADOW`` (``app/consistency/shadow.py``), else it would run as
    the live app: the tool refuses such a checkout.
 3. Waits until the shadow's group has committed those offsets (it starts from the
    beginning of ``events``), then reads every customer's profile, activity and
@@ -39,11 +39,11 @@ from app.cli import logread
 from app.cli.reconcile import short
 from app.cli.replay import _bootstrap
 from app.client import AsyncPersonaClient
-from app.local import Worker
-from app.positions import encode
+from app.consistency.positions import encode
+from app.consistency.shadow import LIVE_APP_ID, app_id
+from app.harness.cluster import Worker
 from app.rules.events import parse
 from app.settings import settings
-from app.shadow import LIVE_APP_ID, app_id
 
 EVENTS = "events"
 WHAT = ("profile", "activity", "recommendations")
@@ -174,7 +174,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     root = args.app_root.resolve()
     if not (root / "app" / "shadow.py").is_file():
-        raise SystemExit(f"persona-shadow: {root} has no app/shadow.py: it cannot run as a "
+        raise SystemExit(f"persona-shadow: {root} has no app/consistency/shadow.py: it cannot run as a "
                          "shadow app and would write to the live topics")
     if not args.api_key:
         raise SystemExit("persona-shadow: pass --api-key (or set PERSONA_READ_KEY)")

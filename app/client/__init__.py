@@ -17,7 +17,7 @@ jitter (honouring Retry-After); any other error (400, 401, 403, 413, 415) raises
 ``PersonaError`` at once: sending the same request again cannot succeed.
 
 ``SendResult.token`` is the read-your-writes token of everything one ``send`` wrote (the
-tokens of its requests merged, ``app.positions``: the one module of the server it uses,
+tokens of its requests merged, ``app.consistency.positions``: the one module of the server it uses,
 pure). ``profile``, ``activity`` and ``recommendations`` return the answer as a dict (None
 for an unknown customer); with ``after=token`` the answer reflects those events: the owner
 answers 503 until it has applied them, retried by the same rules as ``send``.
@@ -35,7 +35,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from app.positions import merge
+from app.consistency.positions import merge
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 

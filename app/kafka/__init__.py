@@ -1,4 +1,5 @@
-"""Faust/Kafka plumbing that leans on private APIs, in one place, pinned to versions.
+"""Faust/Kafka plumbing: how every client logs in (``login``), and everything that leans on
+private APIs, in one place, pinned to versions.
 
 - ``internals``: small wrappers of private Faust attributes the agents and views need;
 - ``workarounds``: patches for two faust-streaming races around rebalances;

@@ -57,7 +57,7 @@ def hold(events) -> None:
 def release(app, messages) -> None:
     """Drop the references ``hold`` took (of the held events' ``message``s): the last one
     acks the offset, as Faust does. Messages, not events: a caller keeps only these between
-    hold and release (fewer live objects for the garbage collector, ``app.gc_policy``)."""
+    hold and release (fewer live objects for the garbage collector, ``app.observability.gc_policy``)."""
     consumer, on_message_out = app.consumer, app.sensors.on_message_out
     for message in messages:
         if message.ack(consumer):

@@ -55,7 +55,7 @@ STATE_TABLES = ("sessions", "profiles")
 ALIAS = "alias"
 SERVER_TYPES = (ALIAS,)
 #: Customer ids the browser SDK generates for visitors who are not signed in (``anon-<uuid>``):
-#: they need no identity hash (``app.identity``) and only they can be aliased.
+#: they need no identity hash (``app.auth.identity``) and only they can be aliased.
 ANON_PREFIX = "anon-"
 ANON_ID_RE = r"^anon-[A-Za-z0-9._:@\-]{1,123}$"
 

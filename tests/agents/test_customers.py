@@ -234,10 +234,10 @@ async def test_values_are_stored_as_one_orjson_document(outbox):
 
 
 async def test_a_batch_is_recorded_as_applied_once_reads_see_it(outbox):
-    """``?after=`` reads wait on ``app.applied``: its position moves only with the overlays."""
+    """``?after=`` reads wait on ``app.consistency.applied``: its position moves only with the overlays."""
     from faust.types import TP
 
-    from app.applied import applied
+    from app.consistency.applied import applied
 
     applied.forget([0])
     seen = []

@@ -1,11 +1,11 @@
-"""The customers agent counts what it did (``app.metrics``): outcomes per batch, freshness
+"""The customers agent counts what it did (``app.observability.metrics``): outcomes per batch, freshness
 when readable and when durable, batch sizes, changelog records; under Faust's test context."""
 from __future__ import annotations
 
 import orjson
 
 import agents.customers as customers
-from app.metrics import REGISTRY
+from app.observability.metrics import REGISTRY
 from tests.agents.test_customers import ev, outbox  # noqa: F401  (fixture)
 
 

@@ -15,7 +15,7 @@ import uuid
 import orjson
 import pytest
 
-from app.local import http
+from app.harness.net import http
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.support.cluster import Cluster, poll
 

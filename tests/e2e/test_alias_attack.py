@@ -14,7 +14,7 @@ import uuid
 import orjson
 import pytest
 
-from app.local import http
+from app.harness.net import http
 from tests.conftest import API_KEYS, READ
 from tests.e2e.test_alias import PUBLISHABLE, SECRET, alias, cart_add, post, profile, view
 from tests.support.cluster import Cluster, poll

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.brokers import free_port
+from app.harness import free_port
 
 pytestmark = pytest.mark.e2e
 CLI = Path(sys.executable).with_name("persona-broker")

@@ -13,8 +13,10 @@ import uuid
 import orjson
 import pytest
 
-from app.identity import identity_hash
-from app.local import Worker, free_port, http
+from app.auth.identity import identity_hash
+from app.harness.cluster import Worker
+from app.harness.net import http
+from app.harness.ready import free_port
 from tests.conftest import API_KEYS, READ
 from tests.support.browser import chromium, require
 from tests.support.cluster import Cluster, poll

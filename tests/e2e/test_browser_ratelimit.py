@@ -15,7 +15,9 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.local import Worker, free_port, http
+from app.harness.cluster import Worker
+from app.harness.net import http
+from app.harness.ready import free_port
 from tests.conftest import API_KEYS, READ
 from tests.support.browser import chromium, require
 from tests.support.cluster import Cluster, poll

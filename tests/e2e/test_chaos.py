@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from app.cli.otto import load_sample
-from app.local import http
+from app.harness.net import http
 from app.rules import profile_state, session_state
 from app.rules.events import validate_dict
 from app.settings import settings

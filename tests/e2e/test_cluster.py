@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from app.cli.otto import load_sample
-from app.local import http
+from app.harness.net import http
 from app.rules import profile_state
 from tests.conftest import READ
 from tests.support.cluster import poll

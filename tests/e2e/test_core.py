@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app.cli.otto import load_sample
-from app.local import http
+from app.harness.net import http
 from app.rules import profile_state, session_state
 from tests.conftest import ADMIN, INGEST, READ
 from tests.support.cluster import poll

@@ -1,4 +1,4 @@
-"""kill -9 between the write-back flush's steps (``app.failpoints``), on real workers.
+"""kill -9 between the write-back flush's steps (``app.consistency.failpoints``), on real workers.
 
 A flush writes RocksDB, then the changelog, then releases the events for Faust's commit
 (``agents/writeback.py``). A worker armed with ``PERSONA_FAILPOINT`` kills itself with
@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from app.cli.otto import load_sample
-from app.failpoints import POINTS
-from app.local import http
+from app.consistency.failpoints import POINTS
+from app.harness.net import http
 from app.rules import profile_state, session_state
 from tests.conftest import READ
 from tests.e2e.test_kpis import expected as expected_kpis

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from app.cli.otto import load_sample
-from app.local import http
+from app.harness.net import http
 from bench.gen import generate
 from tests.conftest import API_KEYS
 from tests.support.browser import chromium, require

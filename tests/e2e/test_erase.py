@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.local import http
+from app.harness.net import http
 from tests.conftest import ADMIN, READ
 from tests.support.cluster import poll
 

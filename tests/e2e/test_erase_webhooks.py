@@ -16,8 +16,9 @@ import time
 import orjson
 import pytest
 
-from app import audit
-from app.local import ROOT, http
+from app.harness.cluster import ROOT
+from app.harness.net import http
+from app.observability import audit
 from tests.conftest import ADMIN, API_KEYS, READ
 from tests.support.cluster import poll
 from tests.support.receiver import Receiver

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.local import http
+from app.harness.net import http
 from tests.conftest import ADMIN, READ
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,8 @@ import uuid
 import orjson
 import pytest
 
-from app.identity import identity_hash
-from app.local import http
+from app.auth.identity import identity_hash
+from app.harness.net import http
 from tests.conftest import API_KEYS, INGEST, READ
 from tests.e2e.test_webhooks import Receiver
 from tests.support.cluster import Cluster, poll

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from app.client import PersonaClient, PersonaError
-from app.local import http
-from app.positions import decode
+from app.consistency.positions import decode
+from app.harness.net import http
 from app.rules.events import SERVER_TYPES, SHOP_TYPES, TYPE_SCHEMAS
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.support.cluster import Cluster, poll
@@ -68,7 +68,7 @@ def test_object_array_ndjson_and_beacon_are_processed(broker, worker, accepted):
     batch = [view(cid, n, event_id=f"{cid}-v{n}", ts=before + n) for n in range(2, 5)]
     status, body = post(worker, batch)
     assert (status, body["accepted"], body["event_ids"]) == (202, 3, [e["event_id"] for e in batch])
-    assert len(decode(body["token"])) == 1  # one customer: one partition (app.positions)
+    assert len(decode(body["token"])) == 1  # one customer: one partition (app.consistency.positions)
     accepted.update(e["event_id"] for e in batch)
 
     lines = [{"type": "cart_add", "customer_id": cid, "product_id": "p2", "price": 12.0,

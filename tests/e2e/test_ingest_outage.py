@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from app.client import PersonaClient, PersonaError
-from app.local import http
+from app.harness.net import http
 from tests.conftest import INGEST, READ
 from tests.support.cluster import poll
 

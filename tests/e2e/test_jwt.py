@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from app.local import http
+from app.harness.net import http
 from app.settings import WORKER_ARGV
 from tests.conftest import READ
 from tests.support.cluster import poll
@@ -117,7 +117,8 @@ def test_a_jwks_url_that_does_not_load_keeps_the_worker_not_ready_until_it_does(
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from app.local import free_port, get_json
+    from app.harness.net import get_json
+    from app.harness.ready import free_port
     port = free_port()
     jwk = {**RSAAlgorithm.to_jwk(KEY.public_key(), as_dict=True), "kid": "idp-1", "use": "sig"}
     body = json.dumps({"keys": [jwk]}).encode()

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from app.local import Broker, http
+from app.harness.cluster import Broker
+from app.harness.net import http
 from app.rules import profile_state
 from app.rules import window_kpis as wk
 from app.settings import settings

@@ -13,9 +13,10 @@ import time
 import orjson
 import pytest
 
-from app.brokers import free_port
-from app.brokers.kafka import KafkaCluster
-from app.local import ROOT, Worker, http
+from app.harness import free_port
+from app.harness.cluster import ROOT, Worker
+from app.harness.kafka import KafkaCluster
+from app.harness.net import http
 from tests.conftest import API_KEYS, INGEST, READ
 from tests.support.certs import make_ca, make_keystore
 from tests.support.cluster import poll

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from app.cli.otto import load_sample
-from app.local import http
+from app.harness.net import http
 from app.rules import window_kpis as wk
 from app.rules.events import validate_dict
 from app.settings import settings

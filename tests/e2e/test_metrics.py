@@ -10,7 +10,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.local import http
+from app.harness.net import http
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.e2e.test_webhooks import Receiver
 from tests.support.builders import view_add_buy

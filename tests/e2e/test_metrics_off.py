@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.local import http
+from app.harness.net import http
 from app.rules import profile_state
 from tests.conftest import API_KEYS, INGEST, READ
 from tests.support.browser import CHROMIUM, DRIVER, chromium

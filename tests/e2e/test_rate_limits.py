@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from app.client import PersonaClient
-from app.local import http
+from app.harness.net import http
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
 from tests.support.cluster import Cluster, poll
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from app.client import PersonaClient
-from app.positions import decode, encode
+from app.consistency.positions import decode, encode
 from tests.conftest import API_KEYS, INGEST, READ
 from tests.e2e.test_cluster import both_ready
 from tests.support.cluster import Cluster

@@ -17,9 +17,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from app.cli import logread
-from app.local import ROOT, http
+from app.consistency.shadow import changelog
+from app.harness.cluster import ROOT
+from app.harness.net import http
 from app.rules import profile_state, session_state
-from app.shadow import changelog
 from tests.conftest import ADMIN, INGEST, READ
 from tests.support.cluster import poll
 from tests.support.expected import fold

@@ -15,7 +15,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from app.cli import shadow
-from app.local import ROOT, http
+from app.harness.cluster import ROOT
+from app.harness.net import http
 from app.rules import profile_state, session_state
 from app.rules.recommend import recommend
 from tests.conftest import API_KEYS, READ

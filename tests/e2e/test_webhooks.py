@@ -16,7 +16,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from app.local import ROOT, http
+from app.harness.cluster import ROOT
+from app.harness.net import http
 from tests.conftest import ADMIN, READ
 from tests.support.cluster import poll
 from tests.support.receiver import Receiver

@@ -1,11 +1,12 @@
-"""What the tests add to the local harness (``app/local.py``): ``Cluster``, the workers of one
+"""What the tests add to the local harness (``app/harness/cluster.py``): ``Cluster``, the workers of one
 test on the module's broker (the ``cluster`` fixture), and ``poll``."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from app.local import Broker, Worker, free_port
+from app.harness.cluster import Broker, Worker
+from app.harness.ready import free_port
 
 
 class Cluster:

@@ -11,7 +11,7 @@ import time
 import orjson
 from aiohttp import web
 
-from app.local import free_port
+from app.harness.ready import free_port
 
 
 class Receiver:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.identity import browser_refusal
+from app.auth.identity import browser_refusal
 from app.rules import alias
 from app.rules import profile_state as ps
 from app.rules import session_state as ss

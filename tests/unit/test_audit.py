@@ -1,4 +1,4 @@
-"""app.audit: small JSON records with a key id that never holds the key; who calls is
+"""app.observability.audit: small JSON records with a key id that never holds the key; who calls is
 recorded by web.auth (API key or JWT) and persona-redrive (PERSONA_ADMIN_KEY or OS user)."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import hashlib
 import orjson
 import pytest
 
-from app import audit
-from app.apikeys import digest, parse_keys
+from app.auth.apikeys import digest, parse_keys
 from app.cli.redrive import operator_key_id
+from app.observability import audit
 from tests.unit.test_jwt_auth import SECRET, hs256, verifier
 from web import auth
 

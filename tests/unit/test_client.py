@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from app.client import AsyncPersonaClient, PersonaClient, PersonaError, batches
-from app.local import free_port
-from app.positions import decode, encode
+from app.consistency.positions import decode, encode
+from app.harness.ready import free_port
 from app.rules.events import SHOP_TYPES, validate_dict
 
 

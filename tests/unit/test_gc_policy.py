@@ -1,11 +1,11 @@
-"""app.gc_policy: PERSONA_GC parsing, the thresholds and freeze it sets, and the pause timer."""
+"""app.observability.gc_policy: PERSONA_GC parsing, the thresholds and freeze it sets, and the pause timer."""
 from __future__ import annotations
 
 import gc
 
 import pytest
 
-from app import gc_policy
+from app.observability import gc_policy
 from app.settings import ConfigError, load
 
 

@@ -1,14 +1,14 @@
-"""The shipped Grafana dashboard (``app/ops/grafana/persona.json``) is valid JSON, has the
-panels the README promises, and queries only metrics ``app.metrics`` defines."""
+"""The shipped Grafana dashboard (``app/observability/grafana/persona.json``) is valid JSON, has the
+panels the README promises, and queries only metrics ``app.observability.metrics`` defines."""
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
 
-from app import metrics
+from app.observability import metrics
 
-DASHBOARD = Path(metrics.__file__).parent / "ops" / "grafana" / "persona.json"
+DASHBOARD = Path(metrics.__file__).parent / "grafana" / "persona.json"
 SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
 
 

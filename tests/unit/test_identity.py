@@ -1,4 +1,4 @@
-"""Browser identity (app.identity, app.apikeys): publishable keys, type policy, identity hashes.
+"""Browser identity (app.auth.identity, app.auth.apikeys): publishable keys, type policy, identity hashes.
 
 End to end with a real worker and broker: tests/e2e/test_identity.py.
 """
@@ -9,8 +9,8 @@ import hmac
 
 import pytest
 
-from app.apikeys import digest, parse_keys
-from app.identity import (
+from app.auth.apikeys import digest, parse_keys
+from app.auth.identity import (
     ANON_PREFIX,
     DEFAULT_PUBLISHABLE_TYPES,
     browser_refusal,

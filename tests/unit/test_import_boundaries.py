@@ -111,3 +111,31 @@ def test_private_faust_and_aiokafka_names_are_used_only_in_app_kafka():
                 offenders[str(path.relative_to(root))] = private_uses(path)
     assert not offenders, offenders
     assert private_uses(root / "app" / "kafka" / "internals.py")  # the check can see them
+
+
+APP = RULES.parent
+#: ``app/``'s top level: rooms (packages) and the three modules everything starts from.
+ROOMS = {"auth", "cli", "client", "config", "consistency", "harness", "kafka",
+         "observability", "rules", "sample_data", "webhooks"}
+TOP_MODULES = {"__init__.py", "main.py", "settings.py", "topics.py"}
+#: Rooms the agents, tables and views stand on: they import none of those, nor the app.
+FOUNDATION = ("auth", "config", "consistency", "observability")
+
+
+def test_app_top_level_shows_its_rooms():
+    entries = {p.name for p in APP.iterdir() if p.name != "__pycache__"}
+    assert entries == ROOMS | TOP_MODULES, sorted(entries ^ (ROOMS | TOP_MODULES))
+    undocumented = [room for room in ROOMS - {"sample_data"}
+                    if not ast.get_docstring(ast.parse((APP / room / "__init__.py").read_text()))]
+    assert not undocumented, undocumented
+
+
+def test_the_foundation_rooms_import_no_agent_table_view_or_app():
+    modules = [f"app.{room}.{m.name}" for room in FOUNDATION
+               for m in pkgutil.iter_modules([str(APP / room)])]
+    assert len(modules) >= 14, modules
+    code = BLOCKER.format(blocked=("agents", "tables", "web", "app.main", "app.cli",
+                                   "app.harness"), modules=modules)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=APP.parent, timeout=60)
+    assert run.returncode == 0, run.stderr

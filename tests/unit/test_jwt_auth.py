@@ -1,4 +1,4 @@
-"""app.jwt_auth and web.auth with JWT bearers: only valid tokens pass.
+"""app.auth.jwt_auth and web.auth with JWT bearers: only valid tokens pass.
 
 Every key is generated here (cryptography); tokens are made with PyJWT, and the forged
 ones (``alg: none``, HS256 "signed" with the RSA public key) by hand, as an attacker would.
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from app.jwt_auth import Verifier, jwt_config, looks_like_jwt, map_scopes
+from app.auth.jwt_auth import Verifier, jwt_config, looks_like_jwt, map_scopes
 from web import auth
 
 ISS, AUD = "https://id.shop.example/", "persona"
@@ -370,7 +370,7 @@ def test_require_without_jwt_config_treats_a_jwt_as_an_unknown_key(jwks_file, mo
 
 def test_an_api_key_that_looks_like_a_jwt_still_works(jwks_file, monkeypatch):
     monkeypatch.setattr(auth, "JWT", verifier(jwks_file))
-    from app.apikeys import parse_keys
+    from app.auth.apikeys import parse_keys
     keys = parse_keys("abc.def.ghi-0123456789abcdef:read")
     assert asyncio.run(auth.bearer_scopes("Bearer abc.def.ghi-0123456789abcdef", keys=keys)) == {"read"}
 
@@ -379,7 +379,7 @@ def test_a_jwks_with_an_rsa_key_under_2048_bits_is_refused():
     from cryptography.hazmat.primitives.asymmetric import rsa
     from jwt.algorithms import RSAAlgorithm
 
-    from app.jwt_config import JwksError, parse_jwks
+    from app.auth.jwt_config import JwksError, parse_jwks
     weak = json.loads(RSAAlgorithm.to_jwk(
         rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()))
     with pytest.raises(JwksError, match="1024 bits; at least 2048"):

@@ -1,10 +1,10 @@
-"""KAFKA_* login settings (app/kafka_client.py): each mistake names its variable; the password
+"""KAFKA_* login settings (app/kafka/login.py): each mistake names its variable; the password
 never shows."""
 from __future__ import annotations
 
 import pytest
 
-from app.kafka_client import KafkaAuthError, kafka_auth
+from app.kafka.login import KafkaAuthError, kafka_auth
 from app.settings import ConfigError, load
 
 SASL = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",

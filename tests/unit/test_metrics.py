@@ -1,4 +1,4 @@
-"""``app.metrics``: label rules (fixed sets, never an id), the batch histogram against
+"""``app.observability.metrics``: label rules (fixed sets, never an id), the batch histogram against
 prometheus-client's own, per-batch counting, the scrape-time gauges, and the exposition."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import metrics
-from app.apikeys import parse_keys
-from app.jwt_auth import map_scopes
+from app.auth.apikeys import parse_keys
+from app.auth.jwt_auth import map_scopes
+from app.observability import metrics
 from app.rules.events import SHOP_TYPES, InvalidEvent, parse
 
 BAD = [b'{"type": "product_view", "customer_id": "x", "ts": 1', b"[1, 2]",

@@ -1,5 +1,5 @@
-"""``app.metrics_switch``: PERSONA_METRICS parsing, the null metric, and ``configure``: off
-makes every metric and public helper of ``app.metrics`` a no-op (no series moves), on
+"""``app.observability.metrics_switch``: PERSONA_METRICS parsing, the null metric, and ``configure``: off
+makes every metric and public helper of ``app.observability.metrics`` a no-op (no series moves), on
 restores the real ones; no module binds a metric object by name (rebinding would miss it)."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app import metrics, metrics_switch
-from app.metrics_switch import NULL, configure, metrics_enabled
+from app.observability import metrics, metrics_switch
+from app.observability.metrics_switch import NULL, configure, metrics_enabled
 from app.settings import ConfigError, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,13 +105,13 @@ def test_count_events_counts_a_list_or_a_counter_once_per_label_set():
 
 
 def test_no_module_binds_a_metric_object_by_name():
-    """``from app.metrics import EVENTS`` would keep the real object when metrics are off."""
+    """``from app.observability.metrics import EVENTS`` would keep the real object when metrics are off."""
     switched = set(metrics_switch.REAL_METRICS) | set(metrics_switch.HELPERS)
     offenders = []
     for folder in ("app", "agents", "tables", "web", "bench"):
         for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.ImportFrom) and node.module == "app.metrics":
+                if isinstance(node, ast.ImportFrom) and node.module == "app.observability.metrics":
                     offenders += [f"{path.relative_to(ROOT)}: {a.name}" for a in node.names
                                   if a.name in switched or a.name == "*"]
     assert not offenders, offenders

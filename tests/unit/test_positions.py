@@ -1,4 +1,4 @@
-"""Read-your-writes tokens (``app.positions``) and the wait for a position (``app.applied``)."""
+"""Read-your-writes tokens (``app.consistency.positions``) and the wait for a position (``app.consistency.applied``)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from app.applied import NONE, Applied
-from app.positions import BadToken, decode, encode, merge
+from app.consistency.applied import NONE, Applied
+from app.consistency.positions import BadToken, decode, encode, merge
 
 
 def test_a_token_round_trips_and_is_url_safe_and_versioned():

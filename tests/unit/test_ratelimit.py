@@ -1,4 +1,4 @@
-"""app.ratelimit: token buckets (refill, burst, debt, Retry-After, eviction), the settings'
+"""app.auth.ratelimit: token buckets (refill, burst, debt, Retry-After, eviction), the settings'
 format and the client address; the clock is passed in."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.ratelimit import (
+from app.auth.ratelimit import (
     Buckets,
     Rate,
     RateConfig,
@@ -146,7 +146,7 @@ def test_client_address_believes_forwarded_for_only_through_trusted_hops():
 
 def test_the_module_imports_without_faust_aiohttp_or_settings():
     code = ("import sys\n"
-            "import app.ratelimit\n"
+            "import app.auth.ratelimit\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('faust', 'aiohttp', 'mode')"
             " or m == 'app.settings']\n"
             "assert not bad, bad\n")
@@ -172,8 +172,8 @@ class FakeRequest(dict):
 
 
 def test_web_wiring_charges_key_and_address_buckets_and_answers_429(monkeypatch):
-    from app import metrics
-    from app.apikeys import PUBLISHABLE
+    from app.auth.apikeys import PUBLISHABLE
+    from app.observability import metrics
     from web import ratelimit as web_rl
 
     monkeypatch.setattr(web_rl, "BUCKETS", {"ingest": Buckets(Rate(10, 10)),
@@ -207,7 +207,7 @@ def test_web_wiring_charges_key_and_address_buckets_and_answers_429(monkeypatch)
 def test_principals_are_key_digests_or_jwt_issuer_and_subject():
     import asyncio
 
-    from app.apikeys import digest
+    from app.auth.apikeys import digest
     from web import auth
 
     keys = [(digest("k1"), frozenset({"read"}))]

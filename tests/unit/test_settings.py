@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from app.apikeys import digest
+from app.auth.apikeys import digest
 from app.settings import ConfigError, load, load_or_exit
 
 GOOD_HOOK = {"id": "crm", "url": "https://crm.example/hooks", "secret": "s3cret-s3cret-s3cret",
@@ -164,7 +164,7 @@ def test_every_persona_variable_in_the_code_is_known_and_documented():
     import re
     from pathlib import Path
 
-    from app.envparse import KNOWN_VARIABLES
+    from app.config.env import KNOWN_VARIABLES
     root = Path(__file__).resolve().parents[2]
     used = set()
     for folder in ("app", "agents", "tables", "web"):

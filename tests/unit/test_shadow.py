@@ -1,12 +1,12 @@
-"""Shadow mode's naming and settings (app/shadow.py, PERSONA_SHADOW) and persona-shadow's pure
+"""Shadow mode's naming and settings (app/consistency/shadow.py, PERSONA_SHADOW) and persona-shadow's pure
 parts (app/cli/shadow.py: the shadow's environment, the per-field diff)."""
 from __future__ import annotations
 
 import pytest
 
 from app.cli.shadow import fields_differing, shadow_env
+from app.consistency.shadow import app_id, changelog, own_topic
 from app.settings import ConfigError, load
-from app.shadow import app_id, changelog, own_topic
 
 HOOKS = '[{"id": "crm", "url": "https://crm.example/h", "secret": "shadow-test-secret-16", "events": ["cart.updated"]}]'
 
@@ -56,5 +56,5 @@ def test_a_checkout_without_shadow_mode_is_refused(tmp_path, capsys):
     from app.cli.shadow import main
 
     (tmp_path / "app").mkdir()
-    with pytest.raises(SystemExit, match="no app/shadow.py"):
+    with pytest.raises(SystemExit, match="no app/consistency/shadow.py"):
         main(["--app-root", str(tmp_path), "--api-key", "k"])

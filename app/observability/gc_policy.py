@@ -25,7 +25,7 @@ full collections still run.
 ``default`` keeps CPython's own policy: for comparison, or for a workload whose long-lived
 objects form cycles that must be freed sooner.
 
-``observe`` feeds ``persona_gc_full_seconds`` (``app.metrics``: one observation per full
+``observe`` feeds ``persona_gc_full_seconds`` (``app.observability.metrics``: one observation per full
 collection) so an operator sees these pauses. The callback is called for every collection,
 young ones included, and only times the full ones.
 """

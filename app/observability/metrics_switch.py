@@ -6,7 +6,7 @@ the way to run a worker whose operators scrape nothing.
 
 ``metrics_enabled(env)`` is what ``app.settings`` calls (a value other than on/off stops the
 worker at start naming the variable). ``configure(enabled)`` is called once by ``app.main``:
-with ``off`` it rebinds every metric object of ``app.metrics`` to ``NULL`` (``labels()``
+with ``off`` it rebinds every metric object of ``app.observability.metrics`` to ``NULL`` (``labels()``
 returns itself, ``inc``/``set``/``observe``/``observe_many``/``observe_ages`` do nothing) and
 its helpers ``count_events``, ``webhook_done`` and ``http_request`` to a no-op. Callers look
 ``metrics.X`` up at call time (no module imports a metric object by name), so the hot paths
@@ -19,7 +19,7 @@ from typing import Mapping
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from app import metrics
+from app.observability import metrics
 
 VARIABLE = "PERSONA_METRICS"
 #: The body of ``GET /metrics`` and ``GET /v1/ops`` when metrics are off (status 404).
@@ -69,7 +69,7 @@ def _nothing(*args, **kwargs) -> None:
 
 
 #: The real objects, taken when this module is first imported (before any ``configure``).
-#: Metrics: every Counter/Gauge/Histogram and BatchHistogram of ``app.metrics``, found by
+#: Metrics: every Counter/Gauge/Histogram and BatchHistogram of ``app.observability.metrics``, found by
 #: type so a new one is covered; ``WORKER`` is read only when scraped and stays.
 REAL_METRICS = {name: value for name, value in vars(metrics).items()
                 if isinstance(value, (MetricWrapperBase, metrics.BatchHistogram))}
@@ -78,7 +78,7 @@ REAL_HELPERS = {name: getattr(metrics, name) for name in HELPERS}
 
 
 def configure(enabled: bool) -> None:
-    """Real metrics (``True``) or the no-op ones (``False``) in ``app.metrics``."""
+    """Real metrics (``True``) or the no-op ones (``False``) in ``app.observability.metrics``."""
     for name, real in REAL_METRICS.items():
         setattr(metrics, name, real if enabled else NULL)
     for name, real in REAL_HELPERS.items():
@@ -86,5 +86,5 @@ def configure(enabled: bool) -> None:
 
 
 def enabled() -> bool:
-    """Whether ``app.metrics`` records now (the last ``configure``; on by default)."""
+    """Whether ``app.observability.metrics`` records now (the last ``configure``; on by default)."""
     return metrics.EVENTS is REAL_METRICS["EVENTS"]

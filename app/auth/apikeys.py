@@ -6,7 +6,7 @@ environment; only digests are kept in memory. ``admin`` implies every scope; ``m
 only opens ``GET /metrics`` (give Prometheus its own key).
 
 ``publishable`` marks a browser key (README "Browser identity"): ``<key>:publishable`` (or
-``<key>:ingest|publishable``) is an ingest key restricted by ``app.identity`` wherever it is
+``<key>:ingest|publishable``) is an ingest key restricted by ``app.auth.identity`` wherever it is
 sent; it cannot be combined with any other scope. Every other key is a server key,
 except that any key sent as ``?key=`` (only ingest-only keys may be) counts as publishable.
 """

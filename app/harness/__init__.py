@@ -1,11 +1,18 @@
-"""The local brokers of the harness: the bundled Tansu (``make run``'s default, Python only)
-and Apache Kafka from Maven Central (KRaft, 1 or 3 nodes). ``start(kind, port, ...)`` gives
-either, ready (a metadata round trip answered). Development and tests only."""
+"""The local cluster harness, one for ``make run``, the tests and the benchmark (development
+only; production runs ``faust worker`` under its own supervisor):
+
+- ``tansu``: the bundled broker (``make run``'s default, Python only);
+- ``kafka``: Apache Kafka from Maven Central (KRaft, 1 or 3 nodes, optional SASL_SSL);
+- ``ready``: what both share (free ports, stopping a process, waiting for metadata);
+- ``cluster``: ``Broker`` (either kind) and ``Worker`` (one ``faust worker`` process);
+- ``net``: HTTP and port helpers, CPU accounting.
+
+``create(kind, port, ...)`` gives an unstarted broker of either kind."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from app.brokers.ready import BrokerUnavailable, free_port
+from app.harness.ready import BrokerUnavailable, free_port
 
 KINDS = ("tansu", "kafka")
 
@@ -18,9 +25,9 @@ def create(kind: str, port: int, workdir: Path, nodes: int = 1, host: str = "127
     if kind == "tansu":
         if nodes != 1 or overrides:
             raise ValueError("the bundled broker runs one node with no broker properties")
-        from app.brokers.tansu import TansuBroker
+        from app.harness.tansu import TansuBroker
         return TansuBroker(port, Path(workdir) / "broker.log", host)
     if kind == "kafka":
-        from app.brokers.kafka import KafkaCluster
+        from app.harness.kafka import KafkaCluster
         return KafkaCluster(port, Path(workdir) / f"kafka-{port}", nodes, host, overrides)
     raise ValueError(f"unknown broker kind {kind!r}; known: {', '.join(KINDS)}")

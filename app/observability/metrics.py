@@ -11,7 +11,7 @@ Cost: the customers agent counts per batch (``count_events`` takes the batch's l
 tuples and increments each series once) and observes freshness with ``BatchHistogram``,
 plain bucket counts (one ``bisect`` per event, no lock), exposed at scrape time.
 ``PERSONA_METRICS=off`` rebinds the metrics and helpers here to no-ops
-(``app.metrics_switch``): callers must look them up as ``metrics.X`` at call time.
+(``app.observability.metrics_switch``): callers must look them up as ``metrics.X`` at call time.
 
 Labels are low-cardinality by construction: event types, reasons, subscription ids and
 routes are mapped onto fixed sets (``event_type``, ``dlq_reason``, ``subscription``,
@@ -185,7 +185,7 @@ FLUSH_SECONDS = Histogram("persona_flush_seconds", "wall time of one write-back 
                           buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                           registry=REGISTRY)
 GC_FULL_SECONDS = Histogram("persona_gc_full_seconds", "pause of one full (generation 2) "
-                            "collection of the cycle collector (app.gc_policy)",
+                            "collection of the cycle collector (app.observability.gc_policy)",
                             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
                             registry=REGISTRY)
 CHANGELOG_RECORDS = Counter("persona_changelog_records", "changelog records sent by the "

@@ -8,7 +8,7 @@ there too, so nothing outside the checkout is read or written) and reuses it.
 
 Each start is a new cluster: a fresh cluster id, each node's storage formatted with
 ``kafka.tools.StorageTool``, then ``kafka.Kafka server.properties`` per node. Ready means a
-metadata answer lists every node (``app.brokers.ready``), not an open port. The JVMs die with
+metadata answer lists every node (``app.harness.ready``), not an open port. The JVMs die with
 the Python process that started them (parent-death signal), so no orphan is left behind.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from app.brokers.ready import BrokerUnavailable, free_port, stop_process, wait_metadata
+from app.harness.ready import BrokerUnavailable, free_port, stop_process, wait_metadata
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -258,7 +258,7 @@ def main_env_hint(bootstrap: str) -> str:
 
 
 def main() -> None:
-    """``python -m app.brokers.kafka``: fetch the broker's classpath now (``make test`` does,
+    """``python -m app.harness.kafka``: fetch the broker's classpath now (``make test`` does,
     before the tests run in parallel); one line and exit status 1 if it cannot be had."""
     try:
         folder = libs()

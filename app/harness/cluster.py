@@ -1,12 +1,10 @@
-"""The local cluster harness: the bundled broker and real ``faust worker`` processes.
+"""Brokers and real ``faust worker`` processes of the local cluster harness.
 
 One harness for ``make run`` (``app.cli.devrun``), the end-to-end tests (``tests/support``)
 and the benchmark (``bench/procs.py``). Development only: the brokers come from the dev extra
-and Maven Central (``app.brokers``); production runs ``faust worker`` under its own supervisor.
+and Maven Central (``app.harness.tansu``, ``app.harness.kafka``); production runs ``faust worker`` under its own supervisor.
 
-- ``free_port()``, ``port_open(port)``; ``http(...)`` any request, ``get_json(url)`` a cheap
-  GET for polling loops; ``cpu_seconds(pid)`` for CPU accounting.
-- ``Broker``: a local broker of either kind (``app.brokers``: Tansu, or Kafka with 1 or 3
+- ``Broker``: a local broker of either kind (Tansu, or Kafka with 1 or 3
   nodes); start/stop (also a context manager), ``produce``, ``read_topic``, ``read_all``.
 - ``Worker``: one ``faust worker`` with its env, data dir and log file; start, stop, kill -9,
   wait_ready, wipe, tail.
@@ -17,81 +15,28 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app import brokers
-from app.brokers.ready import free_port, stop_process
+from app import harness
 from app.cli.logread import partitions
 from app.cli.replay import replay
+from app.harness.net import get_json
+from app.harness.ready import free_port, stop_process
 from app.settings import WORKER_ARGV
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAUST = Path(sys.executable).with_name("faust")
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) == 0
-
-
-def cpu_seconds(pid: int, system_only: bool = False) -> float:
-    """User + system (or only system) CPU time of a process so far (Linux /proc), 0 if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def http(method: str, url: str, key: str | None = None, body=None, headers=None,
-         timeout: float = 10.0):
-    """One blocking HTTP call: (status, parsed JSON body or text); raises if it cannot connect."""
-    async def run():
-        h = dict(headers or {})
-        if key:
-            h["Authorization"] = f"Bearer {key}"
-        async with aiohttp.ClientSession() as s:
-            async with s.request(method, url, headers=h, data=body,
-                                 timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-                text = await r.text()
-                try:
-                    return r.status, orjson.loads(text)
-                except orjson.JSONDecodeError:
-                    return r.status, text
-    return asyncio.run(run())
-
-
-def get_json(url: str, key: str | None = None, timeout: float = 5.0) -> tuple[int, object]:
-    """(status, decoded JSON body or None) of one GET; status 0 if the connection failed."""
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
-    try:
-        with _DIRECT.open(req, timeout=timeout) as r:
-            status, body = r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read()
-    except OSError:
-        return 0, None
-    try:
-        return status, orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return status, None
 
 
 class Broker:
-    """A local broker (``app.brokers``): the bundled Tansu or Apache Kafka (1 or 3 nodes), on
+    """A local broker (``app.harness``): the bundled Tansu or Apache Kafka (1 or 3 nodes), on
     loopback (node 1 on ``port``, a free port unless given), logging beside ``log``.
 
     ``kind``: ``tansu`` (default) or ``kafka``.
@@ -103,7 +48,7 @@ class Broker:
         self.port, self.log = port or free_port(), log
         self.kind = kind or "tansu"
         workdir = log.parent if log else Path(tempfile.mkdtemp(prefix="persona-broker-"))
-        self.impl = brokers.create(self.kind, self.port, workdir, nodes, overrides=overrides)
+        self.impl = harness.create(self.kind, self.port, workdir, nodes, overrides=overrides)
         if self.kind == "tansu":
             self.impl.log = log
 

@@ -2,7 +2,7 @@
 
 ``jwt_config(env)`` is what ``app.settings`` calls: a bad JWKS file, URL, secret, leeway or
 prefix raises ``JwtConfigError`` naming the variable, so the worker stops before it serves.
-Verification of tokens is ``app.jwt_auth`` (see its docstring for the rules).
+Verification of tokens is ``app.auth.jwt_auth`` (see its docstring for the rules).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import jwt
 from jwt import PyJWK
 
-PERSONA_SCOPES = ("ingest", "read", "admin", "metrics")  # same as app.apikeys.SCOPES
+PERSONA_SCOPES = ("ingest", "read", "admin", "metrics")  # same as app.auth.apikeys.SCOPES
 #: A token is three base64url parts; a bearer that looks like this goes to the verifier.
 JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 MAX_TOKEN_BYTES = 8192

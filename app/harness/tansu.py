@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from app.brokers.ready import BrokerUnavailable, stop_process, wait_metadata
+from app.harness.ready import BrokerUnavailable, stop_process, wait_metadata
 
 
 def binary() -> str:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from app import brokers
-from app.brokers import kafka
+from app import harness
 from app.cli import broker as cli
+from app.harness import kafka
 
 
 def props(text: str) -> dict:
@@ -50,12 +50,12 @@ def test_the_pom_pins_one_kafka_version():
 
 
 def test_broker_kinds_and_their_limits(tmp_path):
-    assert brokers.create("kafka", 9001, tmp_path, nodes=3).bootstrap.count(",") == 2
-    assert brokers.create("tansu", 9001, tmp_path).bootstrap == "127.0.0.1:9001"
+    assert harness.create("kafka", 9001, tmp_path, nodes=3).bootstrap.count(",") == 2
+    assert harness.create("tansu", 9001, tmp_path).bootstrap == "127.0.0.1:9001"
     with pytest.raises(ValueError, match="one node"):
-        brokers.create("tansu", 9001, tmp_path, nodes=3)
+        harness.create("tansu", 9001, tmp_path, nodes=3)
     with pytest.raises(ValueError, match="unknown broker kind"):
-        brokers.create("redpanda", 9001, tmp_path)
+        harness.create("redpanda", 9001, tmp_path)
 
 
 def test_cli_arguments():

@@ -1,6 +1,6 @@
 """JWT / OAuth 2.0 bearer tokens: configuration and verification (PyJWT, no Faust).
 
-``app.jwt_config.jwt_config(env)`` reads the ``PERSONA_JWT_*`` variables; ``app.settings`` calls it at
+``app.auth.jwt_config.jwt_config(env)`` reads the ``PERSONA_JWT_*`` variables; ``app.settings`` calls it at
 start, so a bad JWKS file or secret stops the worker with one line naming the variable.
 ``Verifier(config).scopes(token)`` is what ``web.auth`` awaits for a bearer that looks
 like a JWT: the token's Persona scopes, or None if it is not valid.
@@ -36,7 +36,7 @@ from typing import Callable, Mapping
 
 import jwt
 
-from app.jwt_config import (  # noqa: F401  (re-exported: web.auth, app.settings, tests)
+from app.auth.jwt_config import (  # noqa: F401  (re-exported: web.auth, app.settings, tests)
     ALG_FOR_KEY,
     JWKS_FETCH_TIMEOUT_S,
     JWKS_MAX_AGE_S,
