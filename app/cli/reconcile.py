@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from app.cli import logread
+from app.cli import logread, progress
 from app.cli.replay import _bootstrap
 from app.consistency.shadow import app_id, changelog
 from app.rules import reconcile
@@ -114,7 +114,8 @@ def compare(ends: dict, starts: dict, live: dict, events: dict, idle_ms: int) ->
 
 async def run(broker_url: str = settings.broker_url, app: str = app_id(settings.shadow),
               wait_s: float = 60.0, idle_ms: int = settings.session_idle_ms,
-              compat: bool = settings.local_broker_compat) -> Report:
+              compat: bool = settings.local_broker_compat, shown: bool = False) -> Report:
+    """Read the changelogs, then ``events``, and compare; ``shown``: progress on a terminal."""
     bootstrap = _bootstrap(broker_url)
     consumer = logread.reader(bootstrap)
     await consumer.start()
@@ -126,22 +127,29 @@ async def run(broker_url: str = settings.broker_url, app: str = app_id(settings.
             topic = changelog(table, app)
             docs = live[table] = {}
             tail = await logread.end_offsets(consumer, bootstrap, topic, compat)
-            async for r in logread.read_to(bootstrap, topic, tail):
-                docs[orjson.loads(r.key)] = None if r.value is None else orjson.loads(r.value)
+            head = await logread.start_offsets(consumer, bootstrap, topic) if shown else {}
+            with progress.bar(table, sum(tail[p] - head.get(p, 0) for p in tail),
+                              enabled=shown) as bar:
+                async for r in logread.read_to(bootstrap, topic, tail):
+                    docs[orjson.loads(r.key)] = None if r.value is None else orjson.loads(r.value)
+                    bar.update()
         starts = await logread.start_offsets(consumer, bootstrap, EVENTS)
         now = await logread.end_offsets(consumer, bootstrap, EVENTS, compat)
         events: dict = {}
         records = 0
-        async for r in logread.read_to(bootstrap, EVENTS, now):
-            records += 1
-            try:
-                ev = parse(r.value)
-            except Exception:  # noqa: BLE001 - the agent dead-letters it
-                continue
-            cid = ev["customer_id"]
-            if r.key != cid.encode() or logread.partition_for(r.key, len(now)) != r.partition:
-                continue  # misrouted: the agent re-keys it; the copy is read in its place
-            events.setdefault(cid, []).append((r.offset, ev))
+        with progress.bar(EVENTS, sum(now[p] - starts.get(p, 0) for p in now),
+                          enabled=shown) as bar:
+            async for r in logread.read_to(bootstrap, EVENTS, now):
+                records += 1
+                bar.update()
+                try:
+                    ev = parse(r.value)
+                except Exception:  # noqa: BLE001 - the agent dead-letters it
+                    continue
+                cid = ev["customer_id"]
+                if r.key != cid.encode() or logread.partition_for(r.key, len(now)) != r.partition:
+                    continue  # misrouted: the agent re-keys it; the copy is read in its place
+                events.setdefault(cid, []).append((r.offset, ev))
     finally:
         await consumer.stop()
     report = compare(ends, starts, live, events, idle_ms)
@@ -190,7 +198,7 @@ def main(argv=None) -> None:
                         help="seconds to wait for the workers to apply the events (default 60)")
     args = parser.parse_args(argv)
     try:
-        report = asyncio.run(run(wait_s=args.wait))
+        report = asyncio.run(run(wait_s=args.wait, shown=True))
     except TimeoutError as exc:
         print(f"persona-reconcile: cannot compare: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

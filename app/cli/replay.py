@@ -14,7 +14,7 @@ import time
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from app.cli import logread
+from app.cli import logread, progress
 from app.settings import settings
 
 
@@ -31,7 +31,9 @@ def _key(line: bytes) -> bytes | None:
 
 
 async def replay(lines, broker_url: str = settings.broker_url, topic: str = "events",
-                 rate: float = 0.0) -> int:
+                 rate: float = 0.0, shown=None) -> int:
+    """Send every non-empty line to ``topic``, keyed by its customer; the count sent, once the
+    broker acknowledged all. ``shown``: a progress bar (``app.cli.progress``) to advance."""
     producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(broker_url), linger_ms=5,
                                 **logread.auth())
     await producer.start()
@@ -45,6 +47,8 @@ async def replay(lines, broker_url: str = settings.broker_url, topic: str = "eve
                 continue
             pending.append(await producer.send(topic, line, key=_key(line)))
             sent += 1
+            if shown is not None:
+                shown.update()
             if rate > 0:
                 ahead = sent / rate - (time.monotonic() - start)
                 if ahead > 0:
@@ -64,7 +68,11 @@ def main() -> None:
     parser.add_argument("--topic", default="events")
     args = parser.parse_args()
     src = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
-    n = asyncio.run(replay(src, topic=args.topic, rate=args.rate))
+    total = None
+    if args.file != "-" and progress.on_terminal():
+        total = progress.count_lines(args.file)
+    with progress.bar("replay", total, unit=" events") as shown:
+        n = asyncio.run(replay(src, topic=args.topic, rate=args.rate, shown=shown))
     print(f"replayed {n} events to {args.topic} at {settings.broker_url}", file=sys.stderr)
 
 

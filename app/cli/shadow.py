@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from app.cli import logread
+from app.cli import logread, progress
 from app.cli.reconcile import short
 from app.cli.replay import _bootstrap
 from app.client import AsyncPersonaClient
@@ -47,26 +47,33 @@ from app.settings import settings
 
 EVENTS = "events"
 WHAT = ("profile", "activity", "recommendations")
+#: Where a checkout that knows PERSONA_SHADOW keeps the module (now; and before app/'s rooms).
+SHADOW_AWARE = ("app/consistency/shadow.py", "app/shadow.py")
 CLEARED = ("PERSONA_API_KEYS_FILE", "PERSONA_WEBHOOKS", "PERSONA_WEBHOOKS_FILE",
            "PERSONA_DEMO_KEY", "PERSONA_TLS_CERT", "PERSONA_TLS_KEY", "PERSONA_FAILPOINT",
            "PERSONA_RATE_READ", "PERSONA_RATE_INGEST", "PERSONA_RATE_PUBLISHABLE",
            "PERSONA_DATA_DIR", "PERSONA_WEB_PORT", "PERSONA_STANDBY_REPLICAS")
 
 
-async def snapshot(bootstrap: str, compat: bool) -> tuple[dict, set]:
+async def snapshot(bootstrap: str, compat: bool, shown: bool = False) -> tuple[dict, set]:
     """End offsets of ``events`` and the customers of the valid, well-keyed records below."""
     consumer = logread.reader(bootstrap)
     await consumer.start()
     try:
         ends = await logread.end_offsets(consumer, bootstrap, EVENTS, compat)
+        starts = await logread.start_offsets(consumer, bootstrap, EVENTS) if shown else {}
         customers = set()
-        async for r in logread.read_to(bootstrap, EVENTS, ends):
-            try:
-                cid = parse(r.value)["customer_id"]
-            except Exception:  # noqa: BLE001 - dead-lettered: no customer
-                continue
-            if r.key == cid.encode() and logread.partition_for(r.key, len(ends)) == r.partition:
-                customers.add(cid)
+        with progress.bar(EVENTS, sum(ends[p] - starts.get(p, 0) for p in ends),
+                          enabled=shown) as bar:
+            async for r in logread.read_to(bootstrap, EVENTS, ends):
+                bar.update()
+                try:
+                    cid = parse(r.value)["customer_id"]
+                except Exception:  # noqa: BLE001 - dead-lettered: no customer
+                    continue
+                if (r.key == cid.encode()
+                        and logread.partition_for(r.key, len(ends)) == r.partition):
+                    customers.add(cid)
         return ends, customers
     finally:
         await consumer.stop()
@@ -107,24 +114,27 @@ def fields_differing(live: dict, shadow: dict) -> dict:
 
 
 async def diff(live_url: str, live_key: str, shadow_url: str, shadow_key: str,
-               customers, ends: dict, concurrency: int = 16) -> dict:
+               customers, ends: dict, concurrency: int = 16, shown: bool = False) -> dict:
     """{customer: {field: (live, shadow)}} for the customers whose answers differ."""
     gate = asyncio.Semaphore(concurrency)
     async with AsyncPersonaClient(live_url, live_key) as live, \
             AsyncPersonaClient(shadow_url, shadow_key) as shadow:
-        async def one(cid):
-            async with gate:
-                return cid, fields_differing(await answers(live, cid, ends),
+        with progress.bar("customers", len(customers), unit=" customers", enabled=shown) as bar:
+            async def one(cid):
+                async with gate:
+                    found = fields_differing(await answers(live, cid, ends),
                                              await answers(shadow, cid, ends))
-        results = await asyncio.gather(*(one(cid) for cid in sorted(customers)))
+                bar.update()
+                return cid, found
+            results = await asyncio.gather(*(one(cid) for cid in sorted(customers)))
     return {cid: fields for cid, fields in results if fields}
 
 
 async def compare(app_root: Path, live_url: str, live_key: str, name: str, workdir: Path,
                   timeout: float = 300.0, broker_url: str = settings.broker_url,
-                  compat: bool = settings.local_broker_compat) -> dict:
+                  compat: bool = settings.local_broker_compat, shown: bool = False) -> dict:
     bootstrap = _bootstrap(broker_url)
-    ends, customers = await snapshot(bootstrap, compat)
+    ends, customers = await snapshot(bootstrap, compat, shown)
     key = secrets.token_urlsafe(24)
     workdir.mkdir(parents=True, exist_ok=True)
     worker = Worker(None, workdir / "shadow.log", data_dir=workdir / "data",
@@ -134,7 +144,7 @@ async def compare(app_root: Path, live_url: str, live_key: str, name: str, workd
         await asyncio.to_thread(worker.wait_ready, timeout)
         group = app_id(name)
         await logread.wait_committed(bootstrap, group, EVENTS, ends, timeout)
-        changed = await diff(live_url, live_key, worker.url, key, customers, ends)
+        changed = await diff(live_url, live_key, worker.url, key, customers, ends, shown=shown)
         if changed:  # again at fresh ends: drop differences made by live events in flight
             fresh, _ = await snapshot(bootstrap, compat)
             await logread.wait_committed(bootstrap, group, EVENTS, fresh, timeout)
@@ -173,15 +183,16 @@ def main(argv=None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the shadow's data dir and log")
     args = parser.parse_args(argv)
     root = args.app_root.resolve()
-    if not (root / "app" / "shadow.py").is_file():
-        raise SystemExit(f"persona-shadow: {root} has no app/consistency/shadow.py: it cannot run as a "
-                         "shadow app and would write to the live topics")
+    if not any((root / path).is_file() for path in SHADOW_AWARE):
+        raise SystemExit(f"persona-shadow: {root} has no app/consistency/shadow.py (nor "
+                         "app/shadow.py, where versions before it kept it): it cannot run as "
+                         "a shadow app and would write to the live topics")
     if not args.api_key:
         raise SystemExit("persona-shadow: pass --api-key (or set PERSONA_READ_KEY)")
     workdir = Path(tempfile.mkdtemp(prefix="persona-shadow-"))
     try:
         result = asyncio.run(compare(root, args.live_url, args.api_key, args.name, workdir,
-                                     args.timeout))
+                                     args.timeout, shown=True))
     except (TimeoutError, RuntimeError) as exc:
         print(f"persona-shadow: cannot compare: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from app.rules import profile_state, session_state
 from tests.conftest import ADMIN, INGEST, READ
 from tests.support.cluster import poll
 from tests.support.expected import fold
+from tests.support.terminal import run_on_terminal
 
 pytestmark = pytest.mark.e2e
 T0 = 1_700_000_000_000
@@ -165,3 +167,26 @@ def test_reconcile_finds_exactly_the_corrupted_customers_and_repairs_them(broker
         assert answer(worker, cid) == (200, profile_state.view(expected[cid][1]))
     assert answer(worker, "rc-4", "activity") == (200, session_state.view(expected["rc-4"][0]))
     assert answer(worker, "rc-7")[0] == 404
+
+
+def test_long_tools_show_progress_on_a_terminal_and_nothing_on_a_pipe(broker, cluster, tmp_path):
+    """An operator at a shell sees a count, a rate and the share done; a pipe (scripts, CI)
+    sees only the result lines."""
+    cluster.start()
+    env = {**os.environ, "KAFKA_BROKER_URL": broker.url, "PERSONA_LOCAL_BROKER_COMPAT": "1"}
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(
+        {"event_id": f"pg-{n}-{i}", "type": "product_view", "customer_id": f"pg-{n}",
+         "ts": T0 + i, "product_id": "p1"}) for n in range(200) for i in range(10)) + b"\n")
+    status, _, term = run_on_terminal([sys.executable, "-m", "app.cli.replay", str(path)],
+                                      env, ROOT)
+    assert status == 0 and "replayed 2000 events" in term, term
+    assert re.search(r"replay: 100%\|.*2\.00k/2\.00k .* events/s\]", term), term
+    status, out, term = run_on_terminal(
+        [sys.executable, "-m", "app.cli.reconcile", "--wait", "90"], env, ROOT)
+    assert status == 0 and " 0 mismatch" in out, out + term
+    assert re.search(r"events: 100%\|.* records/s\]", term), term
+    assert re.search(r"profiles: 100%\|.* records/s\]", term), term
+    piped = reconcile_cli(broker)
+    assert piped.returncode == 0 and " 0 mismatch" in piped.stdout
+    assert "records/s" not in piped.stderr and "\r" not in piped.stderr, piped.stderr
