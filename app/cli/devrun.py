@@ -18,10 +18,21 @@ from app import harness
 from app.cli import otto
 from app.cli.replay import replay
 from app.harness.cluster import ROOT, Broker, Worker
-from app.harness.net import port_open
+from app.harness.net import get_json, port_open
 from app.settings import load
 
 DEMO_KEY = "demo-key-for-make-run"
+
+
+def applied(profile_url: str, key: str, timeout: float = 60.0) -> None:
+    """Wait until the worker has applied the replay (the buyer's profile shows the purchase),
+    so the commands printed next answer at once instead of a 404."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = get_json(profile_url, key)
+        if status == 200 and body.get("event_counts", {}).get("purchase"):
+            return
+        time.sleep(0.2)
 
 
 def main() -> None:
@@ -80,6 +91,7 @@ def main() -> None:
     buyer = next(e["customer_id"] for e in events if e["type"] == "purchase")
     key = env["PERSONA_API_KEYS"].split(":", 1)[0]
     url = worker.url
+    applied(f"{url}/v1/customers/{buyer}/profile", key)
     print(f"""
 replayed {n} real shopper events (OTTO sample) into 'events'.
 

@@ -1,0 +1,91 @@
+"""``make run`` as a new user meets it: the bundled broker (or ``BROKER=kafka``), one worker
+and the real sample replayed; the printed profile command answers; Ctrl-C (SIGINT to the
+whole process group, as a terminal sends it) stops the worker, then the broker, within
+~10 s, with one line and no traceback, and leaves no process behind."""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.harness import free_port
+from app.harness.cluster import ROOT
+from app.harness.net import http
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+
+
+def lines_of(proc: subprocess.Popen) -> queue.Queue:
+    out: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            out.put(line.rstrip("\n"))
+        out.put(None)
+    threading.Thread(target=pump, daemon=True).start()
+    return out
+
+
+def processes_mentioning(token: str) -> list[int]:
+    """Live processes (not this one) whose command line mentions ``token``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if token in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("kind", ["tansu", "kafka"])
+def test_make_run_serves_the_sample_and_ctrl_c_stops_it_clean(kind, tmp_path):
+    port, web = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "KAFKA_"))}
+    env.update(BROKER=kind, PERSONA_LOCAL_BROKER_PORT=str(port), PORT=str(web),
+               PERSONA_DATA_DIR=str(tmp_path / "data"))
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli.devrun"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    out, seen = lines_of(proc), []
+    try:
+        deadline = time.monotonic() + 300
+        while not seen or seen[-1] != "Ctrl-C stops the worker and the broker.":
+            line = out.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "\n".join(seen)
+            seen.append(line)
+        text = "\n".join(seen)
+        assert "replayed 857 real shopper events" in text, text
+        profile = next(ln for ln in seen if ln.strip().startswith("profile:")).split()
+        key, url = profile[5].rstrip("'"), profile[-1]
+        status, body = http("GET", url, key)
+        assert status == 200 and body["event_counts"], (status, body)
+        assert http("GET", url)[0] == 401
+        assert processes_mentioning(f"--web-port {web}")  # the worker runs
+
+        os.killpg(proc.pid, signal.SIGINT)
+        start = time.monotonic()
+        proc.wait(timeout=30)
+        took = time.monotonic() - start
+        tail = []
+        while (line := out.get(timeout=5)) is not None:
+            tail.append(line)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, tail
+    assert took <= 10.0, took
+    assert tail == ["stopped the worker and the broker"], tail
+    assert processes_mentioning(f"--web-port {web}") == []
+    assert processes_mentioning(str(port)) == []
