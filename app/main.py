@@ -59,6 +59,12 @@ def faust_options(s: Settings) -> dict:
         broker_session_timeout=s.group_session_timeout_s,
         broker_heartbeat_interval=s.group_heartbeat_s,
     )
+    if s.worker_id:
+        # Static membership: a restarted worker that comes back within the session timeout
+        # takes its partitions again without a rebalance (the others keep serving theirs);
+        # on stop it does not leave the group, so a worker stopped for good holds its
+        # partitions until the session timeout ends (docs/operations.md, Scaling out).
+        opts.update(consumer_group_instance_id=s.worker_id)
     return opts
 
 

@@ -20,7 +20,9 @@ TARGETS = {
     "buffer_full": "target 0",  # target
     "freshness": "p99 <= 1 s at 80 % of max throughput",
     "metrics": "metrics on <= 5 % slower",  # target
+    "restart_ready": "target <= 5 s on Apache Kafka",
 }
+RESTART_READY_S = 5.0
 METRICS_SLOWER_MAX = 0.05
 READY_AFTER_JOIN_S = 15.0
 FRESHNESS_P99_S = 1.0
@@ -93,9 +95,28 @@ def rows(res: dict) -> list[dict]:
         _conditional(out, look["lookups_conditional"])
     _recovery(out, runs.get("1w_on", {}).get("recovery"))
     _recovery(out, runs.get("1w_kafka", {}).get("recovery"), " (Apache Kafka)")
+    _restart(out, runs.get("2w_off", {}).get("restart"), "bundled broker")
+    _restart(out, runs.get("2w_kafka", {}).get("restart"), "Apache Kafka")
     _freshness(out, runs.get("1w_on", {}).get("freshness"))
     _pairs(out, runs.get("1w_on", {}).get("pairs"))
     return out
+
+
+def _restart(out, r: dict | None, broker: str) -> None:
+    """One of two workers (static membership, a standby each) restarted, then killed."""
+    if not r or "restart" not in r:
+        return
+    rs, fo = r["restart"], r["failover"]
+    _row(out, f"restart one of 2 workers to /ready ({broker})", rs["start_to_ready_s"],
+         RESTART_READY_S, "s", ("static membership" if rs.get("static", True) else
+                                "dynamic membership (the broker keeps no static members)")
+         + f"; {rs['stop_to_ready_s']:.1f}s from its stop; "
+         f"the other {'REBALANCED' if rs['other_rebalanced'] else 'kept serving (no rebalance)'}"
+         f"; {rs['not_200']} of {rs['reads']} sampled reads not 200, for "
+         f"{rs['longest_not_200_s']:.1f}s at most; {TARGETS['restart_ready']}")
+    _row(out, f"kill -9 one of 2 workers to served by the other ({broker})",
+         fo["all_answer_s"], fo["bound_s"], "s", "standby replicas 1; limit: group session "
+         f"timeout + 2 s; {fo['not_200']} of {fo['reads']} sampled reads not 200 meanwhile")
 
 
 def _pairs(out, p: dict | None) -> None:

@@ -16,7 +16,9 @@ it off (real-Kafka producer settings; + lookups idle, 304 vs 200, while ingestin
 "metrics off" (below), 2 workers on, 2 workers off; after the 1-worker compat-on run, the
 naive-Faust baseline (bench/naive/app.py: same rules, per-event agent, two default-json
 Tables) on a fresh broker with the same events, 1 worker, compat on. ``--skip`` takes a
-comma list of: on, off, two, lookups, recovery, naive, freshness, pairs, metrics.
+comma list of: on, off, two, lookups, recovery, naive, freshness, pairs, metrics, restart.
+After the 2-worker compat-off run (and the 2-worker Kafka run), a new pair with static
+membership and standby replicas restarts one worker and then kills it (bench/restart.py).
 Freshness (bench/freshness.py) and then the read-your-writes pairs (bench/pairs.py) run
 on the 1-worker compat-on worker after the recovery.
 "metrics off" (what metrics cost, target: metrics on <= 5 % slower): after
@@ -53,7 +55,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import freshness, gen, limits, load, pairs, recovery, report, scenarios
+from bench import freshness, gen, limits, load, pairs, recovery, report, restart, scenarios
 from bench.profile import summary
 
 IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default
@@ -170,7 +172,10 @@ def main(argv=None) -> int:
                     continue
                 log(f"ingest: {workers} worker(s), Apache Kafka (one local node)")
                 ctx.profile = None
-                after = None if workers == 2 or "recovery" in args.skip else recovery.recovery(ctx)
+                if workers == 2:
+                    after = None if "restart" in args.skip else restart.restarts(ctx, False, True)
+                else:
+                    after = None if "recovery" in args.skip else recovery.recovery(ctx)
                 res["runs"][key] = scenarios.ingest(ctx, False, workers, after=after, kind="kafka")
                 res["runs"][key]["loadavg_after"] = os.getloadavg()
                 continue
@@ -192,6 +197,8 @@ def main(argv=None) -> int:
                         ctx, max(10.0, 2 * args.lookup_seconds)))
             if key == "1w_off" and "lookups" not in args.skip:
                 after = scenarios.lookups(ctx)
+            if key == "2w_off" and "restart" not in args.skip:
+                after = restart.restarts(ctx, False, False)
             log(f"ingest: {workers} worker(s), compat {'on' if compat else 'off'}")
             ctx.profile = None
             if profile and key == "1w_off":

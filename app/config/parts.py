@@ -1,9 +1,10 @@
 """The settings that are more than one number: API keys (inline and file, no key twice), the
 worker's TLS files (loaded once to prove they are usable), the crash points, the demo key's
-scope and the consumer group's timers. Each raises ``ConfigError`` naming the variable."""
+scope, the consumer group's timers and this worker's stable id in the group. Each raises ``ConfigError`` naming the variable."""
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from typing import Mapping
 
@@ -89,3 +90,16 @@ def group_timers(env: Mapping[str, str]) -> tuple[float, float, float]:
                           f"PERSONA_GROUP_SESSION_TIMEOUT_S ({session / 3:g}), got {heartbeat}")
     rebalance = _float(env, "PERSONA_GROUP_REBALANCE_TIMEOUT_S", 10.0, 1.0, 3600.0)
     return session, heartbeat, rebalance
+
+
+_WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def worker_id(env: Mapping[str, str]) -> str:
+    """PERSONA_WORKER_ID: this worker's stable name in the consumer group (Kafka's static
+    membership, ``group.instance.id``), or "" for a member that leaves on stop. Two running
+    workers with one id fence each other, so it must be unique; a pod or host name is."""
+    value = env.get("PERSONA_WORKER_ID", "").strip()
+    if value and not _WORKER_ID.fullmatch(value):
+        raise ConfigError(f"PERSONA_WORKER_ID must be 1-64 of A-Z a-z 0-9 . _ -, got {value!r}")
+    return value

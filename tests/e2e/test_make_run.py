@@ -82,8 +82,14 @@ def test_make_run_serves_the_sample_and_ctrl_c_stops_it_clean(kind, tmp_path):
         while (line := out.get(timeout=5)) is not None:
             tail.append(line)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:  # a failed check above: stop it as a user would, then for sure
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        for pid in processes_mentioning(f"--web-port {web}") + processes_mentioning(str(port)):
+            os.kill(pid, signal.SIGKILL)  # the worker and broker run in their own sessions
     assert proc.returncode == 0, tail
     assert took <= 10.0, took
     assert tail == ["stopped the worker and the broker"], tail

@@ -240,3 +240,22 @@ def test_metrics_cost_uses_the_medians_of_the_repeated_pairs():
     assert cpu["ours"] == 190.0 and cpu["limit"] == 186.5  # the medians of the pairs
     bad = report.median_run([{"eps": 1.0, "metrics_answer": 404}, {"eps": 1.0, "metrics_answer": 200}])
     assert bad["metrics_answer"] == 200
+
+
+def test_rows_restart_and_failover_of_one_of_two_workers():
+    restart = {"restart": {"stop_to_ready_s": 3.9, "start_to_ready_s": 2.6, "all_answer_s": 4.0,
+                           "other_rebalanced": False, "reads": 400, "not_200": 31,
+                           "longest_not_200_s": 3.8},
+               "failover": {"all_answer_s": 11.2, "bound_s": 12.0, "reads": 300,
+                            "not_200": 120, "longest_not_200_s": 11.0}}
+    res = {"runs": {"2w_kafka": {**run("2 workers, Apache Kafka", 9000.0, 150.0),
+                                 "restart": restart}}}
+    rows = by_name(report.rows(res))
+    r = rows["restart one of 2 workers to /ready (Apache Kafka)"]
+    assert (r["ours"], r["limit"]) == (2.6, 5.0) and "kept serving (no rebalance)" in r["note"]
+    assert "31 of 400 sampled reads not 200, for 3.8s at most" in r["note"]
+    f = rows["kill -9 one of 2 workers to served by the other (Apache Kafka)"]
+    assert (f["ours"], f["limit"]) == (11.2, 12.0) and "120 of 300" in f["note"]
+    restart["restart"]["other_rebalanced"] = True
+    assert "REBALANCED" in by_name(report.rows(res))[
+        "restart one of 2 workers to /ready (Apache Kafka)"]["note"]

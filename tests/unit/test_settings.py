@@ -30,7 +30,7 @@ def test_defaults_load_and_keys_are_parsed_to_digests_only():
 
 def test_fetch_wait_is_short_on_the_bundled_broker_and_faust_s_elsewhere():
     assert load({}).fetch_max_wait_ms == 100
-    assert load({"KAFKA_BROKER_URL": "kafka://k:9092"}).fetch_max_wait_ms == 1500
+    assert load({"KAFKA_BROKER_URL": "kafka://k:9092"}).fetch_max_wait_ms == 250
     assert load({"KAFKA_BROKER_URL": "kafka://k:9092",
                  "PERSONA_FETCH_MAX_WAIT_MS": "250"}).fetch_max_wait_ms == 250
 
@@ -138,6 +138,20 @@ def test_group_timers_default_to_10s_sessions_on_every_broker_and_are_checked():
     for env, name in bad:
         with pytest.raises(ConfigError, match=name):
             load(env)
+
+
+def test_a_worker_id_turns_on_static_membership_and_is_checked():
+    from app.main import faust_options
+
+    kafka = {"KAFKA_BROKER_URL": "kafka://k:9092"}
+    assert load({}).worker_id == "" and "consumer_group_instance_id" not in faust_options(load({}))
+    s = load({**kafka, "PERSONA_WORKER_ID": "persona-2.eu_west"})
+    assert faust_options(s)["consumer_group_instance_id"] == "persona-2.eu_west"
+    for bad in ("has space", "x" * 65, "slash/no"):
+        with pytest.raises(ConfigError, match="PERSONA_WORKER_ID"):
+            load({**kafka, "PERSONA_WORKER_ID": bad})
+    with pytest.raises(ConfigError, match="PERSONA_WORKER_ID: the bundled broker"):
+        load({"PERSONA_WORKER_ID": "w1"})  # no KAFKA_BROKER_URL: the bundled broker
 
 
 def test_the_demo_key_must_be_a_configured_publishable_key():
