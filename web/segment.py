@@ -133,14 +133,14 @@ async def segment(request, path: str) -> dict:
         outcomes = [DEAD_LETTERED if r.outcome == INVALID else r.outcome for r in results]
     finally:
         count(calls, outcomes)
-    return {"success": True, "stored": sum(o == STORED for o in outcomes),
-            "dead_lettered": len(letters), "event_ids": [eid for _, _, eid in records],
-            "token": token}
+    answer = {"success": True, "stored": sum(o == STORED for o in outcomes),
+              "dead_lettered": len(letters), "event_ids": [eid for _, _, eid in records]}
+    return {**answer, "token": token} if token else answer
 
 
-async def write(records: list, letters: list, browser: bool) -> str:
+async def write(records: list, letters: list, browser: bool) -> str | None:
     futures = [await events_dlq.send(key=None, value=value) for value in letters]
-    token = await produce(records, browser)
+    token = await produce(records, browser) if records else None  # a token names a partition
     await asyncio.gather(*futures)
     return token
 
