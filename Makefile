@@ -5,6 +5,9 @@ BROKER ?= tansu
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# analytics.js (@segment/analytics-next, pinned by the lock file) for tests/e2e/test_segment_browser.py
+AJS := tests/browser_segment
+AJS_STAMP := $(AJS)/node_modules/.installed
 
 .PHONY: run test test-fast chaos bench lint clean
 
@@ -14,10 +17,17 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(AJS_STAMP): $(AJS)/package.json $(AJS)/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq npm) >/dev/null 2>&1 || true
+	@npm ci --prefix $(AJS) --no-audit --no-fund --loglevel=error >/dev/null 2>&1 \
+		|| (echo 'make test: npm ci could not install @segment/analytics-next into $(AJS)/node_modules (Node.js and npm needed: apt-get install npm)' >&2; exit 1)
+	@touch $@
+
 run: $(STAMP)
 	BROKER=$(BROKER) $(PY) -m app.cli.devrun
 
-test: $(STAMP)
+test: $(STAMP) $(AJS_STAMP)
 	@# headless Chromium + driver for tests/e2e/test_browser.py (Debian packages; needs root)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \

@@ -15,6 +15,7 @@ from app.rules.events import ALIAS, ID_RE, SHOP_TYPES
 from app.settings import settings
 from web.openapi_kpis import KPI_PARAMS, KPIS_SCHEMA
 from web.openapi_schemas import event_schema
+from web.openapi_segment import SEGMENT_PATH, WRITE_KEY_SCHEME
 
 BEARER = [{"bearer": []}]
 OBJ = {"type": "object"}
@@ -178,6 +179,7 @@ SPEC = {
             "post": INGEST,
             "options": op("CORS preflight (PERSONA_CORS_ORIGINS)", {204: "preflight answer"}),
         },
+        "/segment/v1/{call}": SEGMENT_PATH,
         "/v1/customers/{customer_id}/activity": read_op("Current session", "getActivity"),
         "/v1/customers/{customer_id}/profile": read_op("Profile", "getProfile"),
         "/v1/customers/{customer_id}/recommendations": read_op(
@@ -207,6 +209,7 @@ SPEC = {
                        "description": "a PERSONA_API_KEYS entry ('publishable' marks a "
                                       "browser key), or a JWT from the shop's identity provider "
                                       "(PERSONA_JWT_*); scopes ingest, read, admin, metrics"},
+            "segmentWriteKey": WRITE_KEY_SCHEME,
             "publishableKey": {"type": "apiKey", "in": "query", "name": "key",
                                "description": "POST /v1/events only, ingest-only keys only; "
                                               "always treated as publishable"},

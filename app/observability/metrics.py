@@ -211,6 +211,9 @@ HTTP_REQUESTS = Counter("persona_http_requests", "HTTP requests by route templat
 RATE_LIMITED = Counter("persona_rate_limited", "HTTP requests answered 429 by a rate limit, "
                        "by route template and limit (ingest, read, publishable)",
                        ["route", "kind"], registry=REGISTRY)
+SEGMENT_CALLS = Counter("persona_segment_calls", "Segment-spec calls (POST /segment/v1/...) by "
+                        "call type and outcome (stored, unused, dead_lettered, refused, "
+                        "unavailable)", ["call", "outcome"], registry=REGISTRY)
 HTTP_SECONDS = Histogram("persona_http_request_seconds", "HTTP request latency per route "
                          "template and method", ["route", "method"], registry=REGISTRY,
                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,

@@ -19,8 +19,9 @@ Two things the document cannot say, so the positive-data check is left out for t
 narrower check takes its place: ``?after=`` is valid only for a token of an earlier write of
 that customer's partition (a 400 must then name ``after``; a 503 must be "not yet applied"),
 and ``text/plain``/NDJSON bodies are strings holding JSON (a 400 must be the per-item
-answer). A documented 503 "unavailable" (broker) is retried once (``retried``). The number of
-cases is printed at the end of the pytest run (``tests/conftest.py``).
+answer, or for the Segment route a body that is not a JSON object). A documented 503
+"unavailable" (broker) is retried once (``retried``). The number of cases is printed at the
+end of the pytest run (``tests/conftest.py``).
 """
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def narrow_checks(case, response) -> list:
     if case.media_type in STRING_BODIES and response.status_code in (400, 413):
         body = response.json()
         assert body["error"] in ("invalid events", "no events", "malformed JSON",
-                                 "too many events"), response.text
+                                 "too many events", "invalid body"), response.text
         return [positive_data_acceptance]
     return []
 

@@ -25,11 +25,16 @@ def require():
                     "chromium-driver (make test does it)", allow_module_level=True)
 
 
-def chromium(user_data_dir, script_timeout: float | None = 20, extra_flags=()):
-    """A started headless Chromium driver (the caller quits it)."""
+def chromium(user_data_dir, script_timeout: float | None = 20, extra_flags=(),
+             network_log: bool = False):
+    """A started headless Chromium driver (the caller quits it). ``network_log``: keep the
+    DevTools performance log, whose ``Network.requestWillBeSent`` entries name every URL the
+    page asked for (``requested_urls``)."""
     from selenium import webdriver
     os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
     options = webdriver.ChromeOptions()
+    if network_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     options.binary_location = CHROMIUM
     for flag in [*FLAGS, f"--user-data-dir={user_data_dir}", *extra_flags]:
         options.add_argument(flag)
@@ -37,3 +42,14 @@ def chromium(user_data_dir, script_timeout: float | None = 20, extra_flags=()):
     if script_timeout:
         driver.set_script_timeout(script_timeout)
     return driver
+
+
+def requested_urls(driver) -> list[str]:
+    """Every URL the browser requested since the last call (needs ``network_log=True``)."""
+    import json
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls

@@ -68,7 +68,7 @@ def test_every_metric_object_and_helper_is_switched():
     assert set(metrics_switch.REAL_METRICS) == {
         "EVENTS", "FRESHNESS", "BATCH_SIZE", "BATCH_SECONDS", "FLUSH_SECONDS", "GC_FULL_SECONDS",
         "CHANGELOG_RECORDS", "PENDING", "REBALANCES", "WEBHOOKS", "WEBHOOK_LATENCY",
-        "WEBHOOK_ATTEMPTS", "HTTP_REQUESTS", "RATE_LIMITED", "HTTP_SECONDS"}
+        "WEBHOOK_ATTEMPTS", "HTTP_REQUESTS", "RATE_LIMITED", "HTTP_SECONDS", "SEGMENT_CALLS"}
 
 
 def test_off_records_nothing_and_on_restores_the_real_metrics(restore):
