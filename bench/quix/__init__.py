@@ -4,5 +4,6 @@ benchmark live here, so the benchmark imports quixstreams only in the contender'
 
 GROUP = "persona-quix"  # the Quix consumer group (and the changelog topic's prefix)
 TOPIC = "events"
-STORE = "default"  # Quix's default store: changelog topic changelog__persona-quix--events--default
+STORE = "default"  # Quix's default store name
+CHANGELOG = f"changelog__{GROUP}--{TOPIC}--{STORE}"  # Quix's name for that store's changelog
 MARK = "quix-bench"  # the contender's lines for the benchmark on stdout

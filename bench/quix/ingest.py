@@ -31,11 +31,10 @@ from pathlib import Path
 from app.harness.ready import stop_process
 from bench import kafka
 from bench.procs import GROUP_TIMERS, ROOT, Broker, cpu_seconds
-from bench.quix import GROUP, MARK, STORE, TOPIC
+from bench.quix import CHANGELOG, GROUP, MARK, TOPIC
 
 #: Kafka's default retention (7 days), given explicitly: the bundled broker reports no default.
 TOPIC_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000)}
-CHANGELOGS = (f"changelog__{GROUP}--{TOPIC}--{STORE}",)
 PIN = "3.28.1"  # setup.cfg's bench extra
 #: The group timers Persona's bench workers get (``procs.GROUP_TIMERS``), in librdkafka's names.
 CONSUMER = {"session.timeout.ms": 1000 * int(GROUP_TIMERS["BROKER_SESSION_TIMEOUT"]),
@@ -122,7 +121,9 @@ def ingest(ctx, kind: str = "tansu") -> dict:
             worker_cpu = cpu_seconds(w.pid) - first["cpu"]
             broker_cpu = cpu_seconds(b.pid) - broker0
             asyncio.run(kafka.wait_consumed(b.bootstrap, TOPIC, ends, 30, w.alive, GROUP))
-            stats = asyncio.run(kafka.settled_changelogs(b.bootstrap, topics=CHANGELOGS))
+            stats = asyncio.run(kafka.settled_changelogs(b.bootstrap, topics=(CHANGELOG,)))
+            if not stats["records"]:
+                raise RuntimeError(f"no records on {CHANGELOG}; log {w.log}:\n{w.tail()}")
         finally:
             w.stop()
     start = min(first["wall"], stats["first_ts"] or first["wall"])
