@@ -1,5 +1,6 @@
 # Persona: `make run` (bundled broker + one worker + real demo data; BROKER=kafka for Apache
-# Kafka), `make test` (whole suite), `make bench` (BROKER=kafka: on Apache Kafka too).
+# Kafka), `make test` (whole suite), `make bench` (BROKER=kafka: on Apache Kafka too; the
+# `bench` extra brings its Quix Streams contender).
 PYTHON ?= python3
 BROKER ?= tansu
 VENV := .venv
@@ -14,7 +15,7 @@ AJS_STAMP := $(AJS)/node_modules/.installed
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $(STAMP)
 
 $(AJS_STAMP): $(AJS)/package.json $(AJS)/package-lock.json

@@ -23,20 +23,24 @@ NAIVE_GROUP = "persona-naive"  # bench/naive/app.py
 NAIVE_CHANGELOGS = ("persona-naive-sessions-changelog", "persona-naive-profiles-changelog")
 
 
-async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+async def create_topic(bootstrap: str, topic: str, partitions: int,
+                       configs: dict | None = None) -> None:
+    """``configs``: topic settings given at creation (``{"retention.ms": ...}``)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
+        await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs or {})])
     except TopicAlreadyExistsError:
         pass
     finally:
         await admin.close()
 
 
-async def prefill(bootstrap: str, topic: str, records, partitions: int) -> tuple[dict, float]:
-    """Produce ``records`` [(key, value)] batched; return ({partition: count}, seconds)."""
-    await create_topic(bootstrap, topic, partitions)
+async def prefill(bootstrap: str, topic: str, records, partitions: int,
+                  configs: dict | None = None) -> tuple[dict, float]:
+    """Produce ``records`` [(key, value)] batched; return ({partition: count}, seconds).
+    ``configs``: settings of the topic if this creates it."""
+    await create_topic(bootstrap, topic, partitions, configs)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
                                 max_batch_size=256 * 1024, max_request_size=4 * 1024 * 1024)
     await producer.start()

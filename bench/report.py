@@ -6,6 +6,8 @@ import statistics
 import time
 from pathlib import Path
 
+from bench.quix import report as quix
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Targets (per worker, real-Kafka producer settings), shown as notes.
@@ -68,6 +70,8 @@ def rows(res: dict) -> list[dict]:
              "limit: one write per changed customer per 500-event batch")
         _buffer_full(out, r)
     _naive(out, res.get("naive"), runs.get("1w_on"))
+    for row in quix.rows(res):  # the Quix Streams contender, Persona ÷ Quix
+        _row(out, *row)
     _metrics_cost(out, res.get("metrics_on") or runs.get("1w_off"), res.get("metrics_off"))
     if "raw_consume_eps" in runs.get("1w_on", {}):
         _row(out, "raw aiokafka consume (baseline)", runs["1w_on"]["raw_consume_eps"], None,

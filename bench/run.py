@@ -15,10 +15,13 @@ compatibility switch on (+ raw aiokafka consume baseline, + recovery), 1 worker 
 it off (real-Kafka producer settings; + lookups idle, 304 vs 200, while ingesting),
 "metrics off" (below), 2 workers on, 2 workers off; after the 1-worker compat-on run, the
 naive-Faust baseline (bench/naive/app.py: same rules, per-event agent, two default-json
-Tables) on a fresh broker with the same events, 1 worker, compat on. ``--skip`` takes a
-comma list of: on, off, two, lookups, recovery, naive, freshness, pairs, metrics, restart.
-After the 2-worker compat-off run (and the 2-worker Kafka run), a new pair with static
-membership and standby replicas restarts one worker and then kills it (bench/restart.py).
+Tables) on a fresh broker with the same events, 1 worker, compat on; after the 1-worker
+compat-off run (and with ``--kafka`` after the 1-worker Kafka run) the Quix Streams contender
+(bench/quix/: the same rules in one stateful ``update``, one process, the ``bench`` extra) on
+a fresh broker of that kind with the same events. After the 2-worker compat-off run (and the
+2-worker Kafka run), a new pair with standby replicas (and, on Kafka, static membership)
+restarts one worker and then kills it (bench/restart.py). ``--skip`` takes a comma list of:
+on, off, two, lookups, recovery, naive, quix, freshness, pairs, metrics, restart.
 Freshness (bench/freshness.py) and then the read-your-writes pairs (bench/pairs.py) run
 on the 1-worker compat-on worker after the recovery.
 "metrics off" (what metrics cost, target: metrics on <= 5 % slower): after
@@ -57,6 +60,7 @@ from pathlib import Path
 
 from bench import freshness, gen, limits, load, pairs, recovery, report, restart, scenarios
 from bench.profile import summary
+from bench.quix import ingest as quix
 
 IDLE_MS = 1800 * 1000  # SESSION_IDLE_S default
 METRICS_OFF = {"PERSONA_METRICS": "off"}  # the "metrics" phase's worker setting
@@ -75,7 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, help="repeats of the cheap measurements (median)")
     p.add_argument("--lookup-seconds", type=float)
     p.add_argument("--skip", default="", help="comma list: on,off,two,lookups,recovery,naive,"
-                   "freshness,pairs,metrics")
+                   "quix,freshness,pairs,metrics")
     p.add_argument("--profile", action="store_true", help="py-spy the 1-worker ingest")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
@@ -96,6 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     a.repeat = a.repeat or (1 if a.quick else 3)
     a.lookup_seconds = a.lookup_seconds or (5.0 if a.quick else 10.0)
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    if "quix" not in a.skip and quix.installed() != quix.PIN:
+        p.error(f"the Quix contender needs quixstreams=={quix.PIN} (found {quix.installed()}): "
+                "pip install -e '.[bench]' (make bench does), or --skip quix")
     return a
 
 
@@ -162,11 +169,18 @@ def main(argv=None) -> int:
             log(f"lookup limit: bare aiohttp ({load.tool()}, 16 connections)")
             res["bare"] = scenarios.bare_limit(ctx, body)
             log(f"  {res['bare']['rps']:,.0f} req/s p99 {res['bare']['p99_ms']:.1f} ms")
-        plan = [("1w_on", True, 1), ("naive", True, 1), ("1w_off", False, 1), ("2w_on", True, 2),
-                ("2w_off", False, 2)]
+        plan = [("1w_on", True, 1), ("naive", True, 1), ("1w_off", False, 1), ("quix", False, 1),
+                ("2w_on", True, 2), ("2w_off", False, 2)]
         if args.kafka:
-            plan += [("1w_kafka", False, 1), ("2w_kafka", False, 2)]
+            plan += [("1w_kafka", False, 1), ("quix_kafka", False, 1), ("2w_kafka", False, 2)]
         for key, compat, workers in plan:
+            if key.startswith("quix"):
+                if "quix" not in args.skip:
+                    kind = "kafka" if key.endswith("_kafka") else "tansu"
+                    log(f"ingest: Quix Streams contender, 1 worker, {kind}")
+                    res[key] = quix.ingest(ctx, kind)
+                    res[key]["loadavg_after"] = os.getloadavg()
+                continue
             if key.endswith("_kafka"):
                 if workers == 2 and "two" in args.skip:
                     continue

@@ -151,6 +151,40 @@ def test_rows_persona_over_naive():
         "1w_on": run("1 worker, compat on", 4000.0, 150.0)}}))
 
 
+def test_rows_persona_over_quix_on_each_broker():
+    quix = {**run("Quix Streams 3.28.1, 1 worker, bundled broker", 14000.0, 76.0),
+            "broker_cpu_us_per_event": 2.0}
+    quix_kafka = {**run("Quix Streams 3.28.1, 1 worker, Apache Kafka", 13000.0, 70.0),
+                  "broker_cpu_us_per_event": 17.0}
+    res = {"runs": {"1w_off": run("1 worker, compat off", 7000.0, 133.0),
+                    "1w_kafka": {**run("1 worker, Apache Kafka", 6500.0, 130.0),
+                                 "broker_cpu_us_per_event": 23.0}},
+           "quix": quix, "quix_kafka": quix_kafka}
+    rows = by_name(report.rows(res))
+    eps = rows["Persona ÷ Quix, events/s (bundled broker, 1 worker)"]
+    assert (eps["ours"], eps["limit"], eps["ratio"]) == (7000.0, 14000.0, 0.5)
+    assert "1 worker, compat off" in eps["note"]
+    cpu = rows["Persona ÷ Quix, worker CPU per event (bundled broker)"]
+    assert (cpu["ours"], cpu["limit"]) == (133.0, 76.0)
+    assert cpu["ratio"] == pytest.approx(133 / 76)
+    assert "Persona 50 us, Quix 2 us" in cpu["note"]
+    kafka = rows["Persona ÷ Quix, worker CPU per event (Apache Kafka)"]
+    assert (kafka["ours"], kafka["limit"]) == (130.0, 70.0)
+    assert "Persona 23 us, Quix 17 us" in kafka["note"]
+    assert rows["Persona ÷ Quix, events/s (Apache Kafka, 1 worker)"]["ratio"] == 0.5
+    assert rows["ingest e2e, Quix Streams 3.28.1, 1 worker, bundled broker (contender)"][
+        "ours"] == 14000.0
+    assert rows["worker CPU per event, Quix Streams 3.28.1, 1 worker, Apache Kafka"][
+        "ours"] == 70.0
+    assert "Persona ÷ Quix, events/s (bundled broker, 1 worker)" in report.table(
+        report.rows(res))
+    # Quix alone (--skip off, no --kafka): its rows, no ratio; --skip quix: no Quix row.
+    alone = by_name(report.rows({"runs": {}, "quix": quix}))
+    assert "ingest e2e, Quix Streams 3.28.1, 1 worker, bundled broker (contender)" in alone
+    assert not any(name.startswith("Persona ÷ Quix") for name in alone)
+    assert not any("Quix" in r["figure"] for r in report.rows({"runs": res["runs"]}))
+
+
 def test_rows_conditional_lookups_304_against_200():
     look = {"lookups_idle": {"rps": 3000.0, "p50_ms": 5.0, "p99_ms": 10.0},
             "lookups_ingesting": {"rps": 2000.0, "p99_ms": 20.0, "ingest_eps": 500.0,
