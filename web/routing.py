@@ -20,11 +20,12 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from yarl import URL
 
-from app.kafka.internals import fully_restored, owner_url
+from app.consistency.applied import applied
+from app.kafka.internals import fetched_highwater, fully_restored, owner_url
 from app.main import app
 from app.settings import settings
 from app.topics import outputs_declared, partition_of
-from web.positions import until_applied
+from web.positions import EVENTS, floor, until_applied
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Persona-Forwarded"
@@ -77,10 +78,16 @@ def worker_ready() -> bool:
 
 
 def serving(tp: TP) -> bool:
-    """True if this worker owns ``tp`` and has fully restored it."""
+    """True if this worker owns ``tp``, has fully restored it, and has applied its events up
+    to where they stood when it took the partition over (``applied.caught_up``: the
+    previous owner may have served states it never flushed)."""
     if not worker_ready() or not app.assignor.is_active(tp):
         return False
-    return fully_restored(app, tp)
+    if not fully_restored(app, tp):
+        return False
+    events_tp = TP(EVENTS, tp.partition)
+    return applied.caught_up(tp.partition, floor(tp.partition),
+                             fetched_highwater(app, events_tp))
 
 
 def _is_self(url) -> bool:

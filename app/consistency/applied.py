@@ -12,6 +12,14 @@ restored tables: the caller passes that as ``floor`` (``committed - 1``). Revoke
 partitions are forgotten (``forget``) so that a partition coming back later starts from
 its new floor, not from what this worker applied the last time it owned it.
 
+A partition is *caught up* here once this worker has applied it up to the high-water mark of
+its first fetch after the assignment (``caught_up``): the worker that owned it before may
+have served states it applied but had not yet flushed to the changelog, which this worker's
+restore does not hold. Serving before then could answer an older state (or a 404) after a
+newer one was seen: reads go back in time across a takeover. The target is taken once
+and kept (under a steady stream the high water keeps moving); being caught up sticks until
+the partition is revoked.
+
 No Faust here (``install`` only connects a signal of the app it is given): the unit tests
 drive it with plain events and floors.
 """
@@ -28,6 +36,8 @@ class Applied:
     def __init__(self) -> None:
         self.offsets: dict[int, int] = {}  # partition -> highest offset applied here
         self.events: dict[int, asyncio.Event] = {}  # partition -> set on its next advance
+        self.targets: dict[int, int] = {}  # partition -> offset to apply before serving
+        self.caught: set[int] = set()  # partitions caught up since their assignment
 
     def advance(self, events: Iterable) -> None:
         """Record a batch (Faust events with ``.message.partition/.offset``) as applied."""
@@ -45,6 +55,8 @@ class Applied:
         """Partitions this worker no longer owns; their waiters re-check (and give up)."""
         for partition in partitions:
             self.offsets.pop(partition, None)
+            self.targets.pop(partition, None)
+            self.caught.discard(partition)
             self._wake(partition)
 
     def _wake(self, partition: int) -> None:
@@ -55,6 +67,21 @@ class Applied:
     def position(self, partition: int, floor: Optional[int] = None) -> int:
         """Highest offset of ``partition`` readable here (``NONE`` if nothing)."""
         return max(self.offsets.get(partition, NONE), NONE if floor is None else floor)
+
+    def caught_up(self, partition: int, floor: Optional[int], highwater: Optional[int]) -> bool:
+        """True once ``partition`` is applied here up to the last offset that existed at its
+        first fetch (``highwater`` - 1; None: no fetch answered yet, not caught up)."""
+        if partition in self.caught:
+            return True
+        target = self.targets.get(partition)
+        if target is None:
+            if highwater is None:
+                return False
+            target = self.targets[partition] = highwater - 1
+        if self.position(partition, floor) >= target:
+            self.caught.add(partition)
+            return True
+        return False
 
     async def wait(self, partition: int, offset: int, timeout_s: float,
                    floor: Callable[[], Optional[int]] = lambda: None) -> tuple[bool, int]:

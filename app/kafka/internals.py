@@ -13,6 +13,7 @@ import contextlib
 import weakref
 from typing import Iterator, Optional
 
+from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event
 from faust.types import TP
 
@@ -97,3 +98,13 @@ def committed_offset(app, tp: TP) -> Optional[int]:
     ``tp``, None if none: Faust keeps it in the consumer's private map and has no
     public getter for it."""
     return app.consumer._committed_offset.get(tp)  # a defaultdict: .get adds no entry
+
+
+def fetched_highwater(app, tp: TP) -> Optional[int]:
+    """The high-water mark of ``tp`` in this worker's last fetch answer for it; None before
+    the first answer, or when ``tp`` is not (or no longer) assigned to the consumer (aiokafka
+    asserts the assignment; a read may race a rebalance)."""
+    try:
+        return app.consumer.highwater(tp)
+    except (AssertionError, AttributeError, KeyError, ConsumerNotStarted):
+        return None

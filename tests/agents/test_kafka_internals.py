@@ -262,3 +262,20 @@ def test_committed_offset_reads_the_consumers_committed_map_without_adding_to_it
         assert internals.committed_offset(app, tp) == 42
     finally:
         committed.pop(tp, None)
+
+
+async def test_fetched_highwater_is_the_last_fetch_answers_or_none():
+    """Faust's ``Consumer.highwater`` reads aiokafka's per-partition fetch state: None before
+    a fetch answered, the answer's high water after; a partition not assigned (a read racing
+    a rebalance) or a consumer not started gives None rather than an error."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    assert internals.fetched_highwater(app, TP("events", 3)) is None  # not started
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", enable_auto_commit=False)
+    tp = TopicPartition("events", 3)
+    consumer.assign([tp])
+    shim = SimpleNamespace(consumer=SimpleNamespace(highwater=consumer.highwater))
+    assert internals.fetched_highwater(shim, tp) is None  # no fetch answered yet
+    consumer._subscription.subscription.assignment.state_value(tp).highwater = 120
+    assert internals.fetched_highwater(shim, tp) == 120  # what a fetch answer stores
+    assert internals.fetched_highwater(shim, TopicPartition("events", 4)) is None

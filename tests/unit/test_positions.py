@@ -61,6 +61,24 @@ def test_advance_records_the_highest_offset_per_partition_and_never_moves_back()
     assert a.position(0) == NONE and a.position(1) == 2
 
 
+def test_a_taken_over_partition_is_caught_up_once_applied_to_its_first_high_water():
+    """The previous owner may have served states it never flushed: the new owner serves
+    once it has applied what existed at its first fetch, not before, and then for good."""
+    a = Applied()
+    assert not a.caught_up(0, floor=99, highwater=None)  # no fetch answered yet
+    assert not a.caught_up(0, floor=99, highwater=120)  # restored to 99; events to 119 exist
+    a.advance(batch((0, 110)))
+    assert not a.caught_up(0, floor=99, highwater=150)  # the target stays 119
+    a.advance(batch((0, 119)))
+    assert a.caught_up(0, floor=99, highwater=400)  # caught up: the stream moving on
+    a.advance(batch((0, 120)))
+    assert a.caught_up(0, floor=99, highwater=None)  # ... does not take it back
+    assert a.caught_up(1, floor=49, highwater=50)  # nothing to re-apply: at once
+    a.forget([0])  # revoked: a later assignment starts over
+    assert not a.caught_up(0, floor=130, highwater=200)
+    assert a.caught_up(0, floor=199, highwater=200)
+
+
 async def test_wait_returns_at_once_when_applied_or_below_the_floor():
     a = Applied()
     a.advance(batch((0, 10)))
