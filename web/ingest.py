@@ -188,13 +188,19 @@ BROWSER_HEADERS = ((SOURCE_HEADER, BROWSER_SOURCE),)
 
 async def produce(records, browser: bool = False) -> str:
     """Send every record, wait for the broker's acknowledgement of each; the token of the
-    highest acknowledged offset per partition. ``browser``: the publishable-key mark."""
+    highest acknowledged offset per partition. ``browser``: the publishable-key mark.
+
+    Each wait is shielded: when the caller's timeout cancels this coroutine, the records are
+    already in the producer's batches and go out anyway (hence "retry with the same
+    event_ids"); cancelling the producer's future as well would only hide their outcome from
+    Faust's completion callback, which then logs a CancelledError traceback per record
+    (every POST that timed out while a broker failed over) and never tells the sensors."""
     headers = BROWSER_HEADERS if browser else None
     futures = [await events_topic.send(key=key, value=value, headers=headers)
                for key, value, _ in records]
     written: dict[int, int] = {}
     for fut in futures:
-        meta = await fut
+        meta = await asyncio.shield(fut)
         written[meta.partition] = max(meta.offset, written.get(meta.partition, meta.offset))
     return encode(written)
 

@@ -18,11 +18,9 @@ from aiokafka import AIOKafkaProducer
 
 from app.cli.otto import load_sample
 from app.harness.net import http
-from app.rules import profile_state, session_state
-from app.rules.events import validate_dict
-from app.settings import settings
 from tests.conftest import READ
 from tests.support.cluster import poll
+from tests.support.expected import prefix_views
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.brokers("tansu", "kafka")]
@@ -58,16 +56,9 @@ def synthetic(n_customers: int, per_customer: int, seed: int = 7) -> list[dict]:
 
 def truths(events: list[dict]) -> tuple[dict, dict]:
     """Per customer: every profile view after a prefix of its events, and the final one."""
-    seen, state = {}, {}
-    for raw in events:
-        ev = validate_dict(raw)
-        cid = ev["customer_id"]
-        s, p = state.get(cid, (None, None))
-        s = session_state.apply_to_session(s, ev, settings.session_idle_ms)
-        p = profile_state.apply_to_profile(p, ev, s, settings.session_idle_ms)
-        state[cid] = (s, p)
-        seen.setdefault(cid, set()).add(orjson.dumps(profile_state.view(p), option=orjson.OPT_SORT_KEYS))
-    return seen, {cid: profile_state.view(p) for cid, (_, p) in state.items()}
+    views = prefix_views(events)
+    return {cid: set(v) for cid, v in views.items()}, {cid: orjson.loads(v[-1])
+                                                        for cid, v in views.items()}
 
 
 class Producer(threading.Thread):

@@ -1,13 +1,15 @@
 """Expected state computed by the pure rules alone, to compare with the workers' answers."""
 from __future__ import annotations
 
+import orjson
+
 from app.rules import dedupe, profile_state, session_state, window_kpis
 from app.rules.events import validate_dict
 from app.settings import settings
 
 
-def fold(events: list[dict], idle_ms: int = settings.session_idle_ms) -> dict:
-    """customer_id -> (session, profile) after applying events in the given order."""
+def steps(events: list[dict], idle_ms: int = settings.session_idle_ms):
+    """``(customer_id, (session, profile))`` after each event, applied in the given order."""
     state: dict[str, tuple] = {}
     for raw in events:
         ev = validate_dict(raw)
@@ -15,7 +17,23 @@ def fold(events: list[dict], idle_ms: int = settings.session_idle_ms) -> dict:
         session = session_state.apply_to_session(session, ev, idle_ms)
         state[ev["customer_id"]] = (session, profile_state.apply_to_profile(profile, ev, session,
                                                                             idle_ms))
-    return state
+        yield ev["customer_id"], state[ev["customer_id"]]
+
+
+def fold(events: list[dict], idle_ms: int = settings.session_idle_ms) -> dict:
+    """customer_id -> (session, profile) after applying events in the given order."""
+    return dict(steps(events, idle_ms))
+
+
+def prefix_views(events: list[dict], idle_ms: int = settings.session_idle_ms) -> dict:
+    """customer_id -> the profile answer (canonical JSON bytes) after each of its events, in
+    order: a read while events are applied may show any of the first n, where n counts the
+    customer's events sent so far; the last one is the final answer."""
+    out: dict[str, list[bytes]] = {}
+    for cid, (_, profile) in steps(events, idle_ms):
+        out.setdefault(cid, []).append(
+            orjson.dumps(profile_state.view(profile), option=orjson.OPT_SORT_KEYS))
+    return out
 
 
 def kpi_applied(events: list[dict], partition_of=lambda cid: 0,

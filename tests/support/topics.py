@@ -18,8 +18,9 @@ def _run(coro):
 
 
 def describe(bootstrap: str, names: list[str]) -> dict[str, dict]:
-    """``{topic: {"partitions": n, "replicas": r, "configs": {name: value}}}`` (the broker's
-    answer, defaults included); a missing topic is absent from the result."""
+    """``{topic: {"partitions": n, "replicas": r, "leaders": {partition: node id},
+    "isr": {partition: [node ids]}, "configs": {name: value}}}`` (the broker's answer,
+    defaults included); a missing topic is absent from the result."""
     async def run():
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
@@ -29,7 +30,9 @@ def describe(bootstrap: str, names: list[str]) -> dict[str, dict]:
                 if t["error_code"] == 0:
                     parts = t["partitions"]
                     out[t["topic"]] = {"partitions": len(parts),
-                                       "replicas": min(len(p["replicas"]) for p in parts)}
+                                       "replicas": min(len(p["replicas"]) for p in parts),
+                                       "leaders": {p["partition"]: p["leader"] for p in parts},
+                                       "isr": {p["partition"]: p["isr"] for p in parts}}
             if out:
                 answers = await admin.describe_configs(
                     [ConfigResource(ConfigResourceType.TOPIC, n) for n in out])
