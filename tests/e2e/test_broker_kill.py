@@ -18,9 +18,10 @@ import aiohttp
 import orjson
 import pytest
 
-from app.brokers import free_port
-from app.brokers.kafka import KafkaCluster
-from app.local import Worker, get_json, http
+from app.harness import free_port
+from app.harness.cluster import Worker
+from app.harness.kafka import KafkaCluster
+from app.harness.net import get_json, http
 from app.webhooks.formats import webhook_id
 from tests.conftest import API_KEYS, INGEST, READ
 from tests.e2e.test_chaos import Reader, synthetic
