@@ -3,7 +3,9 @@
 Like faust's ``table_route`` (same assignor lookup, Authorization forwarded), but
 it never serves a table default as truth (faust-streaming #187, #514):
 - an owner whose partition is not assigned to it or not yet restored answers 503
-  with Retry-After;
+  with Retry-After, and so does one that took the partition over and has not yet applied
+  its events up to where they stood then (after waiting up to a second, or the token's
+  ``wait_ms``), so reads never go back in time across a takeover;
 - a forward to a peer that is down or slow is retried once against the (possibly
   new) assignment, then answered 503;
 - a forwarded request is never forwarded again (no ping-pong while two workers
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 
 import aiohttp
 from faust.exceptions import ConsumerNotStarted
@@ -35,6 +38,8 @@ FORWARDED = "X-Persona-Forwarded"
 ROUTING = "persona.routing"
 RETRY_AFTER_S = 1
 FORWARD_TIMEOUT_S = 5.0
+#: How long a read without a token waits for a just-taken-over partition to catch up.
+CATCH_UP_WAIT_S = 1.0
 #: What a forwarded read carries to the owner, and what the owner's answer carries back.
 FORWARD_REQUEST_HEADERS = ("Authorization", "If-None-Match")
 FORWARD_RESPONSE_HEADERS = ("Retry-After", "ETag", "Cache-Control")
@@ -77,17 +82,39 @@ def worker_ready() -> bool:
             and not app.should_stop and outputs_declared.is_set())
 
 
-def serving(tp: TP) -> bool:
-    """True if this worker owns ``tp``, has fully restored it, and has applied its events up
-    to where they stood when it took the partition over (``applied.caught_up``: the
-    previous owner may have served states it never flushed)."""
+def owns(tp: TP) -> bool:
+    """True if this worker owns ``tp`` and has fully restored it."""
     if not worker_ready() or not app.assignor.is_active(tp):
         return False
-    if not fully_restored(app, tp):
-        return False
-    events_tp = TP(EVENTS, tp.partition)
+    return fully_restored(app, tp)
+
+
+def caught_up(tp: TP) -> bool:
+    """True once this worker has applied ``tp``'s events up to where they stood when it took
+    the partition over (``applied.caught_up``): the previous owner may have served states
+    it never flushed, which the restore does not hold."""
     return applied.caught_up(tp.partition, floor(tp.partition),
-                             fetched_highwater(app, events_tp))
+                             fetched_highwater(app, TP(EVENTS, tp.partition)))
+
+
+def serving(tp: TP) -> bool:
+    """Owned, restored and caught up: what this worker may answer for ``tp``."""
+    return owns(tp) and caught_up(tp)
+
+
+async def until_caught_up(tp: TP, wait_s: float) -> bool:
+    """Wait up to ``wait_s`` for ``tp`` to be caught up (False if it is not, or moved)."""
+    deadline = time.monotonic() + wait_s
+    while not caught_up(tp):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not owns(tp):
+            return False
+        target = applied.targets.get(tp.partition)
+        if target is None:  # no fetch answered yet: it comes within the fetch wait
+            await asyncio.sleep(min(0.05, remaining))
+        else:
+            await applied.wait(tp.partition, target, remaining, lambda: floor(tp.partition))
+    return True
 
 
 def _is_self(url) -> bool:
@@ -125,14 +152,17 @@ async def routed(view, request, table, key: str, answer, want=None):
         url, tp = owner
         if _is_self(url) or request.headers.get(FORWARDED):
             request[ROUTING] = "for_peer" if request.headers.get(FORWARDED) else "local"
-            if not serving(tp):
+            if not owns(tp):
                 return unavailable(view, "partition is being restored or moved")
             if want is not None:
                 late = await until_applied(view, want)
                 if late is not None:
                     return late
-                if not serving(tp):  # moved away while waiting
-                    return unavailable(view, "partition is being restored or moved")
+            if not await until_caught_up(tp, want.wait_s if want else CATCH_UP_WAIT_S):
+                return unavailable(view, "partition is catching up with the events its "
+                                         "previous owner had applied")
+            if not owns(tp):  # moved away while waiting
+                return unavailable(view, "partition is being restored or moved")
             return answer(tp.partition)
         request[ROUTING] = "forwarded"
         try:
