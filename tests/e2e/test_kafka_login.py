@@ -90,7 +90,12 @@ def test_a_worker_and_the_tools_over_sasl_ssl(secured):
             "id": "crm", "url": "http://127.0.0.1:9/x", "secret": "redrive-secret-0123",
             "events": ["cart.updated"]}]).decode()}, "--dry-run", "--timeout", "30")
         assert redrive.returncode == 0, redrive.stdout + redrive.stderr
-        for out in (done, checked, redrive):
+        # A shadow of this checkout logs in with the same settings and sees no difference.
+        shadow = cli("app.cli.shadow", url, {**env, "PERSONA_READ_KEY": READ}, "--app-root",
+                     str(ROOT), "--live-url", w.url, "--name", "sasl", "--timeout", "120")
+        assert shadow.returncode == 0, shadow.stdout + shadow.stderr
+        assert b"customers changed: 0 of 5" in shadow.stdout, shadow.stdout
+        for out in (done, checked, redrive, shadow):
             assert PASSWORD.encode() not in out.stdout + out.stderr
     finally:
         w.stop()
