@@ -1,6 +1,6 @@
 # Persona: `make run` (bundled broker + one worker + real demo data; BROKER=kafka for Apache
-# Kafka), `make test` (whole suite), `make bench` (BROKER=kafka: on Apache Kafka too; the
-# `bench` extra brings its Quix Streams contender).
+# Kafka), `make test` (whole suite, `make hosts` included), `make bench` (BROKER=kafka: on
+# Apache Kafka too; the `bench` extra brings its Quix Streams contender).
 PYTHON ?= python3
 BROKER ?= tansu
 VENV := .venv
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 AJS := tests/browser_segment
 AJS_STAMP := $(AJS)/node_modules/.installed
 
-.PHONY: run test test-fast chaos bench lint clean
+.PHONY: run test test-fast chaos hosts net-tools bench lint clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,22 @@ test: $(STAMP) $(AJS_STAMP)
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven) \
 		|| (echo 'make test: Java 17 and Maven are needed for the Kafka tests and could not be installed (apt-get install openjdk-17-jre-headless maven)' >&2; exit 1)
 	$(PY) -m app.harness.kafka
+	@$(MAKE) --no-print-directory net-tools
 	$(PY) -m pytest -q -p no:cacheprovider -rs --durations=10 -n 2 --dist loadfile
+
+# iproute2 + iptables for tests/e2e/test_hosts.py (network namespaces; needs root). The
+# test itself fails with one line if namespaces cannot be had.
+net-tools:
+	@command -v ip >/dev/null && command -v iptables >/dev/null || (apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables) >/dev/null 2>&1 \
+		|| echo 'make: iproute2 and iptables could not be installed: tests/e2e/test_hosts.py will fail' >&2
+
+# Only the multi-host tests (tests/e2e/test_hosts.py, ~3-4 min, root; also part of `make test`):
+# 3 workers and a 3-node Kafka on hosts of their own (network namespaces), a host cut off and
+# healed, a slow link.
+hosts: $(STAMP) net-tools
+	$(PY) -m app.harness.kafka
+	$(PY) -m pytest -q -p no:cacheprovider -m hosts -s tests/e2e/test_hosts.py
 
 # Only the chaos test (tests/e2e/test_chaos.py, ~2 min; also part of `make test`).
 chaos: $(STAMP)

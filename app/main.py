@@ -28,6 +28,7 @@ def faust_options(s: Settings) -> dict:
         store=s.store,
         topic_partitions=s.partitions,
         web_host=s.web_host,
+        web_bind=s.web_bind,
         web_port=s.web_port,
         datadir=s.data_dir,
         table_standby_replicas=s.standby_replicas,

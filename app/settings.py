@@ -65,6 +65,9 @@ class Settings:
     #: ``[(sha256 digest, scopes)]`` from PERSONA_API_KEYS and PERSONA_API_KEYS_FILE.
     api_keys: tuple
     store: str
+    #: The address the web server listens on (Faust's ``web_bind``); ``web_host`` is the one
+    #: it is reached at (its canonical URL), which may differ behind NAT.
+    web_bind: str = "0.0.0.0"
     #: Optional TLS for the web server: PEM certificate chain and key paths.
     tls_cert: str = ""
     tls_key: str = ""
@@ -193,6 +196,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         local_broker_compat=compat,
         partitions=_int(env, "PERSONA_PARTITIONS", 8, 1, 10_000),
         web_host=env.get("PERSONA_WEB_HOST", "127.0.0.1"),
+        web_bind=env.get("PERSONA_WEB_BIND") or "0.0.0.0",
         web_port=web_port,
         data_dir=data_dir,
         session_idle_s=_int(env, "SESSION_IDLE_S", 1800, 1, 30 * 86_400),

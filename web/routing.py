@@ -9,7 +9,11 @@ it never serves a table default as truth (faust-streaming #187, #514):
 - a forward to a peer that is down or slow is retried once against the (possibly
   new) assignment, then answered 503;
 - a forwarded request is never forwarded again (no ping-pong while two workers
-  disagree about the assignment).
+  disagree about the assignment);
+- a worker whose group membership the coordinator has not confirmed for longer than the
+  group session timeout (cut off from the brokers: ``app.rules.staleness``) answers 503
+  for every routed read, its own partitions and forwards alike: by then the group may have
+  given its partitions to others, and its view of the assignment is as old as that.
 """
 from __future__ import annotations
 
@@ -24,8 +28,10 @@ from faust.types import TP
 from yarl import URL
 
 from app.consistency.applied import applied
+from app.kafka import contact
 from app.kafka.internals import fetched_highwater, fully_restored, owner_url
 from app.main import app
+from app.rules.staleness import contact_age
 from app.settings import settings
 from app.topics import outputs_declared, partition_of
 from web.positions import EVENTS, floor, until_applied
@@ -51,6 +57,25 @@ PEER_SSL = ssl.create_default_context(cafile=settings.tls_ca) if settings.tls_ca
 def unavailable(view, detail: str):
     return view.json({"error": "unavailable", "detail": detail}, status=503,
                      headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+#: How long a worker may go on answering as owner without the coordinator confirming its
+#: membership: the group session timeout, after which the group drops it.
+STALENESS_BOUND_S = settings.group_session_timeout_s
+
+
+def in_contact() -> bool:
+    """The coordinator confirmed this worker's membership within the bound (one float
+    comparison per read)."""
+    return contact.in_contact(STALENESS_BOUND_S)
+
+
+def out_of_contact(view):
+    """503 for a worker past the bound, with the age of its last confirmation."""
+    age = contact_age(contact.last, time.monotonic())
+    said = "never" if age is None else f"{age:g} s ago"
+    return unavailable(view, f"no contact with the Kafka group (last {said}, bound "
+                             f"{STALENESS_BOUND_S:g} s): this worker cannot vouch for its data")
 
 
 def _owner_and_tp(table, key: str):
@@ -145,6 +170,8 @@ async def routed(view, request, table, key: str, answer, want=None):
 
     ``want`` (``web.positions.Wanted``, from ``?after=``): the owner answers only once it
     has applied the customer's partition up to the token, else 503 (``until_applied``)."""
+    if not in_contact():
+        return out_of_contact(view)
     for attempt in (1, 2):
         owner = _owner_and_tp(table, key)
         if owner is None:
@@ -163,6 +190,8 @@ async def routed(view, request, table, key: str, answer, want=None):
                                          "previous owner had applied")
             if not owns(tp):  # moved away while waiting
                 return unavailable(view, "partition is being restored or moved")
+            if not in_contact():  # cut off while waiting
+                return out_of_contact(view)
             return answer(tp.partition)
         request[ROUTING] = "forwarded"
         try:

@@ -28,7 +28,7 @@ from app import harness
 from app.cli.logread import partitions
 from app.cli.replay import replay
 from app.harness.net import get_json
-from app.harness.ready import free_port, stop_process
+from app.harness.ready import free_port, in_netns, stop_process
 from app.settings import WORKER_ARGV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,14 +41,17 @@ class Broker:
 
     ``kind``: ``tansu`` (default) or ``kafka``.
     ``overrides``: extra Kafka broker properties (e.g. a fast log cleaner for a test).
+    ``host``, ``netns``: the address the nodes listen on and advertise, and the network
+    namespace they run in (``app.harness.hosts``; Kafka only).
     """
 
     def __init__(self, port: int | None = None, log: Path | None = None, kind: str | None = None,
-                 nodes: int = 1, overrides: dict | None = None):
+                 nodes: int = 1, overrides: dict | None = None, host: str = "127.0.0.1",
+                 netns: str | None = None):
         self.port, self.log = port or free_port(), log
         self.kind = kind or "tansu"
         workdir = log.parent if log else Path(tempfile.mkdtemp(prefix="persona-broker-"))
-        self.impl = harness.create(self.kind, self.port, workdir, nodes, overrides=overrides)
+        self.impl = harness.create(self.kind, self.port, workdir, nodes, host, overrides, netns)
         if self.kind == "tansu":
             self.impl.log = log
 
@@ -147,14 +150,19 @@ class Worker:
     ``broker`` (a Broker or a kafka:// URL) sets KAFKA_BROKER_URL and the compatibility switch;
     None leaves both to the environment. ``data_dir`` sets a RocksDB store there; None leaves
     the store to the environment. ``env`` is applied last, over the environment.
+    ``host``: the address it binds and advertises (PERSONA_WEB_BIND, PERSONA_WEB_HOST unless
+    ``env`` says otherwise); ``netns``: the network namespace it runs in (``app.harness.hosts``).
     """
 
     def __init__(self, broker: Broker | str | None, log: Path, port: int | None = None,
                  data_dir: Path | None = None, env: dict | None = None, compat: bool = True,
-                 root: Path = ROOT, host: str = "127.0.0.1"):
+                 root: Path = ROOT, host: str = "127.0.0.1", netns: str | None = None):
         self.port, self.log, self.data_dir, self.root, self.host = (
             port or free_port(), log, data_dir, root, host)
+        self.netns = netns
         self.env: dict = {"PORT": str(self.port)}
+        if netns:
+            self.env.update(PERSONA_WEB_HOST=host, PERSONA_WEB_BIND=host)
         if broker is not None:
             self.env["KAFKA_BROKER_URL"] = broker.url if isinstance(broker, Broker) else broker
             on = compat and (broker.compat if isinstance(broker, Broker) else True)
@@ -178,7 +186,8 @@ class Worker:
     def start(self) -> "Worker":
         self.started = time.time()
         self.proc = subprocess.Popen(
-            [str(FAUST), *WORKER_ARGV, "--web-port", str(self.port)], cwd=self.root,
+            in_netns(self.netns, [str(FAUST), *WORKER_ARGV, "--web-port", str(self.port)]),
+            cwd=self.root,
             env={**os.environ, **self.env}, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
             start_new_session=True)  # a terminal's Ctrl-C reaches its starter, which stops it
         return self

@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from app.harness.ready import BrokerUnavailable, free_port, stop_process, wait_metadata
+from app.harness.ready import BrokerUnavailable, free_port, in_netns, stop_process, wait_metadata
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -143,6 +143,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 class KafkaCluster:
     """``nodes`` KRaft nodes on ``host``; node 1 listens on ``port`` (others on free ports).
+    With ``netns`` the JVMs run in that network namespace (``app.harness.hosts``), whose
+    address ``host`` must be.
 
     ``workdir`` holds each node's properties, data and log (``node-<i>.log``); it is
     emptied at start. ``overrides`` are extra broker properties for every node.
@@ -152,10 +154,11 @@ class KafkaCluster:
 
     def __init__(self, port: int, workdir: Path, nodes: int = 1, host: str = "127.0.0.1",
                  overrides: dict | None = None, keystore: Path | None = None,
-                 scram_users: tuple = ()):
+                 scram_users: tuple = (), netns: str | None = None):
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
         self.host, self.workdir, self.overrides = host, Path(workdir), dict(overrides or {})
+        self.netns = netns
         self.ports = [(port, free_port())] + [(free_port(), free_port()) for _ in range(nodes - 1)]
         self.procs: list[subprocess.Popen | None] = [None] * nodes
         #: With ``keystore`` (PEM: key + certificate chain) a SASL_SSL listener per node, and
@@ -173,8 +176,9 @@ class KafkaCluster:
         return ",".join(f"{self.host}:{p}" for p, _ in self.ports)
 
     def _java(self, main: str, *args: str, heap: bool = False) -> list[str]:
-        return ["java", *(JVM_OPTS if heap else ("-Xmx256m",)),
-                f"-Dlog4j2.configurationFile={LOG4J}", "-cp", f"{libs()}/*", main, *args]
+        return in_netns(self.netns, [
+            "java", *(JVM_OPTS if heap else ("-Xmx256m",)),
+            f"-Dlog4j2.configurationFile={LOG4J}", "-cp", f"{libs()}/*", main, *args])
 
     def start(self, timeout: float = 90.0) -> "KafkaCluster":
         if shutil.which("java") is None:

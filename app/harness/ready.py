@@ -1,4 +1,5 @@
-"""What both local brokers share (and the worker harness): free ports, stopping a process, the one error a broker that cannot be had
+"""What both local brokers share (and the worker harness): free ports, stopping a process,
+running one in a network namespace, the one error a broker that cannot be had
 raises, and readiness as a metadata round trip (an open port is not a ready broker: Kafka
 listens before its node has registered with the controller)."""
 from __future__ import annotations
@@ -26,6 +27,12 @@ def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def in_netns(netns: str | None, argv: list[str]) -> list[str]:
+    """``argv`` run in network namespace ``netns`` (``app.harness.hosts``), or as it is.
+    ``ip netns exec`` execs the command, so the process started is the command itself."""
+    return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
 
 
 def free_port() -> int:

@@ -3,6 +3,8 @@ private APIs, in one place, pinned to versions.
 
 - ``internals``: small wrappers of private Faust attributes the agents and views need;
 - ``workarounds``: patches for two faust-streaming races around rebalances;
+- ``contact``: when the group coordinator last confirmed this worker's membership (the
+  bounded-staleness rule, ``app.rules.staleness``);
 - ``broker_compat``: true end offsets on the bundled broker (compatibility switch only);
 - ``restore``: bulk restore of active changelog partitions (RocksDB store);
 - ``fastpath``: bulk table writes (RocksDB WriteBatch + changelog records) for the
@@ -14,7 +16,7 @@ private APIs, in one place, pinned to versions.
 ``install(app, ...)`` checks the installed versions first. On other versions than the
 ones written for, the worker refuses to start (one line, exit status 2) unless the operator
 sets ``PERSONA_ALLOW_UNTESTED_VERSIONS=1``; then it logs an error, keeps the two race
-workarounds and the broker shim, and leaves the speed-only paths (``restore``,
+workarounds, the group-contact clock and the broker shim, and leaves the speed-only paths (``restore``,
 ``consume``, ``fastpath``, ``fetch``) off, so Faust's own generic paths do that work.
 """
 from __future__ import annotations
@@ -60,7 +62,16 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
 
     ``fetch_max_wait_ms``, ``fetch_min_bytes``: the worker consumer's fetch wait and
     minimum (None: Faust's 1500 ms, aiokafka's 1 byte)."""
-    from app.kafka import broker_compat, consume, fastpath, fetch, restore, topic_check, workarounds
+    from app.kafka import (
+        broker_compat,
+        consume,
+        contact,
+        fastpath,
+        fetch,
+        restore,
+        topic_check,
+        workarounds,
+    )
 
     tested = check_versions()
     if not tested and not allow_untested:
@@ -71,6 +82,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
               "with Faust's generic paths", file=sys.stderr, flush=True)
         raise SystemExit(2)
     workarounds.install(app)  # Faust races that skip events around rebalances
+    contact.install(app)  # the group coordinator's last confirmation: bounded staleness
     if partitions is not None:
         topic_check.install(partitions)  # existing topics must match PERSONA_PARTITIONS
     fastpath.ENABLED = tested

@@ -33,9 +33,9 @@ def test_a_version_mismatch_is_logged_as_an_error(monkeypatch, caplog):
 
 
 def _recorded_installs(monkeypatch) -> list:
-    from app.kafka import broker_compat, consume, fastpath, fetch, restore, workarounds
+    from app.kafka import broker_compat, consume, contact, fastpath, fetch, restore, workarounds
     calls = []
-    for mod in (broker_compat, consume, fetch, restore, workarounds):
+    for mod in (broker_compat, consume, contact, fetch, restore, workarounds):
         monkeypatch.setattr(mod, "install", lambda *a, _n=mod.__name__: calls.append(_n))
     monkeypatch.setattr(fastpath, "ENABLED", fastpath.ENABLED)  # restored after the test
     return calls
@@ -58,7 +58,7 @@ def test_allowed_untested_versions_keep_the_workarounds_and_drop_the_fast_paths(
     calls = _recorded_installs(monkeypatch)
     monkeypatch.setitem(kafka.WRITTEN_FOR, "aiokafka", "0.0.1")
     assert kafka.install(object(), local_broker_compat=True, allow_untested=True) is False
-    assert calls == ["app.kafka.workarounds", "app.kafka.broker_compat"]
+    assert calls == ["app.kafka.workarounds", "app.kafka.contact", "app.kafka.broker_compat"]
     assert fastpath.ENABLED is False
     assert not fastpath.supports(profiles)
 
@@ -67,8 +67,8 @@ def test_tested_versions_install_everything(monkeypatch):
     from app.kafka import fastpath
     calls = _recorded_installs(monkeypatch)
     assert kafka.install(object(), local_broker_compat=False) is True
-    assert calls == ["app.kafka.workarounds", "app.kafka.restore", "app.kafka.consume",
-                     "app.kafka.fetch"]
+    assert calls == ["app.kafka.workarounds", "app.kafka.contact", "app.kafka.restore",
+                     "app.kafka.consume", "app.kafka.fetch"]
     assert fastpath.ENABLED is True
 
 
@@ -279,3 +279,57 @@ async def test_fetched_highwater_is_the_last_fetch_answers_or_none():
     consumer._subscription.subscription.assignment.state_value(tp).highwater = 120
     assert internals.fetched_highwater(shim, tp) == 120  # what a fetch answer stores
     assert internals.fetched_highwater(shim, TopicPartition("events", 4)) is None
+
+
+async def test_group_contact_keeps_the_send_time_of_accepted_heartbeats_of_this_group_only(
+        monkeypatch):
+    """aiokafka keeps its last good heartbeat in a local variable of the heartbeat loop;
+    the wrapper records when an accepted heartbeat (or a completed rejoin) was sent."""
+    import asyncio
+    import inspect
+    import time
+
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    from app.kafka import contact
+
+    assert "last_ok_heartbeat = time.monotonic()" in inspect.getsource(
+        GroupCoordinator._heartbeat_routine)
+    assert list(inspect.signature(contact._originals["_do_heartbeat"]).parameters) == ["self"]
+    assert list(inspect.signature(contact._originals["_do_rejoin_group"]).parameters) == [
+        "self", "subscription"]
+    assert GroupCoordinator._do_heartbeat.__module__ == "app.kafka.contact"  # app.main installed
+
+    answers = []
+
+    async def heartbeat(self):
+        await asyncio.sleep(0.05)  # the round trip: the send time is kept, not the answer's
+        return answers.pop(0)
+
+    async def rejoin(self, subscription):
+        return answers.pop(0)
+
+    monkeypatch.setitem(contact._originals, "_do_heartbeat", heartbeat)
+    monkeypatch.setitem(contact._originals, "_do_rejoin_group", rejoin)
+    monkeypatch.setattr(contact, "last", None)
+    ours, other = SimpleNamespace(group_id=app.conf.id), SimpleNamespace(group_id="a-tool")
+
+    answers[:] = [False]
+    assert await GroupCoordinator._do_heartbeat(ours) is False and contact.last is None
+    answers[:] = [True]
+    assert await GroupCoordinator._do_heartbeat(other) is True and contact.last is None
+    before = time.monotonic()
+    answers[:] = [True]
+    assert await GroupCoordinator._do_heartbeat(ours) is True
+    assert before <= contact.last <= before + 0.04
+    first = contact.last
+    answers[:] = [True]
+    assert await GroupCoordinator._do_rejoin_group(ours, None) is True
+    assert contact.last > first
+    contact.mark(first)  # an older confirmation never moves the clock back
+    assert contact.last > first
+    assert contact.in_contact(10.0)
+    monkeypatch.setattr(contact, "last", time.monotonic() - 10.5)
+    assert not contact.in_contact(10.0)
+    monkeypatch.setattr(contact, "last", None)  # never a member: nothing to vouch for
+    assert not contact.in_contact(10.0)

@@ -24,11 +24,12 @@ from app.harness.kafka import KafkaCluster
 from app.harness.net import get_json, http
 from app.webhooks.formats import webhook_id
 from tests.conftest import API_KEYS, INGEST, READ
-from tests.e2e.test_chaos import Reader, synthetic
+from tests.e2e.test_chaos import Reader
 from tests.e2e.test_cluster import both_ready
 from tests.support.cluster import poll
 from tests.support.expected import prefix_views
 from tests.support.receiver import Receiver
+from tests.support.stream import synthetic
 from tests.support.topics import describe, offsets
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

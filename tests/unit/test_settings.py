@@ -225,3 +225,12 @@ def test_api_keys_need_16_characters_but_digests_are_taken_as_given():
         load({"PERSONA_API_KEYS": "a-long-enough-key-1:read,k:admin"})
     short_digest = "sha256:" + hashlib.sha256(b"k").hexdigest()
     assert load({"PERSONA_API_KEYS": f"{short_digest}:read"}).api_keys
+
+
+def test_the_bind_address_defaults_to_every_address_and_is_faust_web_bind():
+    from app.main import faust_options
+    s = load({})
+    assert (s.web_bind, s.web_host) == ("0.0.0.0", "127.0.0.1")
+    s = load({"PERSONA_WEB_BIND": "10.0.0.5", "PERSONA_WEB_HOST": "worker-2.internal"})
+    opts = faust_options(s)
+    assert (opts["web_bind"], opts["web_host"]) == ("10.0.0.5", "worker-2.internal")
