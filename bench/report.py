@@ -99,7 +99,7 @@ def rows(res: dict) -> list[dict]:
         _conditional(out, look["lookups_conditional"])
     _recovery(out, runs.get("1w_on", {}).get("recovery"))
     _recovery(out, runs.get("1w_kafka", {}).get("recovery"), " (Apache Kafka)")
-    _restart(out, runs.get("2w_off", {}).get("restart"), "bundled broker")
+    _restart(out, runs.get("2w_on", {}).get("restart"), "bundled broker")
     _restart(out, runs.get("2w_kafka", {}).get("restart"), "Apache Kafka")
     _freshness(out, runs.get("1w_on", {}).get("freshness"))
     _pairs(out, runs.get("1w_on", {}).get("pairs"))

@@ -1,5 +1,7 @@
 """Restart and failover of one of two workers, after a 2-worker ingest (``restart`` in the
-JSON, rows in ``bench/report.py``; ``--skip restart`` leaves it out).
+JSON, rows in ``bench/report.py``; ``--skip restart`` leaves it out). On the bundled broker
+it follows the compat-on run: without the switch's true end offsets a worker restarted with
+its data finds its RocksDB ahead of the changelog's reported end, and Faust stops it.
 
 The ingest's workers stop; two new ones start on the same broker as a production pair
 would run: each with its own ``PERSONA_WORKER_ID`` (static membership; on Apache Kafka
