@@ -57,6 +57,16 @@ def cluster(broker, tmp_path):
     c.stop_all()
 
 
+@pytest.fixture(scope="module")
+def receiver():
+    """A real webhook receiver (``tests.support.receiver``) for the module's workers."""
+    from tests.support.receiver import Receiver
+
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
 #: User property under which a test reports how many generated cases it ran
 #: (tests/e2e/test_schemathesis.py); the total is printed at the end of the run.
 CASES_PROPERTY = "schemathesis_cases"

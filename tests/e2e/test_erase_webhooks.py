@@ -21,18 +21,10 @@ from app.harness.net import http
 from app.observability import audit
 from tests.conftest import ADMIN, API_KEYS, READ
 from tests.support.cluster import poll
-from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "plain-secret-0123456789"
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def hooks_env(receiver, attempts: int) -> dict:

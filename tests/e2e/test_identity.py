@@ -16,7 +16,6 @@ import pytest
 from app.auth.identity import identity_hash
 from app.harness.net import http
 from tests.conftest import API_KEYS, INGEST, READ
-from tests.e2e.test_webhooks import Receiver
 from tests.support.cluster import Cluster, poll
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +25,6 @@ HASH = "X-Persona-Identity-Hash"
 
 def signed(cid: str) -> str:
     return identity_hash(SECRET.encode(), cid)
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,9 @@ import pytest
 from app.harness.net import http
 from tests.conftest import API_KEYS, INGEST, READ
 from tests.support.cluster import Cluster, poll
-from tests.support.receiver import Receiver
 from tests.support.segment import check_profile, dead_letters, journey, segment_calls
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")

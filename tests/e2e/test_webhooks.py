@@ -20,7 +20,6 @@ from app.harness.cluster import ROOT
 from app.harness.net import http
 from tests.conftest import ADMIN, READ
 from tests.support.cluster import poll
-from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -46,13 +45,6 @@ def deliveries(calls: list[dict]) -> dict:
     for c in calls:
         out[c["body"]].append(c)
     return out
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")
