@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.harness.net import http
 from tests.conftest import ADMIN, API_KEYS, INGEST, READ
-from tests.e2e.test_webhooks import Receiver
 from tests.support.builders import view_add_buy
 from tests.support.cluster import poll
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
