@@ -1,8 +1,8 @@
 """Recommendations: a pure ranking over the customer's session and profile.
 
 Products: items the customer showed interest in but has not bought, scored by
-signal strength (open cart line 5, viewed this session 3, viewed before 1) and
-recency. Categories: the decayed profile affinity plus this session's views.
+signal strength (an open cart line scores 5, a view in the current visit 3, an
+earlier view 1) and recency. Categories: the decayed profile affinity plus this session's views.
 It is a transparent re-engagement ranking, not a collaborative-filtering model.
 """
 from __future__ import annotations

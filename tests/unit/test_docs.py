@@ -123,7 +123,7 @@ def test_the_link_check_can_fail(tmp_path):
 #: HTML pages are not read: their ``#555`` are colours.
 TRACKER = re.compile(
     r"\b(?:issue|work[- ]?log(?: entry)?|work session|session|stop|round)s?\s+#\d+"
-    r"|\bissues?\s+\d+\b|\bwork[- ]?log\b|\bwork session\b"
+    r"|\bissues?\s+\d+\b|\bsessions?[ \t]+\d+\b(?![ \t]*m?s\b)|\bwork[- ]?log\b|\bwork session\b"
     r"|(?<![\w&\"])(?<!entry )(?<!entries )(?<!key )(?<!and )#\d+\b")
 UPSTREAM = re.compile(r"(?:faust-streaming|aiokafka|mode-streaming|apache/kafka|KAFKA-)"
                       r"[^()\n]{0,12}#\d+(?:, #\d+)*")
@@ -150,5 +150,7 @@ def test_no_tracked_file_cites_a_tracker_or_session_number():
 def test_the_tracker_check_can_fail():
     assert tracker_refs("as decided in issue 24") == ["issue 24"]
     assert tracker_refs("see the work log") == ["work log"]
+    assert tracker_refs("as measured in session 23") == ["session 23"]
+    assert tracker_refs("a group session 10 s long") == []  # a duration, not a reference
     assert tracker_refs("fixed in #42") == ["#42"]
     assert tracker_refs("faust-streaming #187, #514; entry #1; PKCS#8") == []

@@ -39,8 +39,8 @@ def view_at(ts):
 
 
 def test_examples():
-    events = [view_at(T0), view_at(T0 + 10 * MIN),  # session 1: 10 min
-              view_at(T0 + 2 * DAY), buy(T0 + 2 * DAY + 5 * MIN, "o1"),  # session 2: 5 min
+    events = [view_at(T0), view_at(T0 + 10 * MIN),  # first visit: 10 min
+              view_at(T0 + 2 * DAY), buy(T0 + 2 * DAY + 5 * MIN, "o1"),  # second visit: 5 min
               buy(T0 + 30 * DAY, "o2", 5.0, "USD"), buy(T0 + 92 * DAY, "o3", 2.5)]
     got = ps.view(fold(events)[1])["kpis"]
     assert got == {"engagement_time_s": 900.0,

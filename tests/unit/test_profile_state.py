@@ -87,9 +87,9 @@ def test_empty_spend_view():
 
 def test_sessions_purchase_sessions_conversion():
     gap = IDLE + 1
-    p = fold([view_ev(ts=T0), buy(T0 + 1, "o1"), buy(T0 + 2, "o2"),   # session 1: bought
-              view_ev(ts=T0 + 2 + gap),                                  # session 2
-              view_ev(ts=T0 + 3 + 2 * gap), buy(T0 + 4 + 2 * gap, "o3")])  # session 3: bought
+    p = fold([view_ev(ts=T0), buy(T0 + 1, "o1"), buy(T0 + 2, "o2"),   # first visit: bought
+              view_ev(ts=T0 + 2 + gap),                                  # second visit
+              view_ev(ts=T0 + 3 + 2 * gap), buy(T0 + 4 + 2 * gap, "o3")])  # third visit: bought
     v = ps.view(p)
     assert v["sessions"] == 3 and v["sessions_with_purchase"] == 2
     assert v["conversion_rate"] == round(2 / 3, 4)

@@ -35,8 +35,8 @@ def test_a_day_of_one_customer():
               ev("cart_add", T0 + MIN, product_id="p1", price=19.99),        # cart opened
               buy(T0 + 2 * MIN, "o1", 19.99),                                  # converted
               ev("cart_add", T0 + 3 * MIN, product_id="p2", price=5.0),       # paid: not open
-              ev("cart_add", T0 + 2 * IDLE, product_id="p3", price=0.1),      # session 2, open
-              ev("product_view", T0 + 4 * IDLE, product_id="p1"),             # session 3: abandoned
+              ev("cart_add", T0 + 2 * IDLE, product_id="p3", price=0.1),      # second visit, open
+              ev("product_view", T0 + 4 * IDLE, product_id="p1"),             # third visit: abandoned
               buy(T0 + 4 * IDLE + MIN, "o2", 0.1, "USD"),
               buy(T0 + 4 * IDLE + MIN, "o2", 0.1, "USD", event_id="again"),  # same order
               ]
