@@ -30,7 +30,6 @@ whose logged and later events are forwarded to the customer with the outbox.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 
@@ -44,28 +43,12 @@ from app.main import app
 from app.observability import metrics
 from app.rules.events import InvalidEvent, key_of, parse
 from app.settings import settings
-from app.topics import events_dlq, events_topic, partition_of, webhook_deliveries
+from app.topics import dlq_record, events_dlq, events_topic, partition_of, webhook_deliveries
 from tables import erasures
 from tables.profiles import profiles
 from tables.sessions import sessions
 
 log = logging.getLogger(__name__)
-
-
-def dlq_record(raw: bytes, reason: str, errors: dict, message) -> bytes:
-    try:
-        text, encoding = raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
-    return orjson.dumps({
-        "reason": reason,
-        "errors": errors,
-        "raw": text,
-        "raw_encoding": encoding,
-        "source": {"topic": message.topic, "partition": message.partition,
-                   "offset": message.offset},
-        "failed_at": int(time.time() * 1000),
-    })
 
 
 def misrouted(message, customer_id: str) -> bool:
@@ -97,7 +80,9 @@ async def dead_letter(event, reason: str, errors: dict) -> None:
     log.info("dead-lettering event at %s[%s]@%s: %s", message.topic, message.partition,
              message.offset, reason)
     await events_dlq.send(key=message.key,
-                          value=dlq_record(event.value, reason, errors, message))
+                          value=dlq_record(event.value, reason, errors, {
+                              "topic": message.topic, "partition": message.partition,
+                              "offset": message.offset}, int(time.time() * 1000)))
 
 
 # A 500-event batch takes ~80 ms of CPU: hand the loop to the web views (and heartbeats)

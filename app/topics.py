@@ -12,7 +12,10 @@ what is kept does not depend on whose cluster it is: changelogs are Faust's
 (``compact``; windowed KPI tables ``compact,delete`` with their expiry as retention).
 """
 import asyncio
+import base64
 from datetime import timedelta
+
+import orjson
 
 from app.consistency.shadow import own_topic
 from app.main import TOPIC_CONFIG, app
@@ -49,6 +52,18 @@ events_topic = _raw_topic("events", settings.partitions, "events")
 
 #: Events that failed validation: {"reason", "errors", "raw" (original bytes, utf-8 or base64)}.
 events_dlq = _raw_topic(own_topic("events-dlq", settings.shadow), 1, "events-dlq")
+
+
+def dlq_record(raw: bytes, reason: str, errors: dict, source: dict, now_ms: int) -> bytes:
+    """One ``events-dlq`` record: why, the field errors, the raw bytes (UTF-8 text when they
+    are, else base64) and where they came from (a topic position, or an HTTP request)."""
+    try:
+        text, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    return orjson.dumps({"reason": reason, "errors": errors, "raw": text,
+                         "raw_encoding": encoding, "source": source, "failed_at": now_ms},
+                        option=orjson.OPT_NON_STR_KEYS)
 
 #: Webhook outbox: one delivery request per (trigger, subscription); key = customer_id, JSON
 #: value (see app/webhooks/formats.py). Written by agents/customers.py, consumed by

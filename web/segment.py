@@ -29,7 +29,7 @@ from app.observability import metrics
 from app.rules.events import key_of
 from app.rules.segment import INVALID, STORED, call_label, convert
 from app.settings import settings
-from app.topics import events_dlq
+from app.topics import dlq_record, events_dlq
 from web import ratelimit
 from web.auth import KEY_ID_KEY, SCOPES_KEY, UNAUTHORIZED
 from web.ingest import RETRY_AFTER_S, Reject, cors_headers, produce, read_capped, too_many
@@ -55,12 +55,10 @@ def count(calls: list, outcomes: list) -> None:
 
 
 def dead_letter(call, reason: str, errors: dict, path: str, index: int, now_ms: int) -> bytes:
-    """An ``events-dlq`` record as the customers agent writes them; ``source`` says which
-    request and call it was instead of a topic position."""
-    return orjson.dumps({"reason": reason, "errors": errors,
-                         "raw": orjson.dumps(call).decode(), "raw_encoding": "utf-8",
-                         "source": {"http": f"/segment/v1/{path}", "index": index},
-                         "failed_at": now_ms}, option=orjson.OPT_NON_STR_KEYS)
+    """An ``events-dlq`` record like the customers agent's; ``source`` names the request and
+    the call instead of a topic position."""
+    return dlq_record(orjson.dumps(call, option=orjson.OPT_NON_STR_KEYS), reason, errors,
+                      {"http": f"/segment/v1/{path}", "index": index}, now_ms)
 
 
 async def authenticate(request, data=None) -> None:
