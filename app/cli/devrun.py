@@ -15,24 +15,31 @@ import time
 import orjson
 
 from app import harness
-from app.cli import otto
-from app.cli.replay import replay
+from app.cli import logread, otto
+from app.cli.replay import _bootstrap, replay
+from app.consistency.shadow import LIVE_APP_ID
 from app.harness.cluster import ROOT, Broker, Worker
-from app.harness.net import get_json, port_open
+from app.harness.net import port_open
 from app.settings import load
 
 DEMO_KEY = "demo-key-for-make-run"
+EVENTS = "events"
 
 
-def applied(profile_url: str, key: str, timeout: float = 60.0) -> None:
-    """Wait until the worker has applied the replay (the buyer's profile shows the purchase),
-    so the commands printed next answer at once instead of a 404."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, body = get_json(profile_url, key)
-        if status == 200 and body.get("event_counts", {}).get("purchase"):
-            return
-        time.sleep(0.2)
+async def applied(broker_url: str, compat: bool, timeout: float = 60.0) -> None:
+    """Wait until the worker has applied (and committed) every replayed event, so the
+    commands printed next answer with the whole sample at once, not a part of it or a 404."""
+    bootstrap = _bootstrap(broker_url)
+    consumer = logread.reader(bootstrap)
+    await consumer.start()
+    try:
+        ends = await logread.end_offsets(consumer, bootstrap, EVENTS, compat)
+    finally:
+        await consumer.stop()
+    try:
+        await logread.wait_committed(bootstrap, LIVE_APP_ID, EVENTS, ends, timeout)
+    except TimeoutError:  # the URLs are still worth printing; the worker log says why
+        print(f"the worker has not applied the replay within {timeout:.0f}s", flush=True)
 
 
 def main() -> None:
@@ -91,7 +98,7 @@ def main() -> None:
     buyer = next(e["customer_id"] for e in events if e["type"] == "purchase")
     key = env["PERSONA_API_KEYS"].split(":", 1)[0]
     url = worker.url
-    applied(f"{url}/v1/customers/{buyer}/profile", key)
+    asyncio.run(applied(settings.broker_url, settings.local_broker_compat))
     print(f"""
 replayed {n} real shopper events (OTTO sample) into 'events'.
 

@@ -11,10 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from app.cli.otto import load_sample
 from app.harness import free_port
 from app.harness.cluster import ROOT
 from app.harness.net import http
@@ -70,7 +72,10 @@ def test_make_run_serves_the_sample_and_ctrl_c_stops_it_clean(kind, tmp_path):
         profile = next(ln for ln in seen if ln.strip().startswith("profile:")).split()
         key, url = profile[5].rstrip("'"), profile[-1]
         status, body = http("GET", url, key)
-        assert status == 200 and body["event_counts"], (status, body)
+        # Printed once the whole replay is applied: the customer's counts are the sample's.
+        cid = url.rsplit("/", 2)[-2]
+        want = Counter(e["type"] for e in load_sample() if e["customer_id"] == cid)
+        assert status == 200 and body["event_counts"] == dict(want), (status, body, want)
         assert http("GET", url)[0] == 401
         assert processes_mentioning(f"--web-port {web}")  # the worker runs
 
