@@ -35,14 +35,17 @@ still sent (and acknowledged) per batch, before its states enter the overlays.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from agents.flush_schedule import ALL, FlushSchedule
 from app.consistency import failpoints
-from app.kafka import fastpath
-from app.kafka.internals import as_current_event, drain_producer, hold, release
+from app.kafka import fastpath, fenced
+from app.kafka.internals import abandon, as_current_event, drain_producer, hold, release
 from app.observability import metrics
 from tables.documents import cache_of, encode, overlay_of
+
+log = logging.getLogger(__name__)
 
 #: A value that leaves the key's entry in that table as it is.
 KEEP = object()
@@ -90,8 +93,10 @@ class WriteBack:
         metrics.PENDING.set(sum(map(len, held.values())))
         self.schedule.changed(started, time.monotonic())
 
-    def forget(self) -> None:
-        """Drop everything not flushed yet, without acking (tests reset with this)."""
+    def forget(self) -> list:
+        """Drop everything not flushed yet, without acking (tests reset with this); returns
+        the held messages."""
+        held = [m for messages in self.held.values() for m in messages]
         for layer in self.layers:
             for values in layer:
                 values.clear()
@@ -102,6 +107,22 @@ class WriteBack:
         self.drop_caches()
         if self.first is not None:
             self.first.forget()
+        return held
+
+    def abandon(self, taken: list, why: Exception) -> None:
+        """The write lease ended while the group changes (``app.kafka.fenced``): drop every
+        value not written and forget the held events without acking them, so no offset
+        past the last written state is committed and the next owner applies them again.
+        The local store may be ahead of the changelog, as after a crash (see above)."""
+        for _, flushing in self.layers:
+            flushing.clear()
+        messages = taken + self.forget()
+        abandon(self.app, messages)
+        metrics.ABANDONED.inc(len(messages))
+        metrics.PENDING.set(0)
+        log.warning("write-back: %s; dropped the unwritten state of %d events (not "
+                    "committed: the partitions' next owner applies them again)", why,
+                    len(messages))
 
     def full(self) -> bool:
         """``max_keys`` customers wait: the agent flushes before its next batch."""
@@ -123,15 +144,22 @@ class WriteBack:
         changelog durable, release their events."""
         async with self.lock:
             started = time.perf_counter()
-            self.schedule.flushing(partitions, time.monotonic())
-            events, held, stamps = self.take(partitions)
-            if self.first is not None:
-                await self.first.write(self.app, *self.first.take(partitions))
-                failpoints.hit("flush.after_kpis")
-            if self.bulk():
-                written = await self.write_bulk(events)
-            else:
-                written = await self.write_each(events)
+            bulk, held = self.bulk(), []
+            try:
+                if bulk:  # nothing enters the store unless the write lease holds
+                    await fenced.wait_lease(self.app)
+                self.schedule.flushing(partitions, time.monotonic())
+                events, held, stamps = self.take(partitions)
+                if self.first is not None:
+                    await self.first.write(self.app, *self.first.take(partitions))
+                    failpoints.hit("flush.after_kpis")
+                if bulk:
+                    written = await self.write_bulk(events)
+                else:
+                    written = await self.write_each(events)
+            except fenced.Fenced as exc:
+                self.abandon(held, exc)
+                return 0
             await changelog_durable(self.app)
             failpoints.hit("flush.after_changelog")
             release(self.app, held)

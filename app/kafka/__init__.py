@@ -9,6 +9,8 @@ private APIs, in one place, pinned to versions.
 - ``restore``: bulk restore of active changelog partitions (RocksDB store);
 - ``fastpath``: bulk table writes (RocksDB WriteBatch + changelog records) for the
   customers agent's write-back flush;
+- ``fenced``: the changelog producer those records go through, which delivers them within
+  the write lease or never (no late writes from a worker cut off from the brokers);
 - ``consume``: Faust's consumer loop without a task per message when none has to wait;
 - ``fetch``: the worker consumer's fetch wait (Faust hard-codes 1500 ms);
 - ``topic_check``: existing topics' partition counts (refuse) and replication (warn).
@@ -17,7 +19,8 @@ private APIs, in one place, pinned to versions.
 ones written for, the worker refuses to start (one line, exit status 2) unless the operator
 sets ``PERSONA_ALLOW_UNTESTED_VERSIONS=1``; then it logs an error, keeps the two race
 workarounds, the group-contact clock and the broker shim, and leaves the speed-only paths (``restore``,
-``consume``, ``fastpath``, ``fetch``) off, so Faust's own generic paths do that work.
+``consume``, ``fastpath``, ``fetch``) off, so Faust's own generic paths do that work; with
+them the write lease (``fenced``) is off too, and the docs say so.
 """
 from __future__ import annotations
 
@@ -67,6 +70,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
         consume,
         contact,
         fastpath,
+        fenced,
         fetch,
         restore,
         topic_check,
@@ -87,6 +91,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
         topic_check.install(partitions)  # existing topics must match PERSONA_PARTITIONS
     fastpath.ENABLED = tested
     if tested:
+        fenced.install()  # changelog records reach the broker within the write lease, or never
         restore.install()  # getmany + WriteBatch instead of one event per changelog record
         consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
         fetch.install(fetch_max_wait_ms, fetch_min_bytes)  # Faust hard-codes them

@@ -18,18 +18,27 @@ context) take Faust's own path.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Iterable, Optional
 
 import rocksdict
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
+
+from app.kafka import fenced
+
+log = logging.getLogger(__name__)
 
 #: Records appended per loop step (a flush sends thousands).
 YIELD_EVERY = 500
 #: Bytes of one changelog record batch: well under the broker's message size limit (Kafka's
 #: default ``message.max.bytes`` is 1 MB), big enough for ~50 documents per request.
 BATCH_BYTES = 256 * 1024
+#: Sent again after these, besides aiokafka's retriable errors (an expired batch, a lost link).
+RETRIED = (KafkaTimeoutError, KafkaConnectionError)
+RETRY_BACKOFF_S = 0.2
 #: Off when ``app.kafka.install`` found untested Faust/aiokafka versions (operator override).
 ENABLED = True
 
@@ -88,26 +97,27 @@ async def send_changelog(app, table, records: list) -> Optional[dict]:
     (``max_batch_size``), one or two documents. A flush of 10 s of changes sent that way
     took ~2 s of the worker's one core and stalled the agent (freshness).
     A batch's records get consecutive offsets from its base offset (the broker's answer).
+
+    They go through the changelog producer (``app.kafka.fenced``), one batch at a time per
+    partition, each handed over only while the write lease holds. A batch that fails (its
+    short request timeout during a broker's failover) is sent again with the rest of its
+    partition's records once the lease holds: the same values again, harmless. Raises
+    ``fenced.Fenced`` when the lease ended and the group is changing.
     """
     if not records:
         return {}
     topic = table.changelog_topic.get_topic_name()
-    producer = aiokafka_producer(app)
+    producer = await fenced.producer(app)
     by_partition: dict = {}
     for key, value, partition in records:
         by_partition.setdefault(partition, []).append((key, value))
-    sent = await asyncio.gather(*(_send_partition(producer, topic, partition, recs)
+    sent = await asyncio.gather(*(_send_partition(app, producer, topic, partition, recs)
                                   for partition, recs in by_partition.items()))
     last = {partition: offset for partition, offset in sent}
     store = table.data
     for partition, offset in last.items():
         store.set_persisted_offset(TP(topic, partition), offset)
     return last
-
-
-def aiokafka_producer(app):
-    """The aiokafka producer under Faust's (``Producer._ensure_producer``)."""
-    return app.producer._ensure_producer()
 
 
 def new_batch(producer) -> BatchBuilder:
@@ -123,20 +133,37 @@ async def _submit(producer, batch, topic: str, partition: int) -> tuple:
     return await producer.send_batch(batch, topic, partition=partition), batch.record_count()
 
 
-async def _send_partition(producer, topic: str, partition: int, records: list) -> tuple:
-    """(partition, offset of its last record): every record in as few batches as fit."""
-    pending = []  # (future of a batch, records in it)
+async def _send_partition(app, producer, topic: str, partition: int, records: list) -> tuple:
+    """(partition, offset of its last record), sent again from its first record after a
+    failed batch."""
+    while True:
+        try:
+            return partition, await _send_once(app, producer, topic, partition, records)
+        except KafkaError as exc:
+            if not (exc.retriable or isinstance(exc, RETRIED)):
+                raise
+            log.warning("changelog %s[%s]: %r; sending its %d records again", topic,
+                        partition, exc, len(records))
+            await asyncio.sleep(RETRY_BACKOFF_S)
+
+
+async def _send_once(app, producer, topic: str, partition: int, records: list) -> int:
+    """Every record in as few batches as fit, each submitted once the one before is
+    acknowledged and the lease holds (so none waits in the accumulator past its check)."""
+    offset = -1
     batch = new_batch(producer)
     for i, (key, value) in enumerate(records):
         if batch.append(timestamp=None, key=key, value=value) is None:  # full: send it
-            pending.append(await _submit(producer, batch, topic, partition))
+            offset = max(offset, await _deliver(app, producer, batch, topic, partition))
             batch = new_batch(producer)
             batch.append(timestamp=None, key=key, value=value)  # a first record always fits
         if i % YIELD_EVERY == YIELD_EVERY - 1:  # let the agent and reads run
             await asyncio.sleep(0)
-    pending.append(await _submit(producer, batch, topic, partition))
-    offset = -1
-    for future, count in pending:
-        meta = await future
-        offset = max(offset, meta.offset + count - 1)
-    return partition, offset
+    return max(offset, await _deliver(app, producer, batch, topic, partition))
+
+
+async def _deliver(app, producer, batch, topic: str, partition: int) -> int:
+    await fenced.wait_lease(app)
+    future, count = await _submit(producer, batch, topic, partition)
+    meta = await future
+    return meta.offset + count - 1

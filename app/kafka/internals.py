@@ -16,6 +16,7 @@ from typing import Iterator, Optional
 from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event
 from faust.types import TP
+from mode.utils.futures import notify
 
 
 @contextlib.contextmanager
@@ -63,6 +64,17 @@ def release(app, messages) -> None:
     for message in messages:
         if message.ack(consumer):
             on_message_out(message.tp, message.offset, message)
+
+
+def abandon(app, messages) -> None:
+    """Forget held ``messages`` without acking them: their offsets are never committed by
+    this worker (the next owner reads them again), and Faust's rebalance stops waiting for
+    them (``Consumer.wait_empty`` loops while its private ``_unacked_messages`` has any)."""
+    consumer = app.consumer
+    unacked = consumer._unacked_messages
+    for message in messages:
+        unacked.discard(message)
+    notify(consumer._waiting_for_ack)
 
 
 async def drain_producer(producer) -> None:

@@ -192,6 +192,10 @@ CHANGELOG_RECORDS = Counter("persona_changelog_records", "changelog records sent
                             "write-back flush, per table", ["table"], registry=REGISTRY)
 PENDING = Gauge("persona_writeback_pending_events", "events applied in memory (readable) "
                 "whose offsets wait for the next flush", registry=REGISTRY)
+ABANDONED = Counter("persona_writeback_abandoned_events", "events whose state this worker "
+                    "dropped unwritten because its write lease ended during a rebalance (not "
+                    "committed: the partition's next owner applies them again)",
+                    registry=REGISTRY)
 REBALANCES = Counter("persona_rebalances", "rebalances this worker took part in",
                      registry=REGISTRY)
 WORKER = WorkerState()

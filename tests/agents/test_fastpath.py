@@ -7,14 +7,16 @@ delete, and the persisted changelog offset (once per partition, the last one).
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.record.default_records import DefaultRecordBatch
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
-from app.kafka import fastpath
+from app.kafka import contact, fastpath, fenced
 from app.main import app
 from tables.profiles import profiles
 
@@ -78,7 +80,7 @@ async def test_send_changelog_sends_record_batches_and_persists_the_last_offsets
             base[partition] += len(records)
             return fut
 
-    fake_app = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=Producer))
+    fake_app = leased_app(monkeypatch, Producer())
     table = SimpleNamespace(data=store, changelog_topic=profiles.changelog_topic)
     topic = profiles.changelog_topic.get_topic_name()
     records = [(f'"c{i}"'.encode(), None if i % 5 == 0 else b"x" * 60, 3 if i % 2 else 5)
@@ -92,6 +94,71 @@ async def test_send_changelog_sends_record_batches_and_persists_the_last_offsets
     assert last == {3: 109, 5: 509}
     assert store.persisted_offset(TP(topic, 3)) == 109
     assert store.persisted_offset(TP(topic, 5)) == 509
+
+
+def leased_app(monkeypatch, producer, rebalancing=False, contact_age=0.0):
+    """An app whose changelog producer is ``producer`` and whose last group contact was
+    ``contact_age`` seconds ago (10 s session: a 5 s write lease)."""
+    async def changelog_producer(app):
+        return producer
+
+    monkeypatch.setattr(fenced, "producer", changelog_producer)
+    monkeypatch.setattr(contact, "last", time.monotonic() - contact_age)
+    return SimpleNamespace(conf=SimpleNamespace(broker_session_timeout=10.0),
+                           rebalancing=rebalancing, should_stop=False)
+
+
+class FlakyProducer:
+    """Fails the first batch of partition 3 as an expired batch would, then answers."""
+    _message_accumulator = SimpleNamespace(_compression_type=0)
+
+    def __init__(self):
+        self.sent, self.failed = [], 0
+
+    async def send_batch(self, batch, topic, *, partition):
+        fut = asyncio.get_running_loop().create_future()
+        records = [r.key for r in DefaultRecordBatch(bytes(batch._build()))]
+        if partition == 3 and not self.failed:
+            self.failed += 1
+            fut.set_exception(KafkaTimeoutError())
+        else:
+            self.sent.append((partition, records))
+            fut.set_result(SimpleNamespace(offset=10 * len(self.sent)))
+        return fut
+
+
+async def test_a_failed_batch_sends_its_partition_again_once_the_lease_holds(store, monkeypatch):
+    monkeypatch.setattr(fastpath, "RETRY_BACKOFF_S", 0.0)
+    producer = FlakyProducer()
+    app_ = leased_app(monkeypatch, producer)
+    table = SimpleNamespace(data=store, changelog_topic=profiles.changelog_topic)
+    records = [(f'"c{i}"'.encode(), b"v", 3 if i % 2 else 5) for i in range(6)]
+    await fastpath.send_changelog(app_, table, records)
+    assert producer.failed == 1
+    assert sorted(producer.sent) == [(3, [b'"c1"', b'"c3"', b'"c5"']),
+                                     (5, [b'"c0"', b'"c2"', b'"c4"'])]
+
+
+async def test_no_batch_is_handed_over_past_the_lease_and_a_rebalance_then_fences(store,
+                                                                                 monkeypatch):
+    producer = FlakyProducer()
+    app_ = leased_app(monkeypatch, producer, rebalancing=True, contact_age=5.5)
+    table = SimpleNamespace(data=store, changelog_topic=profiles.changelog_topic)
+    with pytest.raises(fenced.Fenced, match="no group contact for 5.5 s"):
+        await fastpath.send_changelog(app_, table, [(b'"c1"', b"v", 5)])
+    assert producer.sent == [] and producer.failed == 0
+    assert store.persisted_offset(TP(profiles.changelog_topic.get_topic_name(), 5)) is None
+
+
+async def test_without_the_lease_a_flush_waits_for_contact_to_return(store, monkeypatch):
+    producer = FlakyProducer()
+    app_ = leased_app(monkeypatch, producer, contact_age=6.0)
+    table = SimpleNamespace(data=store, changelog_topic=profiles.changelog_topic)
+    sending = asyncio.ensure_future(fastpath.send_changelog(app_, table, [(b'"c1"', b"v", 5)]))
+    await asyncio.sleep(0.2)
+    assert not sending.done() and producer.sent == []
+    contact.mark(time.monotonic())  # a heartbeat accepted: the session had not expired
+    assert await asyncio.wait_for(sending, 2) == {5: 10}
 
 
 async def test_new_batch_uses_the_real_producers_compression_and_faust_hands_it_over():

@@ -1,5 +1,6 @@
-"""When the write-back flushes which partitions (``agents.flush_schedule``), and what a flush
-of some partitions takes from the write-back (``agents.writeback.WriteBack.take``)."""
+"""When the write-back flushes which partitions (``agents.flush_schedule``), what a flush
+of some partitions takes from the write-back (``agents.writeback.WriteBack.take``), and what
+a flush the write lease fenced leaves behind."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -9,6 +10,8 @@ import pytest
 from agents import writeback
 from agents.flush_schedule import ALL, IDLE_S, STALL_S, FlushSchedule
 from agents.writeback import KEEP, WriteBack
+from app.kafka import fenced
+from app.observability import metrics
 
 TICK = 0.05  # the flush task's check period (agents.customers.FLUSH_TICK_S)
 
@@ -143,3 +146,36 @@ def test_key_bound_rebalance_and_stop_flush_everything(wb):
     w.put("c2", ({"n": 1}, KEEP), message(1))
     w.put("c3", ({"n": 1}, KEEP), message(1))
     assert w.full() and w.due() is ALL
+
+
+@pytest.mark.parametrize("fenced_at", ["lease", "send"])
+async def test_a_fenced_flush_drops_every_unwritten_value_and_forgets_the_held_events_unacked(
+        wb, monkeypatch, fenced_at):
+    """Fenced before anything was taken (no lease) or while sending (the lease ended): either
+    way nothing more is written, every held message goes to ``abandon`` (not ``release``:
+    no offset of theirs may be committed) and the overlays are empty."""
+    app, w = wb
+    abandoned, released = [], []
+    monkeypatch.setattr(writeback, "abandon", lambda app_, messages: abandoned.extend(messages))
+    monkeypatch.setattr(writeback, "release", lambda app_, messages: released.extend(messages))
+    monkeypatch.setattr(WriteBack, "bulk", lambda self: True)
+
+    async def no_lease(app_):
+        if fenced_at == "lease":
+            raise fenced.Fenced("no group contact for 9.0 s (write lease 5.0 s)")
+
+    async def cut_off(self, events):
+        raise fenced.Fenced("no group contact for 5.5 s (write lease 5.0 s)")
+
+    monkeypatch.setattr(fenced, "wait_lease", no_lease)
+    monkeypatch.setattr(WriteBack, "write_bulk", cut_off)
+    e0, e1 = message(0, 5), message(1, 7)
+    w.put("c0", ({"n": 0}, None), e0)
+    w.put("c1", ({"n": 1}, KEEP), e1)
+    w.add_events([e0, e1])
+    before = metrics.ABANDONED._value.get()
+    assert await w.flush([1]) == 0
+    assert sorted(m.offset for m in abandoned) == [5, 7] and released == []
+    assert all(not newest and not flushing for newest, flushing in w.layers)
+    assert not w.held and not w.last_event and w.due() == []
+    assert metrics.ABANDONED._value.get() == before + 2

@@ -67,7 +67,7 @@ def test_the_null_metric_takes_any_labels_and_does_nothing():
 def test_every_metric_object_and_helper_is_switched():
     assert set(metrics_switch.REAL_METRICS) == {
         "EVENTS", "FRESHNESS", "BATCH_SIZE", "BATCH_SECONDS", "FLUSH_SECONDS", "GC_FULL_SECONDS",
-        "CHANGELOG_RECORDS", "PENDING", "REBALANCES", "WEBHOOKS", "WEBHOOK_LATENCY",
+        "CHANGELOG_RECORDS", "PENDING", "ABANDONED", "REBALANCES", "WEBHOOKS", "WEBHOOK_LATENCY",
         "WEBHOOK_ATTEMPTS", "HTTP_REQUESTS", "RATE_LIMITED", "HTTP_SECONDS", "SEGMENT_CALLS"}
 
 
