@@ -107,7 +107,7 @@ async def send_changelog(app, table, records: list) -> Optional[dict]:
     if not records:
         return {}
     topic = table.changelog_topic.get_topic_name()
-    producer = await fenced.producer(app)
+    producer = await _changelog_producer(app)
     by_partition: dict = {}
     for key, value, partition in records:
         by_partition.setdefault(partition, []).append((key, value))
@@ -118,6 +118,17 @@ async def send_changelog(app, table, records: list) -> Optional[dict]:
     for partition, offset in last.items():
         store.set_persisted_offset(TP(topic, partition), offset)
     return last
+
+
+async def _changelog_producer(app):
+    """The changelog producer, once it has started (tried again while the lease holds)."""
+    while True:
+        await fenced.wait_lease(app)
+        try:
+            return await fenced.producer(app)
+        except KafkaError as exc:
+            log.warning("changelog producer: %r; trying again", exc)
+            await asyncio.sleep(RETRY_BACKOFF_S)
 
 
 def new_batch(producer) -> BatchBuilder:

@@ -40,7 +40,8 @@ CLIENT_IDS: set = set()
 #: Lease poll while waiting for contact to return.
 POLL_S = 0.05
 _originals: dict = {}
-_producers: dict = {}  # app id -> (AIOKafkaProducer, its lock-free start future)
+_producers: dict = {}  # app id -> (AIOKafkaProducer, the future of its start)
+_stopping_connected: list = []  # app ids whose shutdown stops their changelog producer
 
 
 class Fenced(Exception):
@@ -67,7 +68,9 @@ async def wait_lease(app) -> None:
 
 async def producer(app) -> aiokafka.AIOKafkaProducer:
     """This app's changelog producer, started on first use (Faust's producer settings:
-    brokers, credentials, acks, compression; its own client id and timeouts)."""
+    brokers, credentials, acks, compression; its own client id and timeouts). A start that
+    fails (no broker reachable: the first flush may come during a cut) raises aiokafka's
+    error and is tried afresh on the next call."""
     entry = _producers.get(app.conf.id)
     if entry is None:
         faust_producer = app.producer
@@ -80,9 +83,17 @@ async def producer(app) -> aiokafka.AIOKafkaProducer:
                         enable_idempotence=False, transactional_id=None)
         made = aiokafka.AIOKafkaProducer(**settings)
         entry = _producers[app.conf.id] = (made, asyncio.ensure_future(made.start()))
-        app.on_before_shutdown.connect(_stop_on_shutdown)
+        if app.conf.id not in _stopping_connected:
+            app.on_before_shutdown.connect(_stop_on_shutdown)
+            _stopping_connected.append(app.conf.id)
     made, started = entry
-    await asyncio.shield(started)
+    try:
+        await asyncio.shield(started)
+    except Exception:
+        if _producers.get(app.conf.id) is entry:
+            del _producers[app.conf.id]
+            await made.stop()
+        raise
     return made
 
 

@@ -11,7 +11,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.record.default_records import DefaultRecordBatch
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
@@ -172,3 +172,33 @@ async def test_new_batch_uses_the_real_producers_compression_and_faust_hands_it_
     built = DefaultRecordBatch(bytes(batch._build()))
     assert built.compression_type == 1 and [(r.key, r.value) for r in built] == [(b"k", b"v" * 100)]
     assert type(app.producer).__name__ == "Producer" and callable(app.producer._ensure_producer)
+
+
+async def test_a_changelog_producer_that_cannot_start_is_started_afresh(store, monkeypatch):
+    """The first flush may come while no broker is reachable: the failed start is stopped
+    and forgotten, and the next try builds a new producer (it used to crash the worker)."""
+    monkeypatch.setattr(fastpath, "RETRY_BACKOFF_S", 0.0)
+    made = []
+
+    class Producer(FlakyProducer):
+        def __init__(self, **settings):
+            super().__init__()
+            self.settings, self.stopped = settings, False
+            made.append(self)
+
+        async def start(self):
+            if len(made) == 1:
+                raise KafkaConnectionError("Unable to bootstrap from [('10.0.0.1', 9092)]")
+
+        async def stop(self):
+            self.stopped = True
+
+    monkeypatch.setattr(fenced.aiokafka, "AIOKafkaProducer", Producer)
+    monkeypatch.setattr(fenced, "_producers", {})
+    monkeypatch.setattr(contact, "last", time.monotonic())
+    table = SimpleNamespace(data=store, changelog_topic=profiles.changelog_topic)
+    sent = await fastpath.send_changelog(app, table, [(b'"c1"', b"v", 5)])
+    assert sent == {5: 10} and len(made) == 2 and made[0].stopped and not made[1].stopped
+    assert made[1].settings["request_timeout_ms"] == int(fenced.lease(app).request_s * 1000)
+    assert made[1].settings["client_id"].endswith("-changelog")
+    assert made[1].sent == [(5, [b'"c1"'])]
