@@ -99,15 +99,16 @@ class Handoff:
         return rest
 
     async def put(self, consumer, unit: Unit) -> None:
-        queue = self.queue
-        while queue.qsize() >= MAX_UNITS:
+        """Queue ``unit`` and track it; given up (dropped) when the flow stops meanwhile, as
+        Faust's delivery is: a rebalance or a stop seeks back to the committed offsets."""
+        queue, suspend = self.queue, consumer.suspend_flow
+        while not suspend.is_set() and queue.qsize() >= MAX_UNITS:
             self.room.clear()
-            suspend = consumer.suspend_flow
-            if suspend.is_set():
-                return  # given up, as Faust's delivery is when the flow stops
             await consumer.wait_first(self.room.wait(), suspend.wait())
-            if suspend.is_set() or consumer.should_stop:
+            if consumer.should_stop:
                 return
+        if suspend.is_set():
+            return
         consumer._unacked_messages.add(unit)
         queue.put_nowait(unit)
 

@@ -53,8 +53,7 @@ def take(consumer, unit, n: int) -> tuple:
     unacked = consumer._unacked_messages
     unacked.add(span)
     if unit.taken >= len(records):  # the unit is all in spans now
-        unit.acked = True
-        unacked.discard(unit)
+        untrack(consumer, unit)
     return chunk, span
 
 
@@ -83,6 +82,13 @@ async def _from_handoff(app, hand, max_n: int, within_s: float) -> AsyncIterator
             unit = await hand.get()
         records, acks, deadline = [], [], None
         while True:
+            if consumer.suspend_flow.is_set():
+                # A rebalance or a stop: what is not taken yet is dropped as Faust clears its
+                # queues (fetched again from the committed offsets), so a large unit does not
+                # hold the rebalance up. Taken records still finish their batch.
+                untrack(consumer, unit)
+                unit = None
+                break
             chunk, span = take(consumer, unit, max_n - len(records))
             inbound[unit.tp] = time.monotonic()  # Faust's livelock check reads it
             records.extend(chunk)
@@ -101,7 +107,15 @@ async def _from_handoff(app, hand, max_n: int, within_s: float) -> AsyncIterator
                     unit = await asyncio.wait_for(hand.get(), remaining)
                 except asyncio.TimeoutError:
                     break
-        yield records, acks
+        if records:
+            yield records, acks
+
+
+def untrack(consumer, unit) -> None:
+    """``unit`` no longer stands in the consumer's unacked set: all its records are in spans,
+    or the rest is dropped (never acked, fetched again after the seek)."""
+    unit.acked = True
+    consumer._unacked_messages.discard(unit)
 
 
 def release(app, acks) -> None:

@@ -172,6 +172,26 @@ async def test_batches_cut_units_at_max_and_wait_within_for_more():
     await gen.aclose()
 
 
+async def test_when_the_flow_stops_the_rest_of_a_unit_is_dropped_not_taken():
+    consumer, _, _ = fake_consumer()
+    hand = handoff.Handoff(app, "events")
+    fake_app = SimpleNamespace(consumer=consumer, monitor=SimpleNamespace(stream_inbound_time={}))
+    await hand.put(consumer, handoff.Unit(EVENTS, [rec(i) for i in range(5)], 0))
+    gen = intake._from_handoff(fake_app, hand, 2, 0.01)
+    records, (span,) = await gen.__anext__()
+    assert [r.offset for r in records] == [0, 1]
+    consumer.suspend_flow.set()  # a rebalance: offsets 2-4 are fetched again after the seek
+    await hand.put(consumer, handoff.Unit(TP("events", 4), [rec(0, TP("events", 4))], 0))
+    later = asyncio.ensure_future(gen.__anext__())
+    await asyncio.sleep(0.02)
+    assert not later.done() and set(consumer._unacked_messages) == {span}  # only the taken
+    consumer.suspend_flow.clear()
+    await hand.put(consumer, handoff.Unit(EVENTS, [rec(9)], 9))
+    records, _ = await asyncio.wait_for(later, 1)
+    assert [r.offset for r in records] == [9]
+    await gen.aclose()
+
+
 def test_a_faust_message_held_by_a_reference_is_acked_on_release():
     """Faust's path (test context): take_events' ack drops one reference; release the other."""
     acked, out = [], []
