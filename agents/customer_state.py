@@ -30,11 +30,13 @@ class Pending:
     """One customer's state while a batch is applied; handed to the write-back at its end."""
 
     __slots__ = ("session", "profile", "record", "dirty_session", "dirty_profile", "erased",
-                 "marker")
+                 "marker", "partition", "key")
 
-    def __init__(self, cid: str, partition: int):
-        """``partition``: the customer's (its events' partition, checked by the agent).
-        ``record``: the customer's last record applied (the write-back's changelog partition)."""
+    def __init__(self, cid: str, partition: int, key: bytes = b""):
+        """``partition``, ``key``: the customer's partition and record key, as the agent
+        checked them on its first record of the batch (later ones with the same need no
+        check). ``record``: its last record applied (the write-back's changelog partition)."""
+        self.partition, self.key = partition, key
         self.session = read(sessions, cid, partition)
         self.profile = read(profiles, cid, partition)
         self.record = self.marker = None

@@ -107,17 +107,18 @@ async def process_batch(records: list, acks: list, idle_ms: int) -> None:
         try:
             ev = parse(record.value)
             cid = key_of(ev)  # the anonymous id for an alias
-            if misrouted(record, cid):
-                # Re-key: the copy lands in the customer's partition and is processed there
-                # (a shadow app leaves that to the live app and takes the live copy).
-                if not settings.shadow:  # its headers too: where it came in from
-                    await events_topic.send(key=cid.encode(), value=record.value,
-                                            headers=list(record.headers or ()))
-                outcomes.append((metrics.REKEYED, ev["type"], ""))
-                continue
-            p = pending.get(cid)
-            if p is None:
-                p = pending[cid] = Pending(cid, record.partition)
+            p = pending.get(cid)  # its first record of the batch was checked already
+            if p is None or record.partition != p.partition or record.key != p.key:
+                if misrouted(record, cid):
+                    # Re-key: the copy lands in the customer's partition, processed there
+                    # (a shadow app leaves that to the live app and takes the live copy).
+                    if not settings.shadow:  # its headers too: where it came in from
+                        await events_topic.send(key=cid.encode(), value=record.value,
+                                                headers=list(record.headers or ()))
+                    outcomes.append((metrics.REKEYED, ev["type"], ""))
+                    continue
+                if p is None:
+                    p = pending[cid] = Pending(cid, record.partition, record.key)
             handled, forwarded, conflict = aliases.handle(p, ev, record)
             if handled:  # an alias, or an event of a merged anonymous id
                 if conflict:
