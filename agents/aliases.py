@@ -31,8 +31,7 @@ def handle(p, ev: dict, message=None) -> tuple[bool, list, Optional[str]]:
     """``(handled here, events to forward, refusal)`` for one event and the pending state
     ``p`` of its partition key; ``handled`` False: apply the event as usual. A refusal is
     an alias conflict or a browser event refused for a merged id (``alias.follows``)."""
-    # Faust gives the record's timestamp in seconds; the rules keep milliseconds.
-    received = round(message.timestamp * 1000) if message is not None else None
+    received = message.timestamp if message is not None else None  # ms, as the rules keep
     if ev["type"] == ALIAS:
         profile, forwards, conflict = alias.on_alias(p.profile, ev, received)
         if profile is not p.profile:

@@ -29,14 +29,17 @@ SUBSCRIPTIONS = settings.webhooks  # validated by app.settings before the worker
 class Pending:
     """One customer's state while a batch is applied; handed to the write-back at its end."""
 
-    __slots__ = ("session", "profile", "event", "dirty_session", "dirty_profile", "erased",
-                 "marker")
+    __slots__ = ("session", "profile", "record", "dirty_session", "dirty_profile", "erased",
+                 "marker", "partition", "key")
 
-    def __init__(self, cid: str, partition: int):
-        """``partition``: the customer's (its events' partition, checked by the agent)."""
+    def __init__(self, cid: str, partition: int, key: bytes = b""):
+        """``partition``, ``key``: the customer's partition and record key, as the agent
+        checked them on its first record of the batch (later ones with the same need no
+        check). ``record``: its last record applied (the write-back's changelog partition)."""
+        self.partition, self.key = partition, key
         self.session = read(sessions, cid, partition)
         self.profile = read(profiles, cid, partition)
-        self.event = self.marker = None
+        self.record = self.marker = None
         self.dirty_session = self.dirty_profile = self.erased = False
 
 
@@ -48,15 +51,15 @@ class Pending:
 POS = reconcile.POS
 
 
-def applied_before(doc, message) -> bool:
+def applied_before(doc, record) -> bool:
     pos = doc.get(POS) if doc else None
-    return pos is not None and pos[0] == message.partition and message.offset <= pos[1]
+    return pos is not None and pos[0] == record.partition and record.offset <= pos[1]
 
 
 def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message) -> bool:
     """Apply one valid event to a customer's pending state (pure rules + triggers).
 
-    ``message`` (the Kafka record) tells a redelivery by position (``POS``). True if the
+    ``message`` (the Kafka record, ``app.kafka.intake``) tells a redelivery by position (``POS``). True if the
     event was a redelivery (by position or by its id in the profile): a no-op."""
     cid = ev["customer_id"]
     if ev["type"] == ERASE:  # its marker cancels earlier deliveries (tables/erasures.py)
@@ -112,7 +115,7 @@ def decided(p: Pending) -> tuple:
     Each document written is stamped with the position of the customer's last event,
     unless it holds a later one already (a redelivered batch rewrites, never moves back).
     A dirty None (an erase, or an aliased id's session) is deleted."""
-    message = getattr(p.event, "message", None)
+    message = p.record
     if message is not None:
         for doc, dirty in ((p.session, p.dirty_session), (p.profile, p.dirty_profile)):
             if dirty and doc is not None and not applied_before(doc, message):

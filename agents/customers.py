@@ -39,6 +39,7 @@ from agents import aliases, kpis
 from agents.customer_state import Pending, apply_event, decided
 from agents.writeback import WriteBack
 from app.consistency import applied
+from app.kafka import intake
 from app.main import app
 from app.observability import metrics
 from app.rules.events import InvalidEvent, key_of, parse
@@ -51,17 +52,17 @@ from tables.sessions import sessions
 log = logging.getLogger(__name__)
 
 
-def misrouted(message, customer_id: str) -> bool:
-    """True if the message is not in the partition its customer_id hashes to.
+def misrouted(record, customer_id: str) -> bool:
+    """True if the record is not in the partition its customer_id hashes to.
 
-    Tables write to the partition of the message being processed, and lookups go to
+    Tables write to the partition of the record being processed, and lookups go to
     the partition of the key, so both must agree.
     """
     key = customer_id.encode()
-    if message.key != key:
+    if record.key != key:
         return True
-    partition = partition_of(message.topic, key)
-    return partition is not None and partition != message.partition
+    partition = partition_of(record.topic, key)
+    return partition is not None and partition != record.partition
 
 
 async def to_outbox(records: list, forwards: list = ()) -> None:
@@ -75,14 +76,13 @@ async def to_outbox(records: list, forwards: list = ()) -> None:
         await asyncio.gather(*futures)
 
 
-async def dead_letter(event, reason: str, errors: dict) -> None:
-    message = event.message
-    log.info("dead-lettering event at %s[%s]@%s: %s", message.topic, message.partition,
-             message.offset, reason)
-    await events_dlq.send(key=message.key,
-                          value=dlq_record(event.value, reason, errors, {
-                              "topic": message.topic, "partition": message.partition,
-                              "offset": message.offset}, int(time.time() * 1000)))
+async def dead_letter(record, reason: str, errors: dict) -> None:
+    log.info("dead-lettering event at %s[%s]@%s: %s", record.topic, record.partition,
+             record.offset, reason)
+    await events_dlq.send(key=record.key,
+                          value=dlq_record(record.value, reason, errors, {
+                              "topic": record.topic, "partition": record.partition,
+                              "offset": record.offset}, int(time.time() * 1000)))
 
 
 # A 500-event batch takes ~80 ms of CPU: hand the loop to the web views (and heartbeats)
@@ -91,78 +91,87 @@ async def dead_letter(event, reason: str, errors: dict) -> None:
 YIELD_EVERY = 10
 
 
-async def process_batch(batch, idle_ms: int) -> None:
+async def process_batch(records: list, acks: list, idle_ms: int) -> None:
+    """Apply a batch of records (``app.kafka.intake``); ``acks`` acknowledge them once the
+    write-back's flush has made their states durable."""
     started = time.perf_counter()
     pending: dict[str, Pending] = {}
     outbox: list = []
     forwards: list = []  # events of merged anonymous ids, for the identified customer
     outcomes: list = []  # (outcome, type, reason) per event, counted once per batch
-    stamps: dict = {}  # partition -> Kafka timestamps of its events that reached the state
+    stamps: dict = {}  # partition -> Kafka timestamps (ms) of its events that reached the state
     kpi_items: list = []  # per event taken for a customer: its windowed-KPI contribution
-    for i, event in enumerate(batch):
+    for i, record in enumerate(records):
         if i % YIELD_EVERY == YIELD_EVERY - 1:
             await asyncio.sleep(0)
         try:
-            ev = parse(event.value)
+            ev = parse(record.value)
             cid = key_of(ev)  # the anonymous id for an alias
-            if misrouted(event.message, cid):
-                # Re-key: the copy lands in the customer's partition and is processed there
-                # (a shadow app leaves that to the live app and takes the live copy).
-                if not settings.shadow:  # its headers too: where it came in from
-                    await events_topic.send(key=cid.encode(), value=event.value,
-                                            headers=list(event.message.headers or ()))
-                outcomes.append((metrics.REKEYED, ev["type"], ""))
-                continue
-            p = pending.get(cid) or pending.setdefault(cid, Pending(cid, event.message.partition))
-            handled, forwarded, conflict = aliases.handle(p, ev, event.message)
+            p = pending.get(cid)  # its first record of the batch was checked already
+            if p is None or record.partition != p.partition or record.key != p.key:
+                if misrouted(record, cid):
+                    # Re-key: the copy lands in the customer's partition, processed there
+                    # (a shadow app leaves that to the live app and takes the live copy).
+                    if not settings.shadow:  # its headers too: where it came in from
+                        await events_topic.send(key=cid.encode(), value=record.value,
+                                                headers=list(record.headers or ()))
+                    outcomes.append((metrics.REKEYED, ev["type"], ""))
+                    continue
+                if p is None:
+                    p = pending[cid] = Pending(cid, record.partition, record.key)
+            handled, forwarded, conflict = aliases.handle(p, ev, record)
             if handled:  # an alias, or an event of a merged anonymous id
                 if conflict:
                     field = "anonymous_id" if ev["type"] == "alias" else "customer_id"
-                    await dead_letter(event, aliases.reason(ev), {field: [conflict]})
+                    await dead_letter(record, aliases.reason(ev), {field: [conflict]})
                 else:
                     forwards.extend(forwarded)
-                    p.event = event
+                    p.record = record
                 outcomes.append(aliases.outcome(ev, conflict))
                 continue
             before = p.session, p.profile
-            duplicate = apply_event(p, ev, idle_ms, outbox, event.message)
-            kpi_items.append(kpis.item(event, ev, before, p.session, p.profile, duplicate))
-            p.event = event
+            duplicate = apply_event(p, ev, idle_ms, outbox, record)
+            kpi_items.append(kpis.item(record, ev, before, p.session, p.profile, duplicate))
+            p.record = record
             outcomes.append((metrics.DUPLICATE if duplicate else metrics.APPLIED, ev["type"], ""))
-            message = event.message
-            stamped = stamps.get(message.partition)
+            stamped = stamps.get(record.partition)
             if stamped is None:
-                stamped = stamps[message.partition] = []
-            stamped.append(message.timestamp)
+                stamped = stamps[record.partition] = []
+            stamped.append(record.timestamp)
         except InvalidEvent as exc:
-            await dead_letter(event, exc.reason, exc.errors)
+            await dead_letter(record, exc.reason, exc.errors)
             outcomes.append(dead_lettered(exc.reason))
         except Exception as exc:  # a bug must not stall the partition: park the event
             log.exception("processing failed; dead-lettering the event")
-            await dead_letter(event, "processing failed", {"_error": [repr(exc)]})
+            await dead_letter(record, "processing failed", {"_error": [repr(exc)]})
             outcomes.append(dead_lettered("processing failed"))
     # Erase markers first (durable before anything else of the batch), then webhooks:
     # once the broker has them, a crash before the table writes only redelivers the
     # events, which fire the same triggers again (same webhook-id).
-    await erasures.remember([(p.marker, p.event) for p in pending.values() if p.marker])
+    await erasures.remember([(p.marker, p.record) for p in pending.values() if p.marker])
     await to_outbox(outbox, forwards)
     kpi_rows.add_batch(kpi_items)  # no await from here: rows and states enter together
     for cid, p in pending.items():
-        if p.event is not None:
-            state.put(cid, decided(p), p.event)
-    state.add_events(batch, stamps)  # acked once the next flush has made them durable
-    applied.applied.advance(batch)  # readable now: wakes reads waiting for these offsets
-    record_batch(outcomes, stamps, len(batch), started)
+        if p.record is not None:
+            state.put(cid, decided(p), p.record)
+    state.add_events(acks, stamps)  # acked once the next flush has made them durable
+    applied.applied.advance(acks)  # readable now: wakes reads waiting for these offsets
+    record_batch(outcomes, stamps, len(records), started)
 
 
 def dead_lettered(reason: str) -> tuple:
     return metrics.DEAD_LETTERED, metrics.dead_letter_type(reason), metrics.dlq_reason(reason)
 
 
+def seconds(stamps: dict) -> list:
+    """Kafka timestamps (ms) of ``{partition: [ms]}`` as epoch seconds."""
+    return [t / 1000 for times in stamps.values() for t in times if t is not None]
+
+
 def record_batch(outcomes: list, stamps: dict, size: int, started: float) -> None:
     """Per batch, not per event: one increment per label set, one histogram pass."""
     metrics.count_events(outcomes)  # a no-op with PERSONA_METRICS=off: no Counter built
-    metrics.FRESHNESS.observe_ages([t for times in stamps.values() for t in times], "readable")
+    metrics.FRESHNESS.observe_ages(seconds(stamps), "readable")
     metrics.BATCH_SIZE.observe(size)
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
@@ -203,9 +212,11 @@ async def flush_state() -> None:
 
 @app.agent(events_topic, concurrency=1)
 async def process_events(stream):
-    """Events in batches (up to BATCH_MAX or BATCH_WITHIN_S); acked after the flush."""
+    """Records in batches (up to BATCH_MAX or BATCH_WITHIN_S), a partition's fetched records
+    handed over at once (``app.kafka.intake``); acked after the flush."""
     idle_ms = settings.session_idle_ms
-    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-        await process_batch(batch, idle_ms)
+    async for records, acks in intake.batches(stream, settings.batch_max,
+                                              settings.batch_within_s):
+        await process_batch(records, acks, idle_ms)
         if state.full():  # else flush_state flushes while the agent goes on
             await state.flush_if_due()

@@ -41,14 +41,14 @@ from tables.kpis import horizon_ms, kpi_tables, layers, parse_key, table_key
 SWEEP_EVERY_S = 60.0
 
 
-def item(event, ev: dict, before: tuple, session, profile, duplicate: bool):
-    """What one taken event means for the rows: ``(event, ts, contribution or None)``;
+def item(record, ev: dict, before: tuple, session, profile, duplicate: bool):
+    """What one taken event means for the rows: ``(record, ts, contribution or None)``;
     None for commands (erase, session timeout), which count in no KPI."""
     if ev["type"] in (ERASE, SESSION_TIMEOUT):
         return None
     if duplicate or profile is None:
-        return event, ev["ts"], None
-    return event, ev["ts"], wk.contribution(before[0], session, before[1], profile, ev)
+        return record, ev["ts"], None
+    return record, ev["ts"], wk.contribution(before[0], session, before[1], profile, ev)
 
 
 class KpiRows:
@@ -57,7 +57,7 @@ class KpiRows:
     def __init__(self, tables=None):
         self.tables = kpi_tables if tables is None else tables
         self.newest, self.flushing = layers  # (window, partition, start ms) -> row
-        self.events: dict = {}  # partition -> its latest event (store and changelog partition)
+        self.events: dict = {}  # partition -> its latest record (store and changelog partition)
         self.last_sweep = time.monotonic()
 
     def current(self, key: tuple):
@@ -77,12 +77,12 @@ class KpiRows:
         for entry in items:
             if entry is None:
                 continue
-            event, ts, delta = entry
-            partition = event.message.partition
-            self.events[partition] = event
+            record, ts, delta = entry
+            partition = record.partition
+            self.events[partition] = record
             for window, (size_ms, _) in wk.WINDOWS.items():
                 key = (window, partition, wk.window_start(ts, size_ms))
-                groups.setdefault(key, []).append((event.message.offset, delta))
+                groups.setdefault(key, []).append((record.offset, delta))
         for key, contributions in groups.items():
             row = self.current(key)
             pos = row["_pos"] if row is not None else -1

@@ -2,13 +2,12 @@
 
 After each batch the agent puts every customer's new values into its tables' overlays
 (``tables.documents.overlays``, which every ``read`` consults before the store) and *holds*
-the batch's events (``app.kafka.internals.hold``): the stream's ack no longer marks their
-offsets committable. Each ``events`` partition is flushed on its own, when
-``agents.flush_schedule`` says (once its oldest change is ``PERSONA_FLUSH_INTERVAL_S`` old,
-the partitions' flushes spread evenly over the interval; all at once as soon as
-``PERSONA_FLUSH_MAX_KEYS`` customers wait, on quiet input, a rebalance or a shutdown). A
-flush of a set of partitions (their customers: a customer's events all come from its own
-partition):
+the batch's acks (``app.kafka.intake``): their offsets are not committable until released.
+Each ``events`` partition is flushed on its own, when ``agents.flush_schedule`` says (once
+its oldest change is ``PERSONA_FLUSH_INTERVAL_S`` old, the partitions' flushes spread evenly
+over the interval; all at once as soon as ``PERSONA_FLUSH_MAX_KEYS`` customers wait, on quiet
+input, a rebalance or a shutdown). A flush of a set of partitions (their customers: a
+customer's events all come from its own partition):
 
 1. moves their overlay values aside (reads still see those values until step 3);
 2. writes their ``first`` rows (the windowed KPI rows, ``agents/kpis.py``, per partition)
@@ -21,8 +20,8 @@ partition):
    overlay is dropped, so a read sees both new values or neither;
 3. moves the written values from the overlays into the tables' read caches
    (``tables.documents.ReadCache``, dropped on every rebalance), waits until the broker has
-   every changelog record, and only then releases those partitions' held events, so
-   Faust's next commit may move past them.
+   every changelog record, and only then releases those partitions' held acks
+   (``app.kafka.intake.release``), so Faust's next commit may move past them.
 
 A crash anywhere before step 3's release leaves those offsets uncommitted: the events are
 redelivered against the last flushed state (the store may be ahead of the changelog, as
@@ -41,7 +40,8 @@ import time
 from agents.flush_schedule import ALL, FlushSchedule
 from app.consistency import failpoints
 from app.kafka import fastpath, fenced
-from app.kafka.internals import abandon, as_current_event, drain_producer, hold, release
+from app.kafka.intake import abandon, events_in, release
+from app.kafka.internals import as_current_event, drain_producer
 from app.observability import metrics
 from tables.documents import cache_of, encode, overlay_of
 
@@ -53,7 +53,7 @@ YIELD_EVERY = 25
 
 
 class WriteBack:
-    """Changed keys of several tables since the last flush, and the events they came from."""
+    """Changed keys of several tables since the last flush, and the records they came from."""
 
     def __init__(self, app, tables, interval_s: float, max_keys: int, first=None):
         self.app, self.tables = app, tuple(tables)
@@ -61,42 +61,43 @@ class WriteBack:
         self.first = first
         self.interval_s, self.max_keys = interval_s, max_keys
         self.layers = [overlay_of(table) for table in self.tables]
+        self.newest = [newest for newest, _ in self.layers]  # one per table, as ``put`` takes
         self.caches = [cache_of(table) for table in self.tables]
-        self.last_event: dict = {}  # key -> its latest event (changelog partition)
-        self.held: dict = {}  # partition -> messages whose offsets wait for its flush
-        self.stamps: dict = {}  # partition -> Kafka timestamps of its held state changes
+        self.last_event: dict = {}  # key -> its latest record (changelog partition)
+        self.held: dict = {}  # partition -> acks (app.kafka.intake) waiting for its flush
+        self.stamps: dict = {}  # partition -> Kafka timestamps (ms) of its held state changes
         self.schedule = FlushSchedule(interval_s)
         self.lock = asyncio.Lock()
 
-    def put(self, key, values, event) -> None:
-        """``values``: one per table, a document, None (delete) or ``KEEP``."""
-        for (newest, _), value in zip(self.layers, values, strict=True):
+    def put(self, key, values, record) -> None:
+        """``values``: one per table, a document, None (delete) or ``KEEP``; ``record``: the
+        key's last record (its partition is the changelog's)."""
+        for newest, value in zip(self.newest, values, strict=True):
             if value is not KEEP:
                 newest[key] = value
-        self.last_event[key] = event
+        self.last_event[key] = record
 
-    def add_events(self, events, stamps=None) -> None:
-        """Hold ``events`` (their states are in the overlays) until their partition's
-        flush; ``stamps``: ``{partition: [Kafka timestamps]}`` of those that changed a
-        state, observed as freshness (durable) once flushed."""
-        hold(events)
+    def add_events(self, acks, stamps=None) -> None:
+        """Hold a batch's ``acks`` (``app.kafka.intake``: its states are in the overlays)
+        until their partition's flush releases them; ``stamps``: ``{partition: [Kafka
+        timestamps, ms]}`` of the records that changed a state, observed as freshness
+        (durable) once flushed."""
         held, started = self.held, []
-        for event in events:
-            message = event.message
-            messages = held.get(message.partition)
-            if messages is None:
-                messages = held[message.partition] = []
-                started.append(message.partition)
-            messages.append(message)
+        for ack in acks:
+            waiting = held.get(ack.partition)
+            if waiting is None:
+                waiting = held[ack.partition] = []
+                started.append(ack.partition)
+            waiting.append(ack)
         for partition, times in (stamps or {}).items():
             self.stamps.setdefault(partition, []).extend(times)
-        metrics.PENDING.set(sum(map(len, held.values())))
+        metrics.PENDING.set(sum(map(events_in, held.values())))
         self.schedule.changed(started, time.monotonic())
 
     def forget(self) -> list:
         """Drop everything not flushed yet, without acking (tests reset with this); returns
-        the held messages."""
-        held = [m for messages in self.held.values() for m in messages]
+        the held acks."""
+        held = [ack for acks in self.held.values() for ack in acks]
         for layer in self.layers:
             for values in layer:
                 values.clear()
@@ -116,13 +117,13 @@ class WriteBack:
         The local store may be ahead of the changelog, as after a crash (see above)."""
         for _, flushing in self.layers:
             flushing.clear()
-        messages = taken + self.forget()
-        abandon(self.app, messages)
-        metrics.ABANDONED.inc(len(messages))
+        acks = taken + self.forget()
+        abandon(self.app, acks)
+        dropped = events_in(acks)
+        metrics.ABANDONED.inc(dropped)
         metrics.PENDING.set(0)
         log.warning("write-back: %s; dropped the unwritten state of %d events (not "
-                    "committed: the partitions' next owner applies them again)", why,
-                    len(messages))
+                    "committed: the partitions' next owner applies them again)", why, dropped)
 
     def full(self) -> bool:
         """``max_keys`` customers wait: the agent flushes before its next batch."""
@@ -163,18 +164,19 @@ class WriteBack:
             await changelog_durable(self.app)
             failpoints.hit("flush.after_changelog")
             release(self.app, held)
-            metrics.PENDING.set(sum(map(len, self.held.values())))
-            metrics.FRESHNESS.observe_ages(stamps, "durable")
+            metrics.PENDING.set(sum(map(events_in, self.held.values())))
+            metrics.FRESHNESS.observe_ages([t / 1000 for t in stamps if t is not None],
+                                           "durable")
             metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
             return written
 
     def take(self, partitions) -> tuple:
         """No await: the keys of ``partitions`` move from the newest overlays to the
-        flushing ones, with their events and held messages. Returns ``({key: its last
-        event}, held messages, stamps)``."""
+        flushing ones, with their records and held acks. Returns ``({key: its last
+        record}, held acks, stamps)``."""
         if partitions is ALL:
             events, self.last_event = self.last_event, {}
-            held = [m for messages in self.held.values() for m in messages]
+            held = [ack for acks in self.held.values() for ack in acks]
             stamps = [t for times in self.stamps.values() for t in times]
             self.held, self.stamps = {}, {}
             for newest, flushing in self.layers:
@@ -183,8 +185,8 @@ class WriteBack:
             return events, held, stamps
         chosen = set(partitions)
         last_event = self.last_event
-        events = {key: event for key, event in last_event.items()
-                  if event.message.partition in chosen}
+        events = {key: record for key, record in last_event.items()
+                  if record.partition in chosen}
         for key in events:
             del last_event[key]
         held, stamps = [], []
@@ -211,7 +213,7 @@ class WriteBack:
         records, written = [], []
         for table, (_, flushing) in zip(self.tables, self.layers, strict=True):
             items = [(key, None if value is None else encode(value),
-                      events[key].message.partition) for key, value in flushing.items()]
+                      events[key].partition) for key, value in flushing.items()]
             records.append(fastpath.put_local(table, items))
             written.append(items)
         failpoints.hit("flush.after_local_write")

@@ -37,13 +37,13 @@ def cancelled(record: dict) -> bool:
 
 
 async def remember(markers: list) -> None:
-    """Store ``[(marker, event)]`` (never moving a marker back) and make them durable."""
+    """Store ``[(marker, record)]`` (never moving a marker back) and make them durable."""
     if not markers:
         return
-    for new, event in markers:
+    for new, record in markers:
         cid = new["customer_id"]
         kept = erasure.merged(marker_of(cid), new)
-        with as_current_event(event):
+        with as_current_event(record):
             erasures[cid] = encode(kept)
     producer = app.producer
     if producer.state == "running":  # Faust's agent test context has no producer

@@ -39,13 +39,13 @@ class Applied:
         self.targets: dict[int, int] = {}  # partition -> offset to apply before serving
         self.caught: set[int] = set()  # partitions caught up since their assignment
 
-    def advance(self, events: Iterable) -> None:
-        """Record a batch (Faust events with ``.message.partition/.offset``) as applied."""
+    def advance(self, acks: Iterable) -> None:
+        """Record a batch as applied: its acks (``.partition``, ``.offset``: the highest
+        offset each answers for; records will do too)."""
         tops: dict[int, int] = {}
-        for event in events:
-            message = event.message
-            if message.offset > tops.get(message.partition, NONE):
-                tops[message.partition] = message.offset
+        for ack in acks:
+            if ack.offset > tops.get(ack.partition, NONE):
+                tops[ack.partition] = ack.offset
         for partition, offset in tops.items():
             if offset > self.offsets.get(partition, NONE):
                 self.offsets[partition] = offset

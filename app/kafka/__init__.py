@@ -12,6 +12,8 @@ private APIs, in one place, pinned to versions.
 - ``fenced``: the changelog producer those records go through, which delivers them within
   the write lease or never (no late writes from a worker cut off from the brokers);
 - ``consume``: Faust's consumer loop without a task per message when none has to wait;
+- ``handoff``, ``intake``: the ``events`` topic's records to the customers agent a fetched
+  partition at a time, acked by offset ranges after the write-back's flush;
 - ``fetch``: the worker consumer's fetch wait (Faust hard-codes 1500 ms);
 - ``topic_check``: existing topics' partition counts (refuse) and replication (warn).
 
@@ -19,8 +21,8 @@ private APIs, in one place, pinned to versions.
 ones written for, the worker refuses to start (one line, exit status 2) unless the operator
 sets ``PERSONA_ALLOW_UNTESTED_VERSIONS=1``; then it logs an error, keeps the two race
 workarounds, the group-contact clock and the broker shim, and leaves the speed-only paths (``restore``,
-``consume``, ``fastpath``, ``fetch``) off, so Faust's own generic paths do that work; with
-them the write lease (``fenced``) is off too, and the docs say so.
+``consume``, ``handoff``, ``fastpath``, ``fetch``) off, so Faust's own generic paths do that
+work; with them the write lease (``fenced``) is off too, and the docs say so.
 """
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
         fastpath,
         fenced,
         fetch,
+        handoff,
         restore,
         topic_check,
         workarounds,
@@ -94,6 +97,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
         fenced.install()  # changelog records reach the broker within the write lease, or never
         restore.install()  # getmany + WriteBatch instead of one event per changelog record
         consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
+        handoff.install()  # events: a fetched partition per unit, not a Faust event per record
         fetch.install(fetch_max_wait_ms, fetch_min_bytes)  # Faust hard-codes them
     if local_broker_compat:
         broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)

@@ -16,19 +16,29 @@ from typing import Iterator, Optional
 from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event
 from faust.types import TP
-from mode.utils.futures import notify
+
+
+class _Current:
+    """What Faust reads of its current event when a table is written: ``.message``."""
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, record):
+        self.message = record
 
 
 @contextlib.contextmanager
-def as_current_event(event) -> Iterator[None]:
-    """Make ``event`` Faust's current event while the block writes to tables.
+def as_current_event(record) -> Iterator[None]:
+    """Make ``record`` (a Kafka record, ``app.kafka.intake``) Faust's current event's message
+    while the block writes to tables.
 
     A table write goes to the changelog partition of the *current* event (Faust reads
-    the private ``faust.streams._current_event`` context variable). A batch agent
-    writes a customer's state after the whole batch, when the current event is the
-    batch's last one: this points it at that customer's own last event.
+    the private ``faust.streams._current_event`` context variable and its
+    ``.message.partition``/``.topic``). A batch agent writes a customer's state after the
+    whole batch: this points it at that customer's own last record.
     """
-    token = _current_event.set(weakref.ref(event))
+    holder = _Current(record)
+    token = _current_event.set(weakref.ref(holder))
     try:
         yield
     finally:
@@ -42,39 +52,6 @@ def store_get(table, key) -> Optional[bytes]:
     a ``__contains__`` check, then the value); ``table.data`` is the store itself.
     """
     return table.data.get(key)
-
-
-def hold(events) -> None:
-    """Keep the stream's own ack of ``events`` from marking their offsets committable.
-
-    ``Stream.take_events`` acks a batch when the agent asks for the next one; an ack
-    only drops one reference of the message, and Faust's consumer commits an offset only
-    after the last reference is dropped (``Message.ack`` -> ``on_final_ack`` ->
-    ``Consumer.ack``). One more reference per message defers that to ``release``.
-    """
-    for event in events:
-        event.message.incref()
-
-
-def release(app, messages) -> None:
-    """Drop the references ``hold`` took (of the held events' ``message``s): the last one
-    acks the offset, as Faust does. Messages, not events: a caller keeps only these between
-    hold and release (fewer live objects for the garbage collector, ``app.observability.gc_policy``)."""
-    consumer, on_message_out = app.consumer, app.sensors.on_message_out
-    for message in messages:
-        if message.ack(consumer):
-            on_message_out(message.tp, message.offset, message)
-
-
-def abandon(app, messages) -> None:
-    """Forget held ``messages`` without acking them: their offsets are never committed by
-    this worker (the next owner reads them again), and Faust's rebalance stops waiting for
-    them (``Consumer.wait_empty`` loops while its private ``_unacked_messages`` has any)."""
-    consumer = app.consumer
-    unacked = consumer._unacked_messages
-    for message in messages:
-        unacked.discard(message)
-    notify(consumer._waiting_for_ack)
 
 
 async def drain_producer(producer) -> None:

@@ -243,10 +243,9 @@ async def test_a_batch_is_recorded_as_applied_once_reads_see_it(outbox):
     seen = []
     original = applied.advance
 
-    def advance(events):  # the state is readable when the position moves
-        seen.append(((read(profiles, "c1") or {}).get("counts"), max(
-            e.message.offset for e in events)))
-        original(events)
+    def advance(acks):  # the state is readable when the position moves
+        seen.append(((read(profiles, "c1") or {}).get("counts"), max(a.offset for a in acks)))
+        original(acks)
 
     applied.advance = advance
     try:

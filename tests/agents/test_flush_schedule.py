@@ -102,12 +102,12 @@ def test_urgent_flushes_everything():
 
 
 def message(partition, offset=0):
-    return SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset))
+    """A record and the ack of it (app.kafka.intake): what the write-back reads of both."""
+    return SimpleNamespace(partition=partition, offset=offset)
 
 
 @pytest.fixture
-def wb(monkeypatch):
-    monkeypatch.setattr(writeback, "hold", lambda events: None)
+def wb():
     app = SimpleNamespace(rebalancing=False, should_stop=False)
     tables = (SimpleNamespace(name="wb-take-a"), SimpleNamespace(name="wb-take-b"))
     w = WriteBack(app, tables, 10.0, 3)
@@ -122,14 +122,14 @@ def test_a_flush_of_some_partitions_takes_only_their_customers_and_events(wb):
     w.put("c1", ({"n": 1}, KEEP), e1)
     w.add_events([e0, e1], {0: [1.0], 1: [2.0]})
     events, held, stamps = w.take([1])
-    assert events == {"c1": e1} and held == [e1.message] and stamps == [2.0]
+    assert events == {"c1": e1} and held == [e1] and stamps == [2.0]
     (newest_a, flushing_a), (newest_b, flushing_b) = w.layers
     assert flushing_a == {"c1": {"n": 1}} and not flushing_b  # KEEP: nothing to write
     assert newest_a == {"c0": {"n": 0}} and newest_b == {"c0": None}
     assert w.last_event == {"c0": e0} and list(w.held) == [0]
     assert w.schedule.since.keys() == {0, 1}  # the schedule is told by flush(), not take()
     events, held, stamps = w.take(ALL)
-    assert events == {"c0": e0} and held == [e0.message] and stamps == [1.0]
+    assert events == {"c0": e0} and held == [e0] and stamps == [1.0]
     assert not newest_a and not newest_b and not w.held
 
 
@@ -175,7 +175,7 @@ async def test_a_fenced_flush_drops_every_unwritten_value_and_forgets_the_held_e
     w.add_events([e0, e1])
     before = metrics.ABANDONED._value.get()
     assert await w.flush([1]) == 0
-    assert sorted(m.offset for m in abandoned) == [5, 7] and released == []
+    assert sorted(ack.offset for ack in abandoned) == [5, 7] and released == []
     assert all(not newest and not flushing for newest, flushing in w.layers)
     assert not w.held and not w.last_event and w.due() == []
     assert metrics.ABANDONED._value.get() == before + 2

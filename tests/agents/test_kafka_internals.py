@@ -118,14 +118,11 @@ def test_store_get_reads_the_store_once_and_misses_as_none():
     profiles.data.clear()
 
 
-def test_as_current_event_is_faust_current_event_inside_the_block_only():
-    class Event:  # Faust keeps a weak reference, so a plain class instance
-        message = None
-
-    marker = Event()
+def test_as_current_event_makes_the_record_faust_current_message_inside_the_block_only():
+    record = SimpleNamespace(topic="events", partition=3, offset=9)
     before = faust.current_event()
-    with internals.as_current_event(marker):
-        assert faust.current_event() is marker
+    with internals.as_current_event(record):
+        assert faust.current_event().message is record  # what a table write reads
     assert faust.current_event() is before
 
 
@@ -225,31 +222,6 @@ def test_bulk_restore_consumer_uses_faust_brokers_credentials_and_tls():
     assert opts["sasl_plain_password"] == "p" and opts["ssl_context"] is not None
     conf.broker_credentials = None
     assert restore.consumer_settings(conf)["security_protocol"] == "PLAINTEXT"
-
-
-def test_hold_defers_the_final_ack_until_release():
-    """take_events' ack drops one reference; the consumer sees the ack only at release."""
-    from faust.types.tuples import ConsumerMessage
-
-    acked, out = [], []
-    message = ConsumerMessage("events", 0, 7, 0.0, 0, None, b"k", b"v", None)
-    message.incref()  # the stream's reference, as when the event was delivered
-    event = SimpleNamespace(message=message,
-                            ack=lambda: message.ack(fake.consumer))
-
-    def consumer_ack(m):  # what Consumer.ack does with the final ack
-        m.acked = True
-        acked.append(m.offset)
-        return True
-
-    fake = SimpleNamespace(consumer=SimpleNamespace(ack=consumer_ack),
-                           sensors=SimpleNamespace(on_message_out=lambda *a: out.append(a[1])))
-    internals.hold([event])
-    assert event.ack() is False and acked == []  # the stream's own ack (take_events)
-    internals.release(fake, [message])
-    assert acked == [7] and out == [7]
-    internals.release(fake, [message])  # a second release does nothing
-    assert acked == [7]
 
 
 def test_committed_offset_reads_the_consumers_committed_map_without_adding_to_it():

@@ -57,7 +57,7 @@ async def deliver(events=EVENTS):
                             wait=False)
         for _ in range(300):
             last = customers.kpi_rows.events.get(0)
-            if last is not None and last.message.offset == len(events) - 1:
+            if last is not None and last.offset == len(events) - 1:
                 break
             await asyncio.sleep(0.02)
         else:

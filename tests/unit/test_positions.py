@@ -46,7 +46,8 @@ def test_merge_keeps_the_latest_offset_per_partition():
 
 
 def batch(*positions):
-    return [SimpleNamespace(message=SimpleNamespace(partition=p, offset=o)) for p, o in positions]
+    """A batch's acks (app.kafka.intake): a partition and the highest offset each answers for."""
+    return [SimpleNamespace(partition=p, offset=o) for p, o in positions]
 
 
 def test_advance_records_the_highest_offset_per_partition_and_never_moves_back():
