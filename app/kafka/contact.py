@@ -10,7 +10,11 @@ heartbeat loop, so ``install`` wraps two private methods of its ``GroupCoordinat
   received it (later), so the worker's bound never ends after the coordinator's;
 - ``_do_rejoin_group``: a completed join + sync is a confirmation too (the heartbeat loop
   is stopped during a rebalance and sends its next heartbeat one interval after it); the
-  time the join started is kept, again the earlier side.
+  time the join started is kept, again the earlier side;
+- ``CoordinatorGroupRebalance._send_sync_group_request``: an accepted SyncGroup confirms
+  the member when it was sent. A join can take seconds (the coordinator waits for the other
+  members; the bundled broker's takes ~7 s), and the join's start alone would leave a worker
+  that just joined with no write lease (``app.rules.staleness``) until its first heartbeat.
 
 Only the consumer of this app's group counts (``group_id``): a tool's group consumer in
 the same process would say nothing about this worker's partitions. Pinned by
@@ -21,7 +25,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
 
 from app.rules.staleness import vouched
 
@@ -67,13 +71,23 @@ def install(app) -> None:
             mark(sent)
         return ok
 
+    async def _send_sync_group_request(self, request):
+        sent = time.monotonic()
+        assignment = await _originals["_send_sync_group_request"](self, request)
+        if assignment is not None and self.group_id == _group:
+            mark(sent)
+        return assignment
+
+    _originals["_send_sync_group_request"] = CoordinatorGroupRebalance._send_sync_group_request
     GroupCoordinator._do_heartbeat = _do_heartbeat
     GroupCoordinator._do_rejoin_group = _do_rejoin_group
+    CoordinatorGroupRebalance._send_sync_group_request = _send_sync_group_request
 
 
 def uninstall() -> None:
     """Put aiokafka's methods back (tests)."""
     for name, original in _originals.items():
-        setattr(GroupCoordinator, name, original)
+        owner = CoordinatorGroupRebalance if name == "_send_sync_group_request" else GroupCoordinator
+        setattr(owner, name, original)
     _originals.clear()
 

@@ -7,8 +7,8 @@ partitions over: the next restore would take them for the newest. The write leas
 ``app.rules.staleness`` prevents that, and this module enforces its limits:
 
 - the write-back flush (``fastpath.send_changelog``) hands a record batch over only while
-  the lease holds (``wait_lease``), and gives up (``Fenced``) once a rebalance or a stop
-  comes while it does not: the caller then drops what it has not written and forgets its
+  the lease holds (``wait_lease``), and gives up (``Fenced``) once a rebalance comes while
+  it does not, or a stop once the session has surely ended: the caller then drops what it has not written and forgets its
   held events without acknowledging them, so nothing of it is committed;
 - the records go through a producer of their own (``producer``), whose requests, batches and
   connects last at most ``request_s``;
@@ -58,9 +58,13 @@ def leased(app) -> bool:
 
 
 async def wait_lease(app) -> None:
-    """Return once the lease holds; raise ``Fenced`` if a rebalance or a stop comes first."""
+    """Return once the lease holds. Raise ``Fenced`` if a rebalance comes first (the rejoin
+    after a cut revokes first, and no heartbeat is accepted before it), or if the worker is
+    stopping and its session has surely ended (heartbeats go on while a stop waits for the
+    flush, so a worker in contact gets its lease back within a heartbeat)."""
     while not leased(app):
-        if app.rebalancing or app.should_stop:
+        bound_s = float(app.conf.broker_session_timeout)
+        if app.rebalancing or (app.should_stop and not contact.in_contact(bound_s)):
             age = None if contact.last is None else round(time.monotonic() - contact.last, 1)
             raise Fenced(f"no group contact for {age} s (write lease {lease(app).lease_s} s)")
         await asyncio.sleep(POLL_S)

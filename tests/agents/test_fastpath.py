@@ -202,3 +202,19 @@ async def test_a_changelog_producer_that_cannot_start_is_started_afresh(store, m
     assert made[1].settings["request_timeout_ms"] == int(fenced.lease(app).request_s * 1000)
     assert made[1].settings["client_id"].endswith("-changelog")
     assert made[1].sent == [(5, [b'"c1"'])]
+
+
+async def test_a_stopping_worker_waits_for_a_heartbeat_and_gives_up_only_once_its_session_ended(
+        monkeypatch):
+    """A stop waits for the flush while heartbeats go on: one accepted renews the lease. Past
+    the session (10 s), no heartbeat can be accepted any more and the flush is fenced."""
+    app_ = leased_app(monkeypatch, FlakyProducer(), contact_age=7.0)
+    app_.should_stop = True
+    waiting = asyncio.ensure_future(fenced.wait_lease(app_))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    contact.mark(time.monotonic())
+    await asyncio.wait_for(waiting, 1)
+    monkeypatch.setattr(contact, "last", time.monotonic() - 10.5)
+    with pytest.raises(fenced.Fenced, match="no group contact for 10.5 s"):
+        await fenced.wait_lease(app_)

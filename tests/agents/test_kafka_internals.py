@@ -261,7 +261,7 @@ async def test_group_contact_keeps_the_send_time_of_accepted_heartbeats_of_this_
     import inspect
     import time
 
-    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
 
     from app.kafka import contact
 
@@ -270,7 +270,12 @@ async def test_group_contact_keeps_the_send_time_of_accepted_heartbeats_of_this_
     assert list(inspect.signature(contact._originals["_do_heartbeat"]).parameters) == ["self"]
     assert list(inspect.signature(contact._originals["_do_rejoin_group"]).parameters) == [
         "self", "subscription"]
+    assert list(inspect.signature(contact._originals["_send_sync_group_request"]).parameters) == [
+        "self", "request"]
+    assert "return response.member_assignment" in inspect.getsource(
+        contact._originals["_send_sync_group_request"])  # None on every failure
     assert GroupCoordinator._do_heartbeat.__module__ == "app.kafka.contact"  # app.main installed
+    assert CoordinatorGroupRebalance._send_sync_group_request.__module__ == "app.kafka.contact"
 
     answers = []
 
@@ -281,8 +286,12 @@ async def test_group_contact_keeps_the_send_time_of_accepted_heartbeats_of_this_
     async def rejoin(self, subscription):
         return answers.pop(0)
 
+    async def sync(self, request):
+        return answers.pop(0)
+
     monkeypatch.setitem(contact._originals, "_do_heartbeat", heartbeat)
     monkeypatch.setitem(contact._originals, "_do_rejoin_group", rejoin)
+    monkeypatch.setitem(contact._originals, "_send_sync_group_request", sync)
     monkeypatch.setattr(contact, "last", None)
     ours, other = SimpleNamespace(group_id=app.conf.id), SimpleNamespace(group_id="a-tool")
 
@@ -298,6 +307,17 @@ async def test_group_contact_keeps_the_send_time_of_accepted_heartbeats_of_this_
     answers[:] = [True]
     assert await GroupCoordinator._do_rejoin_group(ours, None) is True
     assert contact.last > first
+    second = contact.last
+    answers[:] = [None]  # a failed SyncGroup: no assignment, no confirmation
+    assert await CoordinatorGroupRebalance._send_sync_group_request(ours, "req") is None
+    assert contact.last == second
+    answers[:] = [b"assignment"]  # an accepted one confirms the member when it was sent
+    assert await CoordinatorGroupRebalance._send_sync_group_request(ours, "req") == b"assignment"
+    assert contact.last > second
+    answers[:] = [b"assignment"]
+    third = contact.last
+    assert await CoordinatorGroupRebalance._send_sync_group_request(other, "req") == b"assignment"
+    assert contact.last == third
     contact.mark(first)  # an older confirmation never moves the clock back
     assert contact.last > first
     assert contact.in_contact(10.0)
