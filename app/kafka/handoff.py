@@ -83,6 +83,8 @@ class Handoff:
                 continue
             app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
             recs, r_offset = records[tp], read_offset[tp]
+            if not recs:
+                continue
             if r_offset is not None and recs[0].offset < r_offset:
                 recs = [r for r in recs if r.offset >= r_offset]
                 if not recs:

@@ -77,6 +77,8 @@ async def test_no_hand_off_when_the_flow_stopped_or_the_partition_is_not_active(
     hand = handoff.Handoff(app, "events")
     assert await hand.hand_off(consumer, {EVENTS: [rec(0)]}, {TP("events", 0)}, 1) == {}
     assert hand.get_nowait() is None  # not an active partition: dropped, as Faust does
+    assert await hand.hand_off(consumer, {EVENTS: []}, None, 1) == {}
+    assert hand.get_nowait() is None  # nothing fetched for it: no unit
     consumer.flow_active = False
     assert await hand.hand_off(consumer, {EVENTS: [rec(0)]}, None, 1) == {}
     assert hand.get_nowait() is None and consumer._read_offset[EVENTS] is None
