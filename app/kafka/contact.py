@@ -47,47 +47,41 @@ def in_contact(bound_s: float) -> bool:
     return vouched(last, time.monotonic(), bound_s)
 
 
+#: (class, method, whether its result confirms the member): the three confirmations above.
+WRAPPED = (
+    (GroupCoordinator, "_do_heartbeat", bool),
+    (GroupCoordinator, "_do_rejoin_group", bool),
+    (CoordinatorGroupRebalance, "_send_sync_group_request", lambda assignment: assignment is not None),
+)
+
+
+def _marking(name: str, confirms):
+    """``name``'s original (looked up per call), marking its send time when it confirms."""
+    async def wrapper(self, *args):
+        sent = time.monotonic()
+        result = await _originals[name](self, *args)
+        if confirms(result) and self.group_id == _group:
+            mark(sent)
+        return result
+    wrapper.__name__ = wrapper.__qualname__ = name
+    return wrapper
+
+
 def install(app) -> None:
-    """Wrap the coordinator's heartbeat and rejoin for ``app``'s consumer group (Faust's
+    """Wrap the coordinator's heartbeat, rejoin and sync for ``app``'s consumer group (Faust's
     group id is the app id); once: a second install only re-targets the group."""
     global _group
     _group = app.conf.id
     if _originals:
         return
-    _originals["_do_heartbeat"] = GroupCoordinator._do_heartbeat
-    _originals["_do_rejoin_group"] = GroupCoordinator._do_rejoin_group
-
-    async def _do_heartbeat(self):
-        sent = time.monotonic()
-        ok = await _originals["_do_heartbeat"](self)
-        if ok and self.group_id == _group:
-            mark(sent)
-        return ok
-
-    async def _do_rejoin_group(self, subscription):
-        sent = time.monotonic()
-        ok = await _originals["_do_rejoin_group"](self, subscription)
-        if ok and self.group_id == _group:
-            mark(sent)
-        return ok
-
-    async def _send_sync_group_request(self, request):
-        sent = time.monotonic()
-        assignment = await _originals["_send_sync_group_request"](self, request)
-        if assignment is not None and self.group_id == _group:
-            mark(sent)
-        return assignment
-
-    _originals["_send_sync_group_request"] = CoordinatorGroupRebalance._send_sync_group_request
-    GroupCoordinator._do_heartbeat = _do_heartbeat
-    GroupCoordinator._do_rejoin_group = _do_rejoin_group
-    CoordinatorGroupRebalance._send_sync_group_request = _send_sync_group_request
+    for owner, name, confirms in WRAPPED:
+        _originals[name] = getattr(owner, name)
+        setattr(owner, name, _marking(name, confirms))
 
 
 def uninstall() -> None:
     """Put aiokafka's methods back (tests)."""
-    for name, original in _originals.items():
-        owner = CoordinatorGroupRebalance if name == "_send_sync_group_request" else GroupCoordinator
-        setattr(owner, name, original)
+    for owner, name, _ in WRAPPED:
+        if name in _originals:
+            setattr(owner, name, _originals[name])
     _originals.clear()
-
