@@ -34,6 +34,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.checks import not_a_server_error, positive_data_acceptance, use_after_free
 
 from app.rules.events import key_of
@@ -226,9 +227,20 @@ def test_stateful_links(schema, worker, counted):
     # Random exploration follows a write's link to a waited read in most runs, not all
     # (a clean-clone run once had none): explore again, up to twice, rather than
     # pass without one.
+    # The state machine draws from bundles the live server's answers fill, so hypothesis
+    # can find a step drawing differently than when it first explored that prefix
+    # (FlakyStrategyDefinition: two of the suite runs here). That says nothing about the
+    # server; one such exploration is run again, a second fails the test.
+    flaky = 0
     for _ in range(3):
-        Admin.run(settings=hypothesis_settings(max_examples=STATEFUL_EXAMPLES,
-                                               stateful_step_count=STEPS))
+        try:
+            Admin.run(settings=hypothesis_settings(max_examples=STATEFUL_EXAMPLES,
+                                                   stateful_step_count=STEPS))
+        except FlakyStrategyDefinition:
+            flaky += 1
+            if flaky > 1:
+                raise
+            continue
         if CASES["stateful reads after their write"]:
             break
     assert CASES["stateful reads after their write"], "no link followed from an accepted write"
