@@ -52,7 +52,11 @@ def scopes_for(header: str | None, keys=None) -> frozenset | None:
     keys = settings.api_keys if keys is None else keys
     if not header or not header.startswith("Bearer "):
         return None
-    presented = digest(header[len("Bearer "):].strip())
+    return scopes_of(digest(header[len("Bearer "):].strip()), keys)
+
+
+def scopes_of(presented: bytes, keys) -> frozenset | None:
+    """Scopes of the key whose digest is ``presented``, None if none."""
     found = None
     for known, scopes in keys:  # no early exit: same time for every key
         if hmac.compare_digest(known, presented):
@@ -90,11 +94,16 @@ async def bearer_identity(header: str | None, verifier=None, keys=None) -> tuple
             if claims is not None:
                 return (map_scopes(claims, verifier.config.scope_prefix),
                         jwt_principal(claims, token), audit.jwt_key_id(claims, token))
-    scopes = scopes_for(header, keys)
+    if not header or not header.startswith("Bearer "):
+        return None, None, None
+    # One digest of the key per request: the scopes, the rate-limit principal and the audit
+    # key id are all read from it (the same values key_principal and audit.key_id give).
+    presented = digest(header[len("Bearer "):].strip())
+    scopes = scopes_of(presented, settings.api_keys if keys is None else keys)
     if scopes is None:
         return None, None, None
-    key = header[len("Bearer "):].strip()
-    return scopes, key_principal(key), audit.key_id(key)
+    hexed = presented.hex()
+    return scopes, "key:" + hexed[:32], "key:" + hexed[:audit.PREFIX_HEX]
 
 
 async def bearer_scopes(header: str | None, verifier=None, keys=None) -> frozenset | None:

@@ -8,8 +8,7 @@ An anonymous id merged into a customer (``app.rules.alias``) is 404 with ``merge
 """
 from __future__ import annotations
 
-from faust.web import View
-
+from app.kafka.webview import View
 from app.main import app
 from app.rules import alias, profile_state, session_state
 from app.rules.recommend import recommend

@@ -27,9 +27,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 from faust.exceptions import ConsumerNotStarted
-from faust.web import View
 from yarl import URL
 
+from app.kafka.webview import View
 from app.main import app
 from app.observability import metrics, metrics_switch
 from app.topics import events_topic

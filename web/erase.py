@@ -17,9 +17,9 @@ import logging
 import time
 
 import orjson
-from faust.web import View
 
 from app.consistency.positions import encode
+from app.kafka.webview import View
 from app.main import app
 from app.observability import audit
 from app.rules.events import erase_command

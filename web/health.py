@@ -6,9 +6,8 @@ rebalances or stops, and while it is cut off from the brokers past the staleness
 the process answers (a liveness check: restart it if that fails)."""
 import time
 
-from faust.web import View
-
 from app.kafka import contact
+from app.kafka.webview import View
 from app.main import app
 from app.rules.staleness import contact_age
 from web.auth import JWT

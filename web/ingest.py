@@ -29,11 +29,11 @@ import time
 import uuid
 
 import orjson
-from faust.web import View
 
 from app.auth.apikeys import PUBLISHABLE
 from app.auth.identity import HASH_HEADER, HASH_QUERY, browser_refusal
 from app.consistency.positions import encode
+from app.kafka.webview import View
 from app.main import app
 from app.rules.events import SERVER_TYPES, SHOP_TYPES, InvalidEvent, key_of, validate_dict
 from app.settings import settings

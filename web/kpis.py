@@ -23,10 +23,10 @@ import aiohttp
 import orjson
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
-from faust.web import View
 from yarl import URL
 
 from app.kafka.internals import owner_url
+from app.kafka.webview import View
 from app.main import app
 from app.rules import window_kpis as wk
 from app.settings import settings

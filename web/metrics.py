@@ -2,19 +2,19 @@
 
 The definitions are in ``app.observability.metrics`` (own registry, not prometheus-client's global one).
 This module binds what is read at scrape time to the running worker and counts HTTP
-requests with a Faust sensor (``faust.Sensor``, the public hook Faust calls around every
-view and rebalance):
+requests and rebalances:
 
-- HTTP: ``on_web_request_start``/``end`` -> requests by route *template* (the matched
-  route's canonical path, never the raw path), method, status and routing (``local``,
-  ``forwarded`` to the owner, ``for_peer``: answered for a forwarding peer), and latency.
-  Faust calls these only for its views, so unmatched paths (aiohttp's own 404) are not
-  counted.
-- rebalances: ``on_rebalance_start``.
+- HTTP: ``observe``, called once per request by the views' dispatch (``app.kafka.webview``;
+  on untested Faust versions by the Faust sensor ``PersonaSensor`` around each view) ->
+  requests by route *template* (the matched route's canonical path, never the raw path),
+  method, status and routing (``local``, ``forwarded`` to the owner, ``for_peer``: answered
+  for a forwarding peer), and latency. Only views are counted, so unmatched paths
+  (aiohttp's own 404) are not.
+- rebalances: the sensor's ``on_rebalance_start``.
 - lag, readiness, recovery: read from the app when scraped (``lag_samples``).
 
-With ``PERSONA_METRICS=off`` (``app.observability.metrics_switch``) the sensor is not added (Faust then
-times no request for us) and ``GET /metrics`` answers 404 naming the setting, after the
+With ``PERSONA_METRICS=off`` (``app.observability.metrics_switch``) neither the sensor nor
+``observe`` is added (no request is timed) and ``GET /metrics`` answers 404 naming the setting, after the
 key check (401/403 first, as for any route).
 """
 from __future__ import annotations
@@ -24,10 +24,11 @@ import time
 
 from faust import Sensor
 from faust.exceptions import ConsumerNotStarted
-from faust.web import View
 from prometheus_client import generate_latest
 
+from app.kafka import webview
 from app.kafka.internals import committed_offset
+from app.kafka.webview import View
 from app.main import app
 from app.observability import metrics, metrics_switch
 from app.topics import events_topic, webhook_deliveries
@@ -70,6 +71,13 @@ def worker_state() -> dict:
             "lag": lag}
 
 
+def observe(request, response, seconds: float) -> None:
+    """One request into the HTTP metrics (a handler that raised: 500)."""
+    status = response.status if response is not None else 500
+    metrics.http_request(metrics.route_template(request), request.method, status,
+                         request.get(ROUTING, "local"), seconds)
+
+
 class PersonaSensor(Sensor):
     """HTTP requests and rebalances into ``app.observability.metrics``."""
 
@@ -77,9 +85,7 @@ class PersonaSensor(Sensor):
         return time.perf_counter()
 
     def on_web_request_end(self, app, request, response, state, *, view=None) -> None:
-        status = response.status if response is not None else 500
-        metrics.http_request(metrics.route_template(request), request.method, status,
-                             request.get(ROUTING, "local"), time.perf_counter() - state)
+        observe(request, response, time.perf_counter() - state)
 
     def on_rebalance_start(self, app) -> dict:
         metrics.REBALANCES.inc()
@@ -88,7 +94,8 @@ class PersonaSensor(Sensor):
 
 metrics.WORKER.read = worker_state
 if metrics_switch.enabled():
-    app.sensors.add(PersonaSensor())
+    app.sensors.add(PersonaSensor())  # Faust's own dispatch (app.kafka.webview off), rebalances
+    webview.OBSERVERS.append(observe)  # Persona's views (app.kafka.webview)
 
 
 @app.page("/metrics")

@@ -8,8 +8,8 @@ are exactly the routes the app registers. ``python -m web.openapi`` prints it.
 from __future__ import annotations
 
 import orjson
-from faust.web import View
 
+from app.kafka.webview import View
 from app.main import app
 from app.rules.events import ALIAS, ID_RE, SHOP_TYPES
 from app.settings import settings

@@ -93,7 +93,15 @@ def _owner_and_tp(table, key: str):
         return None
     tp = TP(topic, partition)
     url = owner_url(app, tp)
-    return (URL(url), tp) if url else None
+    if not url:
+        return None
+    parsed = _URLS.get(url)
+    if parsed is None:  # one per worker of the group: parsed once, not per read
+        parsed = _URLS[url] = URL(url)
+    return parsed, tp
+
+
+_URLS: dict = {}
 
 
 def worker_ready() -> bool:
@@ -143,8 +151,13 @@ async def until_caught_up(tp: TP, wait_s: float) -> bool:
 
 
 def _is_self(url) -> bool:
-    me = app.conf.canonical_url
-    return (url.host, url.port) == (me.host, me.port)
+    if not _SELF:  # the worker's own URL is fixed once the app is configured
+        me = app.conf.canonical_url
+        _SELF.append((me.host, me.port))
+    return (url.host, url.port) == _SELF[0]
+
+
+_SELF: list = []
 
 
 async def _forward(view, request, url, wait_s: float = 0.0):
@@ -181,6 +194,8 @@ async def routed(view, request, table, key: str, answer, want=None):
             request[ROUTING] = "for_peer" if request.headers.get(FORWARDED) else "local"
             if not owns(tp):
                 return unavailable(view, "partition is being restored or moved")
+            if want is None and caught_up(tp):  # nothing awaited: the checks above hold
+                return answer(tp.partition)
             if want is not None:
                 late = await until_applied(view, want)
                 if late is not None:

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import orjson
-from faust.web import View
 
 from app.auth.identity import ANON_PREFIX, HASH_HEADER, hash_ok, identity_hash
 from app.auth.ratelimit import Buckets, Rate, client_address
+from app.kafka.webview import View
 from app.main import app
 from app.rules.events import ID_RE
 from app.settings import settings

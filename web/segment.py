@@ -20,10 +20,10 @@ import logging
 import time
 
 import orjson
-from faust.web import View
 
 from app.auth.apikeys import PUBLISHABLE
 from app.auth.identity import HASH_HEADER, HASH_QUERY, browser_refusal
+from app.kafka.webview import View
 from app.main import app
 from app.observability import metrics
 from app.rules.events import key_of

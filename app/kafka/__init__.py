@@ -15,13 +15,15 @@ private APIs, in one place, pinned to versions.
 - ``handoff``, ``intake``: the ``events`` topic's records to the customers agent a fetched
   partition at a time, acked by offset ranges after the write-back's flush;
 - ``fetch``: the worker consumer's fetch wait (Faust hard-codes 1500 ms);
-- ``topic_check``: existing topics' partition counts (refuse) and replication (warn).
+- ``topic_check``: existing topics' partition counts (refuse) and replication (warn);
+- ``webview``: the views' base class, whose dispatch skips Faust's per-request typing casts
+  and in-process Monitor.
 
 ``install(app, ...)`` checks the installed versions first. On other versions than the
 ones written for, the worker refuses to start (one line, exit status 2) unless the operator
 sets ``PERSONA_ALLOW_UNTESTED_VERSIONS=1``; then it logs an error, keeps the two race
 workarounds, the group-contact clock and the broker shim, and leaves the speed-only paths (``restore``,
-``consume``, ``handoff``, ``fastpath``, ``fetch``) off, so Faust's own generic paths do that
+``consume``, ``handoff``, ``fastpath``, ``fetch``, ``webview``) off, so Faust's own generic paths do that
 work; with them the write lease (``fenced``) is off too, and the docs say so.
 """
 from __future__ import annotations
@@ -77,6 +79,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
         handoff,
         restore,
         topic_check,
+        webview,
         workarounds,
     )
 
@@ -99,6 +102,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
         consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
         handoff.install()  # events: a fetched partition per unit, not a Faust event per record
         fetch.install(fetch_max_wait_ms, fetch_min_bytes)  # Faust hard-codes them
+        webview.install()  # Persona's views: no typing casts, no Faust Monitor per request
     if local_broker_compat:
         broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)
     return tested

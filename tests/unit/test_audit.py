@@ -52,8 +52,9 @@ def test_bad_records_are_refused():
 
 def test_web_auth_gives_the_key_id_of_an_api_key_and_of_a_jwt():
     keys = [(digest(KEY), frozenset({"admin"}))]
-    scopes, _, kid = asyncio.run(auth.bearer_identity(f"Bearer {KEY}", keys=keys))
+    scopes, principal, kid = asyncio.run(auth.bearer_identity(f"Bearer {KEY}", keys=keys))
     assert scopes == frozenset({"admin"}) and kid == audit.key_id(KEY)
+    assert principal == auth.key_principal(KEY)  # from the one digest of the request
     assert asyncio.run(auth.bearer_identity("Bearer nope", keys=keys)) == (None, None, None)
     v = verifier(secret=SECRET)
     token = hs256(sub="ops-bot", scope="persona:admin")
