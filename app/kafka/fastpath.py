@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 #: Records appended per loop step (a flush sends thousands).
 YIELD_EVERY = 500
 #: Bytes of one changelog record batch: well under the broker's message size limit (Kafka's
-#: default ``message.max.bytes`` is 1 MB), big enough for ~50 documents per request.
-BATCH_BYTES = 256 * 1024
+#: default ``message.max.bytes`` is 1 MB), a few dozen documents. aiokafka's sender builds a
+#: batch in one step of the event loop (~3 ms for 64 KB, ~12 ms for 256 KB): lookups wait.
+BATCH_BYTES = 64 * 1024
 #: Sent again after these, besides aiokafka's retriable errors (an expired batch, a lost link).
 RETRIED = (KafkaTimeoutError, KafkaConnectionError)
 RETRY_BACKOFF_S = 0.2

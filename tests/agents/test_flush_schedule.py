@@ -179,3 +179,54 @@ async def test_a_fenced_flush_drops_every_unwritten_value_and_forgets_the_held_e
     assert all(not newest and not flushing for newest, flushing in w.layers)
     assert not w.held and not w.last_event and w.due() == []
     assert metrics.ABANDONED._value.get() == before + 2
+
+
+async def test_a_bulk_flush_writes_in_steps_that_reads_may_run_between_and_the_agent_may_not(
+        wb, monkeypatch):
+    """Encoding and the store writes of a bulk flush hand the loop over every ``STEP_KEYS``
+    keys. Reads then still find every value being flushed in the overlays; the agent, at
+    its ``pause``, goes on only once the stores have them all (its next versions may be
+    built from the documents being encoded)."""
+    import asyncio
+
+    app, w = wb
+    monkeypatch.setattr(writeback, "STEP_KEYS", 2)
+    stored: list = []  # (table name, keys) per store write
+
+    def put_local(table, items):
+        stored.append((table.name, [key for key, _, _ in items]))
+        return [(key.encode(), raw, partition) for key, raw, partition in items]
+
+    async def send_changelog(app_, table, records):
+        return {}
+
+    monkeypatch.setattr(writeback.fastpath, "put_local", put_local)
+    monkeypatch.setattr(writeback.fastpath, "send_changelog", send_changelog)
+    events = {}
+    for n in range(5):
+        events[f"c{n}"] = message(0, n)
+        w.put(f"c{n}", ({"n": n}, {"m": n}), events[f"c{n}"])
+    taken, _, _ = w.take(ALL)
+    seen_by_reads: list = []  # (store writes so far, values a read finds in the overlays)
+    agent_went_on: list = []
+
+    async def reads():
+        for _ in range(50):
+            flushing = w.layers[0][1]
+            seen_by_reads.append((len(stored), sorted(flushing)))
+            await asyncio.sleep(0)
+
+    async def agent():
+        await asyncio.sleep(0)  # the flush has started
+        await w.pause()
+        agent_went_on.append((len(stored), dict(w.layers[0][1])))
+
+    written, *_ = await asyncio.gather(w.write_bulk(taken), reads(), agent())
+    assert written == 10
+    assert stored == [("wb-take-a", ["c0", "c1"]), ("wb-take-a", ["c2", "c3"]),
+                      ("wb-take-a", ["c4"]), ("wb-take-b", ["c0", "c1"]),
+                      ("wb-take-b", ["c2", "c3"]), ("wb-take-b", ["c4"])]
+    during = [keys for writes, keys in seen_by_reads if 0 < writes < len(stored)]
+    assert during and all(keys == [f"c{n}" for n in range(5)] for keys in during)
+    assert agent_went_on == [(6, {})]  # after every store write and the overlays' retire
+    assert w.open.is_set()
