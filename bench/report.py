@@ -14,9 +14,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {
     "ingest_off": ">= 6,000 events/s",
     "two_off": ">= 1.6x one worker",
-    "idle_rps": ">= 10,000 req/s",
+    "idle_rps": ">= 0.9 x bare aiohttp",
     "idle_p99": "<= 3 ms",
-    "busy_p99": "<= 10 ms",
+    "busy_p99": "<= 5 ms",
     "restore": ">= 50,000 records/s",
     "ready_after_join": "<= 15 s",  # target
     "buffer_full": "target 0",  # target
@@ -89,9 +89,13 @@ def rows(res: dict) -> list[dict]:
         _row(out, "lookups idle, p50", idle["p50_ms"], bare and bare["p50_ms"], "ms")
         _row(out, "lookups idle, p99", idle["p99_ms"], bare and bare["p99_ms"], "ms",
              TARGETS["idle_p99"])
-        _row(out, "lookups while ingesting, req/s", busy["rps"], bare and bare["rps"], "req/s")
-        _row(out, "lookups while ingesting, p99", busy["p99_ms"], bare and bare["p99_ms"], "ms",
-             TARGETS["busy_p99"])
+        hogged = res.get("bare_busy") or bare
+        note = "limit: bare aiohttp" + (", a core kept busy by another process"
+                                         if res.get("bare_busy") else "")
+        _row(out, "lookups while ingesting, req/s", busy["rps"], hogged and hogged["rps"],
+             "req/s", note)
+        _row(out, "lookups while ingesting, p99", busy["p99_ms"], hogged and hogged["p99_ms"],
+             "ms", f"{note}; {TARGETS['busy_p99']}")
         _row(out, "ingest while serving lookups", busy["ingest_eps"], one.get("off"),
              "events/s", "limit: ingest alone" +
              ("" if busy["ingesting_throughout"] else "; ingest ended inside the window"))
