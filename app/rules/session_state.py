@@ -70,10 +70,20 @@ def is_stale(session: dict, event: dict, idle_ms: int) -> bool:
     return session["started_at"] - event["ts"] > idle_ms
 
 
+def _newest_first(x: dict) -> tuple:
+    return x["ts"], x.get("event_id", "")
+
+
 def bounded_by_ts(items: list, item: dict, limit: int) -> list:
-    """Most recent ``limit`` items by event time, newest first (order independent)."""
-    merged = sorted(items + [item], key=lambda x: (x["ts"], x.get("event_id", "")), reverse=True)
-    return merged[:limit]
+    """Most recent ``limit`` items by event time, newest first (order independent).
+
+    ``items`` is an earlier answer of this function (sorted newest first, ties kept in
+    order), so an item newer than its first, which is most events of a shop's mostly
+    ordered stream, goes in front: the same list the sort gives, without sorting a mature
+    customer's whole list again (a quarter of the rules' time at ~40 events a customer)."""
+    if limit > 0 and (not items or _newest_first(item) > _newest_first(items[0])):
+        return [item] + items[:limit - 1]
+    return sorted(items + [item], key=_newest_first, reverse=True)[:limit]
 
 
 def _cart_change(session: dict, event: dict, sign: int) -> dict:

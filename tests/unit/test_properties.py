@@ -8,6 +8,7 @@ Session-derived counters (sessions, abandoned carts) depend on arrival order by 
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -111,3 +112,22 @@ def test_redelivery_is_a_no_op(events, data):
     assert fold(doubled)[1] == once
     replay = data.draw(st.permutations(events), label="replay")
     assert fold(replay, session, once)[1] is once
+
+
+@given(items=st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["", "a", "b", "c"])),
+                      max_size=40),
+       limit=st.integers(1, 12), data=st.data())
+@SETTINGS
+def test_bounded_by_ts_in_any_order_keeps_the_newest_sorted(items, limit, data):
+    """Folding items one by one in any order gives the newest ``limit`` of them, newest
+    first: the front insertion for an item newer than the list's first is the sort's
+    answer, never a different one."""
+    docs = [{"ts": ts, "event_id": eid, "n": n} for n, (ts, eid) in enumerate(items)]
+    order = data.draw(st.permutations(docs))
+    kept: list = []
+    for doc in order:
+        kept = ss.bounded_by_ts(kept, doc, limit)
+    def key(d):
+        return d["ts"], d["event_id"]
+    assert [key(d) for d in kept] == sorted(map(key, docs), reverse=True)[:limit]
+    assert all(key(a) >= key(b) for a, b in itertools.pairwise(kept))
