@@ -58,19 +58,22 @@ def new_profile(event: dict) -> dict:
 
 
 def _rebase(profile: dict, ts: int) -> tuple[dict, int]:
-    """Scores decayed to ``max(ref, ts)``: the reference is the newest event seen."""
+    """A new dict of the scores decayed to ``max(ref, ts)``: the reference is the newest
+    event seen."""
     ref = profile["affinity_ref"]
-    scores = dict(profile["affinity"])
     if ts > ref:
         factor = 2.0 ** (-(ts - ref) / HALF_LIFE_MS)
-        scores = {c: s * factor for c, s in scores.items()}
-        ref = ts
-    return scores, ref
+        return {c: s * factor for c, s in profile["affinity"].items()}, ts
+    return dict(profile["affinity"]), ref
 
 
-def _affinity(profile: dict, category: str, weight: float, ts: int) -> tuple[dict, int]:
+def _affinity(profile: dict, categories: list, weight: float, ts: int) -> tuple[dict, int]:
+    """Scores rebased to the event, then ``weight`` (decayed from ``ts`` to the reference)
+    added to each of its ``categories``: one new dict per event, not one per category."""
     scores, ref = _rebase(profile, ts)
-    scores[category] = scores.get(category, 0.0) + weight * 2.0 ** (-(ref - ts) / HALF_LIFE_MS)
+    added = weight * 2.0 ** (-(ref - ts) / HALF_LIFE_MS)
+    for category in categories:
+        scores[category] = scores.get(category, 0.0) + added
     return scores, ref
 
 
@@ -146,9 +149,9 @@ def apply_to_profile(profile: Optional[dict], event: dict, session: dict,
     # Another event for an order already counted adds no affinity and no payment use.
     repeat_order = kind == "purchase" and event["order_id"] in base["order_ids"]
     # Every event moves the reference, with or without a category: order independent.
-    new["affinity"], new["affinity_ref"] = _rebase(base, event["ts"])
-    for category in [] if repeat_order else _categories(event):
-        new["affinity"], new["affinity_ref"] = _affinity(new, category, AFFINITY_WEIGHTS.get(kind, 0.0), event["ts"])
+    new["affinity"], new["affinity_ref"] = _affinity(
+        base, [] if repeat_order else _categories(event), AFFINITY_WEIGHTS.get(kind, 0.0),
+        event["ts"])
     if kind == "product_view":
         view = {k: event.get(k) for k in ("product_id", "category", "price", "ts", "event_id")}
         new["views"] = session_state.bounded_by_ts(base["views"], view, MAX_VIEWS)
