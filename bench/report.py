@@ -138,12 +138,21 @@ def _pairs(out, p: dict | None) -> None:
     _row(out, "read-your-writes pair (POST -> GET ?after=), p99", p["p99_s"], None, "s")
 
 
+def steady_note(f: dict) -> str:
+    steady = f.get("steady")
+    if not steady:
+        return ""
+    return (f", the worker's maximum on a backlog of {steady['events']:,} more events at "
+            f"{steady['worker_cpu_us_per_event']:.0f} us/event; its ingest from empty state: "
+            f"{f['ingest_eps']:,.0f}")
+
+
 def _freshness(out, f: dict | None) -> None:
     if not f:
         return
     note = (f"1 worker compat on; {f['rate_sent']:,.0f} events/s sent for {f['seconds']:.0f}s "
             f"(offered {f['rate_offered']:,.0f} = {f['rate_offered'] / f['max_eps']:.0%} of "
-            f"{f['max_eps']:,.0f}); "
+            f"{f['max_eps']:,.0f}{steady_note(f)}); "
             f"{f['seen']} probes, {f['unseen']} not readable in 30 s, {f.get('stale', 0)} stale; "
             f"one waiting read each (?after=, wait_ms {f.get('wait_ms', '-')}); limit column: {TARGETS['freshness']}")
     _row(out, "freshness: Kafka timestamp to readable, p99", f["p99_s"], FRESHNESS_P99_S, "s",
