@@ -14,8 +14,9 @@ customer's events all come from its own partition):
    and waits for their changelog records, so a KPI row is never behind a customer document
    it counts; then writes each changed key once per table (RocksDB + one changelog record,
    to the changelog partition of that customer's last event, as Faust's table write does)
-   and a tombstone for each erased one: on RocksDB in bulk (``app.kafka.fastpath``: one
-   WriteBatch per partition, records straight to the producer, the persisted offset once
+   and a tombstone for each erased one: on RocksDB in bulk (``app.kafka.fastpath``: a
+   WriteBatch per partition and step of ``STEP_KEYS`` keys, with reads but not the agent
+   let through between steps, records straight to the producer, the persisted offset once
    per partition), else by Faust's table writes; both tables are written before either
    overlay is dropped, so a read sees both new values or neither;
 3. moves the written values from the overlays into the tables' read caches
