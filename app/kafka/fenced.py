@@ -33,10 +33,11 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.sender import Sender
 
 from app.kafka import contact
-from app.rules.staleness import write_lease
+from app.rules.staleness import may_write, write_lease
 
-#: Client ids of changelog producers: only their connections and senders are changed.
-CLIENT_IDS: set = set()
+#: Client ids of changelog producers -> their lease's ``unacked_s`` (ms): only their
+#: connections and senders are changed.
+CLIENT_IDS: dict = {}
 #: Lease poll while waiting for contact to return.
 POLL_S = 0.05
 _originals: dict = {}
@@ -54,7 +55,7 @@ def lease(app):
 
 
 def leased(app) -> bool:
-    return contact.in_contact(lease(app).lease_s)
+    return may_write(contact.last, time.monotonic(), float(app.conf.broker_session_timeout))
 
 
 async def wait_lease(app) -> None:
@@ -80,10 +81,10 @@ async def producer(app) -> aiokafka.AIOKafkaProducer:
         faust_producer = app.producer
         settings = {**faust_producer._settings_default(), **faust_producer._settings_auth(),
                     **faust_producer._settings_extra()}
-        request_ms = int(lease(app).request_s * 1000)
+        limits = lease(app)
         client_id = f"{settings.get('client_id') or 'persona'}-changelog"
-        CLIENT_IDS.add(client_id)
-        settings.update(client_id=client_id, request_timeout_ms=request_ms,
+        CLIENT_IDS[client_id] = max(1, int(limits.unacked_s * 1000))
+        settings.update(client_id=client_id, request_timeout_ms=int(limits.request_s * 1000),
                         enable_idempotence=False, transactional_id=None)
         made = aiokafka.AIOKafkaProducer(**settings)
         entry = _producers[app.conf.id] = (made, asyncio.ensure_future(made.start()))
@@ -108,12 +109,11 @@ async def _stop_on_shutdown(sender, **kwargs) -> None:
         await entry[0].stop()
 
 
-def _tcp_options(conn) -> None:
+def _tcp_options(conn, unacked_ms: int) -> None:
     sock = conn._writer.get_extra_info("socket") if conn._writer is not None else None
     if sock is None:
         return
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    unacked_ms = max(1, int(conn._request_timeout * 1000))  # request_s == unacked_s
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, unacked_ms)
 
 
@@ -127,7 +127,7 @@ def install() -> None:
     async def connect(self):
         result = await _originals["connect"](self)
         if self._client_id in CLIENT_IDS:
-            _tcp_options(self)
+            _tcp_options(self, CLIENT_IDS[self._client_id])
         return result
 
     async def _send_produce_req(self, node_id, batches):

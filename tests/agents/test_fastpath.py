@@ -201,6 +201,8 @@ async def test_a_changelog_producer_that_cannot_start_is_started_afresh(store, m
     assert sent == {5: 10} and len(made) == 2 and made[0].stopped and not made[1].stopped
     assert made[1].settings["request_timeout_ms"] == int(fenced.lease(app).request_s * 1000)
     assert made[1].settings["client_id"].endswith("-changelog")
+    assert fenced.CLIENT_IDS[made[1].settings["client_id"]] == int(  # TCP_USER_TIMEOUT
+        fenced.lease(app).unacked_s * 1000)
     assert made[1].sent == [(5, [b'"c1"'])]
 
 

@@ -44,7 +44,7 @@ def test_the_wrapped_aiokafka_sources_are_the_ones_it_was_written_for():
 async def test_a_changelog_producers_socket_closes_without_lingering_and_gives_up_unacked_bytes(
         broker, monkeypatch):
     host, port = broker.bootstrap.split(",")[0].rsplit(":", 1)
-    monkeypatch.setattr(fenced, "CLIENT_IDS", {"persona-test-changelog"})
+    monkeypatch.setattr(fenced, "CLIENT_IDS", {"persona-test-changelog": 1000})
     options = {}
     for client_id in ("persona-test-changelog", "persona-test"):
         conn = AIOKafkaConnection(host, int(port), client_id=client_id,
@@ -77,7 +77,7 @@ async def test_its_sender_fails_a_batch_that_expired_while_waiting_instead_of_se
         sent.append(dict(batches))
 
     stale, fresh = Batch(expired=True), Batch(expired=False)
-    fenced.CLIENT_IDS.add("persona-test-changelog")
+    fenced.CLIENT_IDS["persona-test-changelog"] = 1000
     sender = SimpleNamespace(client=SimpleNamespace(_client_id="persona-test-changelog"),
                              _muted_partitions={"tp-stale", "tp-fresh"}, _in_flight={1})
     wrapped = Sender._send_produce_req
@@ -95,7 +95,7 @@ async def test_its_sender_fails_a_batch_that_expired_while_waiting_instead_of_se
         assert len(sent) == 2
     finally:
         fenced._originals["_send_produce_req"] = saved
-        fenced.CLIENT_IDS.discard("persona-test-changelog")
+        fenced.CLIENT_IDS.pop("persona-test-changelog", None)
 
 
 def test_the_changelog_producer_takes_a_tenth_of_the_session_for_a_request():
