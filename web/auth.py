@@ -47,14 +47,6 @@ SCOPES_KEY = "persona.scopes"
 KEY_ID_KEY = "persona.key_id"
 
 
-def scopes_for(header: str | None, keys=None) -> frozenset | None:
-    """Scopes of the bearer key in an Authorization header, None if not valid."""
-    keys = settings.api_keys if keys is None else keys
-    if not header or not header.startswith("Bearer "):
-        return None
-    return scopes_of(digest(header[len("Bearer "):].strip()), keys)
-
-
 def scopes_of(presented: bytes, keys) -> frozenset | None:
     """Scopes of the key whose digest is ``presented``, None if none."""
     found = None
@@ -66,7 +58,22 @@ def scopes_of(presented: bytes, keys) -> frozenset | None:
 
 def key_principal(key: str) -> str:
     """Who an API key is, for rate limits: a prefix of its digest (never the key)."""
-    return "key:" + digest(key).hex()[:32]
+    return principal_of(digest(key).hex())
+
+
+def principal_of(hexdigest: str) -> str:
+    return "key:" + hexdigest[:32]
+
+
+def api_key_identity(key: str, keys=None) -> tuple:
+    """``(scopes, principal, audit key id)`` of an API key, all from one digest of it;
+    ``(None, None, None)`` if it is not a configured key."""
+    presented = digest(key.strip())
+    scopes = scopes_of(presented, settings.api_keys if keys is None else keys)
+    if scopes is None:
+        return None, None, None
+    hexed = presented.hex()
+    return scopes, principal_of(hexed), audit.key_id_of(hexed)
 
 
 def jwt_principal(claims: dict, token: str) -> str:
@@ -96,14 +103,7 @@ async def bearer_identity(header: str | None, verifier=None, keys=None) -> tuple
                         jwt_principal(claims, token), audit.jwt_key_id(claims, token))
     if not header or not header.startswith("Bearer "):
         return None, None, None
-    # One digest of the key per request: the scopes, the rate-limit principal and the audit
-    # key id are all read from it (the same values key_principal and audit.key_id give).
-    presented = digest(header[len("Bearer "):].strip())
-    scopes = scopes_of(presented, settings.api_keys if keys is None else keys)
-    if scopes is None:
-        return None, None, None
-    hexed = presented.hex()
-    return scopes, "key:" + hexed[:32], "key:" + hexed[:audit.PREFIX_HEX]
+    return api_key_identity(header[len("Bearer "):], keys)
 
 
 async def bearer_scopes(header: str | None, verifier=None, keys=None) -> frozenset | None:
@@ -128,9 +128,7 @@ def require(scope: str, query_key: bool = False) -> Callable:
         async def checked(view, request, *args, **kwargs):
             header = request.headers.get("Authorization")
             if header is None and query_key and request.query.get("key"):
-                scopes = scopes_for("Bearer " + request.query["key"])
-                principal = key_principal(request.query["key"].strip())
-                key_id = audit.key_id(request.query["key"].strip())
+                scopes, principal, key_id = api_key_identity(request.query["key"])
                 if scopes is not None and not scopes <= {"ingest", PUBLISHABLE}:
                     return view.json({"error": "forbidden", "detail": "only ingest-only keys "
                                       "may be sent as ?key="}, status=403)

@@ -16,9 +16,8 @@ import re
 
 import orjson
 
-from app.observability import audit
 from app.rules.segment import CALLS, SHORT_PATHS
-from web.auth import bearer_identity, key_principal, scopes_for
+from web.auth import api_key_identity, bearer_identity
 from web.ingest import Reject
 
 JSON, TEXT = "application/json", "text/plain"
@@ -28,12 +27,7 @@ PATHS = {**{c: c for c in CALLS}, **SHORT_PATHS, "batch": "batch", "b": "batch"}
 
 def key_identity(key: str | None) -> tuple:
     """``(scopes, principal, audit key id)`` of an API key used as a write key."""
-    if not key:
-        return None, None, None
-    scopes = scopes_for("Bearer " + key)
-    if scopes is None:
-        return None, None, None
-    return scopes, key_principal(key), audit.key_id(key)
+    return api_key_identity(key) if key else (None, None, None)
 
 
 def basic_user(header: str) -> str | None:

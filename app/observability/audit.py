@@ -28,7 +28,12 @@ MAX_ID = 128
 
 
 def key_id(key: str) -> str:
-    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:PREFIX_HEX]
+    return key_id_of(hashlib.sha256(key.encode()).hexdigest())
+
+
+def key_id_of(hexdigest: str) -> str:
+    """The key id of an API key whose SHA-256 is ``hexdigest``."""
+    return "key:" + hexdigest[:PREFIX_HEX]
 
 
 def jwt_key_id(claims: dict, token: str) -> str:
