@@ -31,6 +31,7 @@ from app.consistency import positions
 from app.settings import FETCH_MAX_WAIT_MS_COMPAT, FETCH_MIN_BYTES_COMPAT
 from bench import gen, kafka, load
 from bench.procs import API_KEY, Broker, Worker, cpu_seconds
+from bench.scenarios import events_taken
 
 SHARE = 0.8
 PROBE_EVERY_S = 0.1
@@ -150,7 +151,6 @@ def steady_max(b: Broker, w: Worker, ctx, n: int = STEADY_EVENTS) -> dict:
     event ids, views, orders). 80 % of the warm-up maximum can be more than the worker
     can take now, and then the freshness figure only measures a growing backlog. Timed
     from the end of the pre-fill (the worker takes events meanwhile) to the last one."""
-    from bench.scenarios import events_taken  # scenarios imports the phases' modules
     extra = gen.generate(ctx.customers, n, seed=10, start_ms=int(time.time() * 1000))
     target = events_taken(w) + n
     asyncio.run(kafka.prefill(b.bootstrap, "events", extra, ctx.partitions))

@@ -18,6 +18,7 @@ it never serves a table default as truth (faust-streaming #187, #514):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -93,15 +94,13 @@ def _owner_and_tp(table, key: str):
         return None
     tp = TP(topic, partition)
     url = owner_url(app, tp)
-    if not url:
-        return None
-    parsed = _URLS.get(url)
-    if parsed is None:  # one per worker of the group: parsed once, not per read
-        parsed = _URLS[url] = URL(url)
-    return parsed, tp
+    return (parsed_url(url), tp) if url else None
 
 
-_URLS: dict = {}
+@functools.cache
+def parsed_url(url: str) -> URL:
+    """A worker's URL, parsed once (one per worker of the group), not per read."""
+    return URL(url)
 
 
 def worker_ready() -> bool:
@@ -151,13 +150,14 @@ async def until_caught_up(tp: TP, wait_s: float) -> bool:
 
 
 def _is_self(url) -> bool:
-    if not _SELF:  # the worker's own URL is fixed once the app is configured
-        me = app.conf.canonical_url
-        _SELF.append((me.host, me.port))
-    return (url.host, url.port) == _SELF[0]
+    return (url.host, url.port) == _own_address()
 
 
-_SELF: list = []
+@functools.cache
+def _own_address() -> tuple:
+    """This worker's (host, port): its canonical URL is fixed once the app is configured."""
+    me = app.conf.canonical_url
+    return me.host, me.port
 
 
 async def _forward(view, request, url, wait_s: float = 0.0):
