@@ -6,9 +6,12 @@ session after the same event (from ``session_state.apply_to_session``).
   ``order_id`` is counted once however many events carry it.
 - Counters (per type, orders, spend, payment methods) are sums: order independent.
 - Category affinity decays with a half-life: each category keeps a score at a
-  reference time (the newest event seen); adding an event at time t adds
-  ``weight * 2 ** ((t - ref) / half_life)``, which gives the same result in any
-  arrival order.
+  reference time; adding an event at time t adds ``weight * 2 ** ((t - ref) / half_life)``,
+  which gives the same result in any arrival order. The reference is the newest event's
+  time rounded down to a whole number of half-lives since the epoch (``affinity_grid``), so it
+  moves, and every score is rescaled, about once per half-life of a customer's activity
+  instead of on every event; ``affinities`` decays the scores to the newest event for
+  the answer. It is a function of the newest event's time alone: order independent.
 - "Latest" values (last purchase, last payment choice) carry [ts, event_id]; an
   older event never overwrites a newer one.
 - KPIs (engagement time, purchase frequency, recency, lifetime value): ``app.rules.kpis``;
@@ -41,7 +44,7 @@ def new_profile(event: dict) -> dict:
         "abandoned_carts": 0,
         "session": None,
         "affinity": {},
-        "affinity_ref": event["ts"],
+        "affinity_ref": affinity_grid(event["ts"]),
         "views": [],
         "products": {},
         "order_ids": [],
@@ -50,30 +53,37 @@ def new_profile(event: dict) -> dict:
         "last_purchase": None,
         "payments": {},
         "last_payment": None,
-        dedupe.KEY: [],
+        dedupe.KEY: dedupe.EMPTY,
         "activity": [],
         "engagement_closed_ms": 0,
         "first_purchase_at": None,
     }
 
 
+def affinity_grid(ts: int) -> int:
+    return ts - ts % HALF_LIFE_MS
+
+
 def _rebase(profile: dict, ts: int) -> tuple[dict, int]:
-    """A new dict of the scores decayed to ``max(ref, ts)``: the reference is the newest
-    event seen."""
+    """A new dict of the scores at the reference for an event at ``ts``: the grid point at
+    or before the newest event seen. Only a new grid point rescales the scores (and a
+    reference written before the grid, once)."""
     ref = profile["affinity_ref"]
-    if ts > ref:
-        factor = 2.0 ** (-(ts - ref) / HALF_LIFE_MS)
-        return {c: s * factor for c, s in profile["affinity"].items()}, ts
-    return dict(profile["affinity"]), ref
+    new_ref = affinity_grid(max(ref, ts))
+    if new_ref == ref:
+        return dict(profile["affinity"]), ref
+    factor = 2.0 ** ((ref - new_ref) / HALF_LIFE_MS)
+    return {c: s * factor for c, s in profile["affinity"].items()}, new_ref
 
 
 def _affinity(profile: dict, categories: list, weight: float, ts: int) -> tuple[dict, int]:
-    """Scores rebased to the event, then ``weight`` (decayed from ``ts`` to the reference)
+    """Scores at the reference, then ``weight`` (scaled from ``ts`` to the reference)
     added to each of its ``categories``: one new dict per event, not one per category."""
     scores, ref = _rebase(profile, ts)
-    added = weight * 2.0 ** (-(ref - ts) / HALF_LIFE_MS)
-    for category in categories:
-        scores[category] = scores.get(category, 0.0) + added
+    if categories:
+        added = weight * 2.0 ** ((ts - ref) / HALF_LIFE_MS)
+        for category in categories:
+            scores[category] = scores.get(category, 0.0) + added
     return scores, ref
 
 
@@ -175,10 +185,19 @@ def preferred_payment(profile: dict) -> Optional[str]:
     return max(profile["payments"], key=lambda m: (profile["payments"][m], m == latest, m))
 
 
+def affinity_scores(profile: dict) -> dict:
+    """Each category's score decayed to the newest event (``last_seen``)."""
+    factor = 2.0 ** ((profile["affinity_ref"] - profile["last_seen"]) / HALF_LIFE_MS)
+    return {c: s * factor for c, s in profile["affinity"].items()}
+
+
 def affinities(profile: dict) -> list:
-    total = sum(profile["affinity"].values()) or 1.0
-    ranked = sorted(profile["affinity"].items(), key=lambda kv: (-kv[1], kv[0]))
-    return [{"category": c, "score": round(s, 4), "share": round(s / total, 4)} for c, s in ranked]
+    """Categories by score (decayed to the newest event), with each one's share."""
+    scores = affinity_scores(profile)
+    total = sum(scores.values()) or 1.0
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [{"category": c, "score": round(s, 4), "share": round(s / total, 4)}
+            for c, s in ranked]
 
 
 def view(profile: dict) -> dict:

@@ -43,7 +43,7 @@ def new_session(event: dict) -> dict:
         "started_at": event["ts"],
         "last_event_at": event["ts"],
         "events": 0,
-        dedupe.KEY: [],
+        dedupe.KEY: dedupe.EMPTY,
         "views": [],
         "searches": [],
         "cart": {},

@@ -67,6 +67,34 @@ def test_a_legacy_state_still_tells_duplicates_and_is_converted_when_it_changes(
 
 def test_window_is_bounded():
     _, profile = fold([ev(i) for i in range(ps.MAX_IDS + 5)])
-    assert len(profile[dedupe.KEY]) == ps.MAX_IDS
+    assert dedupe.count(profile) == ps.MAX_IDS
     assert not dedupe.seen(profile, ev(0)["event_id"])
     assert dedupe.seen(profile, ev(ps.MAX_IDS + 4)["event_id"])
+
+
+def test_a_state_with_a_list_of_tags_reads_and_converts():
+    """The form before the packed string: a list of tags."""
+    session, profile = fold([ev(i) for i in range(5)])
+    listed_s = {**session, dedupe.KEY: [dedupe.tag(ev(i)["event_id"]) for i in range(5)]}
+    listed_p = {**profile, dedupe.KEY: [dedupe.tag(ev(i)["event_id"]) for i in range(5)]}
+    assert dedupe.count(listed_p) == 5
+    assert ss.apply_to_session(listed_s, ev(2), 1800_000) is listed_s
+    assert ps.apply_to_profile(listed_p, ev(2), listed_s) is listed_p
+    new_s = ss.apply_to_session(listed_s, ev(5), 1800_000)
+    new_p = ps.apply_to_profile(listed_p, ev(5), new_s)
+    assert (new_s, new_p) == fold([ev(5)], session, profile)
+    assert isinstance(new_p[dedupe.KEY], str) and dedupe.count(new_p) == 6
+
+
+def test_only_whole_tags_match():
+    """A string made of the end of one tag and the start of the next is not remembered."""
+    state = {}
+    for i in range(3):
+        dedupe.remember(state, dict(state), ev(i)["event_id"], 10)
+    packed = state[dedupe.KEY]
+    assert dedupe.count(state) == 3 and len(packed) == 3 * dedupe.WIDTH
+    spanning = packed[5:5 + dedupe.WIDTH]
+    assert not dedupe._holds(packed, spanning)
+    assert dedupe._holds(packed + spanning, spanning)  # found again at a tag boundary
+    assert all(dedupe.seen(state, ev(i)["event_id"]) for i in range(3))
+    assert not dedupe.seen(state, ev(3)["event_id"])

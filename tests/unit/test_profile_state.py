@@ -65,7 +65,7 @@ def test_order_id_counted_once_with_different_event_ids():
     assert p["spent"] == {"EUR": {"total": 10.0, "orders": 1}}
     assert p["products"] == {"p1": 1}
     assert p["payments"] == {"card": 1}
-    assert p["affinity"] == pytest.approx({"shoes": ps.AFFINITY_WEIGHTS["purchase"]})
+    assert ps.affinity_scores(p) == pytest.approx({"shoes": ps.AFFINITY_WEIGHTS["purchase"]})
 
 
 def test_spent_per_currency_average_and_primary():
@@ -137,16 +137,16 @@ def test_affinity_order_independent():
         shuffled = events[:]
         rng.shuffle(shuffled)
         p = fold(shuffled)
-        assert p["affinity_ref"] == reference["affinity_ref"] == T0 + 2 * HL
+        assert p["affinity_ref"] == reference["affinity_ref"] == ps.affinity_grid(T0 + 2 * HL)
         assert p["affinity"] == pytest.approx(reference["affinity"], rel=1e-9)
     expected_shoes = 1 * 2 ** -2 + 3 * 2 ** (-(2 - 1 / 3)) + 5 * 2 ** -1
-    assert reference["affinity"]["shoes"] == pytest.approx(expected_shoes, rel=1e-6)
+    assert ps.affinity_scores(reference)["shoes"] == pytest.approx(expected_shoes, rel=1e-6)
 
 
 def test_half_life_halves_weight():
     p = fold([view_ev("p1", T0, "old"), view_ev("p2", T0 + HL, "new")])
-    assert p["affinity"]["old"] == pytest.approx(0.5)
-    assert p["affinity"]["new"] == pytest.approx(1.0)
+    assert ps.affinity_scores(p)["old"] == pytest.approx(0.5)
+    assert ps.affinity_scores(p)["new"] == pytest.approx(1.0)
     ranked = ps.affinities(p)
     assert [a["category"] for a in ranked] == ["new", "old"]
     assert ranked[0]["share"] == pytest.approx(2 / 3, abs=1e-4)
@@ -155,7 +155,7 @@ def test_half_life_halves_weight():
 def test_affinity_weights_by_type():
     p = fold([view_ev("p1", T0, "a"), add("p2", T0, "b"),
               buy(T0, items=[{"product_id": "p3", "quantity": 1, "price": 1.0, "category": "c"}])])
-    assert p["affinity"] == pytest.approx({"a": 1.0, "b": 3.0, "c": 5.0})
+    assert ps.affinity_scores(p) == pytest.approx({"a": 1.0, "b": 3.0, "c": 5.0})
 
 
 @pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
@@ -205,3 +205,30 @@ def test_input_never_mutated():
         assert (profile, e, session) == snap
         assert new is not profile
         profile = new
+
+
+def test_affinity_reference_moves_once_per_half_life():
+    """The stored scores are rescaled only when the newest event crosses a grid point."""
+    start = ps.affinity_grid(T0) + 1000
+    p = fold([view_ev("p1", start, "a")])
+    ref = p["affinity_ref"]
+    assert ref == ps.affinity_grid(start) <= start
+    later = fold([view_ev("p2", start + HL // 4, "b")], profile=p)
+    assert later["affinity_ref"] == ref and later["affinity"]["a"] == p["affinity"]["a"]
+    assert ps.affinity_scores(later)["a"] == pytest.approx(2 ** -0.25)
+    moved = fold([view_ev("p3", ref + HL, "c")], profile=later)
+    assert moved["affinity_ref"] == ref + HL
+    assert ps.affinity_scores(moved)["a"] == pytest.approx(2 ** -((ref + HL - start) / HL))
+
+
+def test_a_reference_written_before_the_grid_is_moved_onto_it():
+    """A profile whose reference is its newest event (the rule before the grid)."""
+    on_grid = fold([view_ev("p1", T0 + 7, "a"), view_ev("p2", T0 + 9, "b")])
+    first = fold([view_ev("p1", T0 + 7, "a")])
+    legacy = {**first, "affinity_ref": T0 + 7,
+              "affinity": {c: s * 2 ** ((first["affinity_ref"] - (T0 + 7)) / HL)
+                           for c, s in first["affinity"].items()}}
+    assert ps.affinity_scores(legacy) == pytest.approx(ps.affinity_scores(first))
+    moved = fold([view_ev("p2", T0 + 9, "b")], profile=legacy)
+    assert moved["affinity_ref"] == on_grid["affinity_ref"]
+    assert moved["affinity"] == pytest.approx(on_grid["affinity"], rel=1e-12)

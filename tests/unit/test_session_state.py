@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from app.rules import dedupe
 from app.rules import session_state as ss
 from tests.support.builders import IDLE, T0, ev  # noqa: E402
 
@@ -167,7 +168,7 @@ def test_views_and_searches_bounded_newest_first():
 
 def test_event_ids_bounded():
     s = fold([ev("search", T0 + i, query="q") for i in range(ss.MAX_IDS + 10)])
-    assert len(s["seen"]) == ss.MAX_IDS and s["events"] == ss.MAX_IDS + 10
+    assert dedupe.count(s) == ss.MAX_IDS and s["events"] == ss.MAX_IDS + 10
 
 
 def test_input_never_mutated():
