@@ -1,20 +1,20 @@
 """Freshness: Kafka record timestamp -> state readable, at 80 % of max throughput.
 
 On the 1-worker compat-on worker (after the recovery phase, so it does not change the
-restore figures): first its maximum now (``steady_max``: a backlog of further events of the
-same customers, whose documents are longer by then than in the run's ingest from empty
-state), then events are produced at a fixed rate, ``SHARE`` of that, for ``seconds``. The load is generated shop traffic of the run's
-customers. Every ``PROBE_EVERY_S`` a probe event (a ``product_view`` of a new customer
-``fresh-<n>``) goes along with ``ts`` = Kafka record timestamp = the wall time it is
-sent (ms); one read of that customer's profile with ``?after=<token of the probe's
-record>&wait_ms=`` (``_probe``) answers once the owner has applied it, and its ``as_of``
-must be >= ``ts`` (else ``stale``): the latency is that answer minus the record timestamp,
-so it includes the producer's linger (5 ms), the worker's batching and the read path.
-(Before, a poller GET the profile every 25 ms: with a backlog that load grew with
-it, on the worker being measured.) The producer and reads share the machine with the
-worker and broker (as the lookup load does). Probes not readable within
-``PROBE_TIMEOUT_S`` are counted as ``unseen``. Then ``bench.rawlive``: the same load for a
-bare consumer as busy as the worker (the baseline).
+restore figures): first its maximum now (``bench.capacity``: on a backlog of further events
+of the same customers, whose documents are longer by then than in the run's ingest from
+empty state, and then live, while the load generator produces more than the worker
+takes), then events are produced at a fixed rate, ``SHARE`` of the live maximum, for
+``seconds``. The load is generated shop traffic of the run's customers. Every
+``PROBE_EVERY_S`` a probe event (a ``product_view`` of a new customer ``fresh-<n>``) goes
+along with ``ts`` = Kafka record timestamp = the wall time it is sent (ms); one read of
+that customer's profile with ``?after=<token of the probe's record>&wait_ms=`` (``_probe``)
+answers once the owner has applied it, and its ``as_of`` must be >= ``ts`` (else
+``stale``): the latency is that answer minus the record timestamp, so it includes the
+producer's linger (5 ms), the worker's batching and the read path. The producer and reads
+share the machine with the worker and broker (as the lookup load does). Probes not
+readable within ``PROBE_TIMEOUT_S`` are counted as ``unseen``. Then ``bench.rawlive``: the
+same load for a bare consumer as busy as the worker live (the baseline).
 """
 from __future__ import annotations
 
@@ -29,17 +29,14 @@ from aiokafka import AIOKafkaProducer
 
 from app.consistency import positions
 from app.settings import FETCH_MAX_WAIT_MS_COMPAT, FETCH_MIN_BYTES_COMPAT
-from bench import gen, kafka, load
-from bench.procs import API_KEY, Broker, Worker, cpu_seconds
-from bench.scenarios import events_taken
+from bench import capacity, gen, load
+from bench.procs import API_KEY, Broker, Worker
 
 SHARE = 0.8
 PROBE_EVERY_S = 0.1
 POLL_S = 0.025  # only after an error or an answer other than 200/503
 WAIT_MS = 5000  # each probe read waits at the owner up to this long (its maximum)
 PROBE_TIMEOUT_S = 30.0
-#: The backlog the steady maximum is measured on (``steady_max``): ~5 s of the worker's work.
-STEADY_EVENTS = 60_000
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -54,17 +51,6 @@ def probe_event(cid: str, ts_ms: int) -> bytes:
     return orjson.dumps({"event_id": str(uuid.uuid4()), "type": "product_view",
                          "customer_id": cid, "ts": ts_ms, "v": 1, "product_id": "p-1",
                          "category": "shoes", "price": 10.0})
-
-
-async def send_due(producer, records: list, sent: int, rate: float, elapsed: float,
-                   topic: str = "events") -> int:
-    """Produce the records due by ``elapsed`` seconds at ``rate``/s; the new count sent."""
-    due = min(len(records), int(rate * elapsed))
-    while sent < due:
-        key, value = records[sent]
-        await producer.send(topic, value, key=key)
-        sent += 1
-    return sent
 
 
 async def _probe(session, base: str, cid: str, ts_ms: int, sent, out: list, unseen: list,
@@ -114,7 +100,7 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
             sent = probes = 0
             next_probe = t0
             while (now := loop.time()) - t0 < seconds:
-                sent = await send_due(producer, records, sent, rate, now - t0)
+                sent = await capacity.send_due(producer, records, sent, rate, now - t0)
                 if now >= next_probe:
                     cid, ts = f"fresh-{tag}-{probes:05d}", int(time.time() * 1000)
                     acked = await producer.send("events", probe_event(cid, ts),
@@ -142,47 +128,27 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
             "latencies_s": [round(x, 4) for x in latencies]}
 
 
-def steady_max(b: Broker, w: Worker, ctx, n: int = STEADY_EVENTS) -> dict:
-    """Events/s (and worker CPU per event) the worker reaches now, on a backlog of ``n``
-    further events of the run's customers: the maximum freshness offers ``SHARE`` of.
-
-    The run's ingest starts from empty state (~10 events a customer); by now the customers
-    have a history, and the rules cost more per event on longer documents (the remembered
-    event ids, views, orders). 80 % of the warm-up maximum can be more than the worker
-    can take now, and then the freshness figure only measures a growing backlog. Timed
-    from the end of the pre-fill (the worker takes events meanwhile) to the last one."""
-    extra = gen.generate(ctx.customers, n, seed=10, start_ms=int(time.time() * 1000))
-    target = events_taken(w) + n
-    asyncio.run(kafka.prefill(b.bootstrap, "events", extra, ctx.partitions))
-    t0, taken0, cpu0 = time.monotonic(), events_taken(w), cpu_seconds(w.pid)
-    deadline = t0 + max(120.0, n / 500)
-    while (taken := events_taken(w)) < target and time.monotonic() < deadline:
-        time.sleep(0.05)
-    seconds, cpu = time.monotonic() - t0, cpu_seconds(w.pid) - cpu0
-    measured = taken - taken0
-    if taken < target or measured < n / 4:
-        raise RuntimeError(f"steady maximum: {measured} of {n} events measured "
-                           f"({taken - target + n} taken)")
-    return {"events": n, "measured_events": measured, "eps": measured / seconds,
-            "worker_cpu_us_per_event": 1e6 * cpu / measured}
-
-
 def freshness(ctx, seconds: float):
     def run(b: Broker, ws: list[Worker], done: dict) -> dict:
-        steady = steady_max(b, ws[0], ctx)
+        steady = capacity.steady_max(b, ws[0], ctx)
         ctx.log(f"  steady maximum (a backlog of {steady['events']:,} more events of the same "
                 f"customers): {steady['eps']:,.0f} events/s, worker CPU "
                 f"{steady['worker_cpu_us_per_event']:.0f} us/event (the ingest from empty "
                 f"state: {done['eps']:,.0f} events/s, {done['worker_cpu_us_per_event']:.0f} "
                 f"us/event)")
-        rate = ctx.freshness_eps or SHARE * steady["eps"]
+        live = capacity.live_max(b, ws[0], ctx, capacity.OVER * steady["eps"])
+        ctx.log(f"  live maximum (the load generator offering {live['offered_eps']:,.0f} "
+                f"events/s, {live['sent_eps']:,.0f} sent): {live['eps']:,.0f} events/s, "
+                f"worker CPU {live['worker_cpu_us_per_event']:.0f} us/event")
+        rate = ctx.freshness_eps or SHARE * live["eps"]
         r = asyncio.run(measure(b.bootstrap, ws[0].url, rate, seconds, ctx.customers,
                                 tag=str(int(time.time()))))
-        r["max_eps"], r["ingest_eps"], r["steady"] = steady["eps"], done["eps"], steady
+        r["max_eps"], r["ingest_eps"], r["steady"] = live["eps"], done["eps"], steady
+        r["live"] = live
         # The same load on the same broker for a bare consumer as busy as the worker.
         from bench import rawlive  # it imports this module's helpers
         r["raw"] = rawlive.measure(b.bootstrap, ctx.partitions, rate, seconds, ctx.customers,
-                                   steady["worker_cpu_us_per_event"], FETCH_MAX_WAIT_MS_COMPAT,
+                                   live["worker_cpu_us_per_event"], FETCH_MAX_WAIT_MS_COMPAT,
                                    FETCH_MIN_BYTES_COMPAT)
         raw = r["raw"]
         ctx.log(f"  freshness baseline, bare aiokafka consumer busy {raw['cost_us']:.0f} us per "

@@ -24,7 +24,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench import gen
-from bench.freshness import percentile, send_due
+from bench.capacity import send_due
+from bench.freshness import percentile
 from bench.procs import API_KEY, Broker, Worker
 
 SHARE = 0.5

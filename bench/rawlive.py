@@ -19,7 +19,8 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import gen, kafka
-from bench.freshness import percentile, send_due
+from bench.capacity import send_due
+from bench.freshness import percentile
 
 TOPIC = "raw-live"
 

@@ -142,7 +142,12 @@ def steady_note(f: dict) -> str:
     steady = f.get("steady")
     if not steady:
         return ""
-    return (f", the worker's maximum on a backlog of {steady['events']:,} more events at "
+    live = f.get("live")
+    head = (f", the worker's maximum while the load generator offered "
+            f"{live['offered_eps']:,.0f}/s, at {live['worker_cpu_us_per_event']:.0f} us/event; "
+            f"on a drained backlog: {steady['eps']:,.0f}" if live else
+            ", the worker's maximum on a backlog")
+    return (f"{head} of {steady['events']:,} more events at "
             f"{steady['worker_cpu_us_per_event']:.0f} us/event; its ingest from empty state: "
             f"{f['ingest_eps']:,.0f}")
 

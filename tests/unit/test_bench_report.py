@@ -229,6 +229,14 @@ def test_freshness_percentile_and_rows():
     rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
                                                    "freshness": f}}}))
     assert "0.10 / 0.90 s" in rows["freshness: Kafka timestamp to readable, p50"]["note"]
+    f.update(ingest_eps=6000.0,
+             steady={"events": 60000, "eps": 5000.0, "worker_cpu_us_per_event": 70.0},
+             live={"offered_eps": 6250.0, "worker_cpu_us_per_event": 90.0})
+    rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
+                                                   "freshness": f}}}))
+    note = rows["freshness: Kafka timestamp to readable, p99"]["note"]
+    assert "= 80% of 4,000, the worker's maximum while the load generator offered 6,250/s" in note
+    assert "on a drained backlog: 5,000 of 60,000 more events at 70 us/event" in note
 
 
 def test_rows_metrics_on_against_off():

@@ -1,0 +1,112 @@
+"""The worker's maximum events/s now, which freshness offers a share of (bench/freshness.py).
+
+- ``steady_max``: a backlog of further events of the run's customers, drained with nobody
+  producing. By then the customers have a history, and the rules cost more per event on
+  longer documents than in the run's ingest from empty state (~10 events a customer).
+- ``live_max``: what the worker takes while the load generator produces more than that.
+  On this machine the generator and the broker take CPU from the worker while they
+  produce, so the drained maximum was more than the worker could take live (a backlog
+  grew at 80 % of it, and freshness then only measured its growth).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from aiokafka import AIOKafkaProducer
+
+from bench import gen, kafka
+from bench.procs import Broker, Worker, cpu_seconds
+from bench.scenarios import events_taken
+
+#: The backlog the steady maximum is measured on (``steady_max``): ~5 s of the worker's work.
+STEADY_EVENTS = 60_000
+#: The live maximum (``live_max``): the load generator offers ``OVER`` × the steady
+#: maximum for ``LIVE_S`` seconds; the first ``LIVE_SKIP_S`` are not counted.
+OVER = 1.25
+LIVE_S = 10.0
+LIVE_SKIP_S = 2.0
+
+
+async def send_due(producer, records: list, sent: int, rate: float, elapsed: float,
+                   topic: str = "events") -> int:
+    """Produce the records due by ``elapsed`` seconds at ``rate``/s; the new count sent."""
+    due = min(len(records), int(rate * elapsed))
+    while sent < due:
+        key, value = records[sent]
+        await producer.send(topic, value, key=key)
+        sent += 1
+    return sent
+
+
+def steady_max(b: Broker, w: Worker, ctx, n: int = STEADY_EVENTS) -> dict:
+    """Events/s (and worker CPU per event) the worker reaches now, on a backlog of ``n``
+    further events of the run's customers: the maximum freshness offers ``SHARE`` of.
+
+    The run's ingest starts from empty state (~10 events a customer); by now the customers
+    have a history, and the rules cost more per event on longer documents (the remembered
+    event ids, views, orders). 80 % of the warm-up maximum can be more than the worker
+    can take now, and then the freshness figure only measures a growing backlog. Timed
+    from the end of the pre-fill (the worker takes events meanwhile) to the last one."""
+    extra = gen.generate(ctx.customers, n, seed=10, start_ms=int(time.time() * 1000))
+    target = events_taken(w) + n
+    asyncio.run(kafka.prefill(b.bootstrap, "events", extra, ctx.partitions))
+    t0, taken0, cpu0 = time.monotonic(), events_taken(w), cpu_seconds(w.pid)
+    deadline = t0 + max(120.0, n / 500)
+    while (taken := events_taken(w)) < target and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seconds, cpu = time.monotonic() - t0, cpu_seconds(w.pid) - cpu0
+    measured = taken - taken0
+    if taken < target or measured < n / 4:
+        raise RuntimeError(f"steady maximum: {measured} of {n} events measured "
+                           f"({taken - target + n} taken)")
+    return {"events": n, "measured_events": measured, "eps": measured / seconds,
+            "worker_cpu_us_per_event": 1e6 * cpu / measured}
+
+
+async def _offer(bootstrap: str, rate: float, seconds: float, customers: int) -> int:
+    """The load generator of ``measure`` without probes; the number of events sent."""
+    records = gen.generate(customers, int(rate * seconds), seed=12,
+                           start_ms=int(time.time() * 1000))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    try:
+        t0, sent = loop.time(), 0
+        while (now := loop.time()) - t0 < seconds:
+            sent = await send_due(producer, records, sent, rate, now - t0)
+            await asyncio.sleep(0.005)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def live_max(b: Broker, w: Worker, ctx, over: float, seconds: float = LIVE_S) -> dict:
+    """Events/s the worker takes while the load generator produces more than that: the
+    maximum freshness offers ``SHARE`` of.
+
+    On this machine the load generator and the broker take CPU from the worker while they
+    produce, and a drained backlog (``steady_max``) had nobody producing: its maximum
+    was more than the worker can take live (the backlog grew at 80 % of it). Here the
+    generator offers ``over`` events/s for ``seconds``; the worker's events taken from
+    the first ``LIVE_SKIP_S`` to the end are the figure. Then the backlog is drained."""
+    start = events_taken(w)
+    marks: dict = {}
+
+    def mark() -> None:
+        time.sleep(LIVE_SKIP_S)
+        marks["t0"], marks["n0"], marks["cpu0"] = (time.monotonic(), events_taken(w),
+                                                   cpu_seconds(w.pid))
+    marker = threading.Thread(target=mark)
+    marker.start()
+    sent = asyncio.run(_offer(b.bootstrap, over, seconds, ctx.customers))
+    t1, n1, cpu1 = time.monotonic(), events_taken(w), cpu_seconds(w.pid)
+    marker.join()
+    deadline = time.monotonic() + 120
+    while events_taken(w) < start + sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    measured = n1 - marks["n0"]
+    return {"offered_eps": over, "sent_eps": sent / seconds, "eps": measured / (t1 - marks["t0"]),
+            "worker_cpu_us_per_event": 1e6 * (cpu1 - marks["cpu0"]) / max(1, measured)}
