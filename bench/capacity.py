@@ -15,6 +15,7 @@ import threading
 import time
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from bench import gen, kafka
 from bench.procs import Broker, Worker, cpu_seconds
@@ -29,15 +30,37 @@ LIVE_S = 10.0
 LIVE_SKIP_S = 2.0
 
 
+_PARTITIONER = DefaultPartitioner()
+_PARTITION_OF: dict = {}  # (key, partitions) -> partition: the keys are the run's customers
+
+
 async def send_due(producer, records: list, sent: int, rate: float, elapsed: float,
                    topic: str = "events") -> int:
-    """Produce the records due by ``elapsed`` seconds at ``rate``/s; the new count sent."""
+    """Produce the records due by ``elapsed`` seconds at ``rate``/s; the new count sent.
+
+    One record batch per partition per call, built here (the producer's default
+    partitioner, so a customer's events land where ``send`` would put them): a
+    ``send`` per record cost the load generator ~22 µs of CPU per event, a fifth of a
+    core at the rates measured, taken from the worker on this machine."""
     due = min(len(records), int(rate * elapsed))
-    while sent < due:
-        key, value = records[sent]
-        await producer.send(topic, value, key=key)
-        sent += 1
-    return sent
+    if due <= sent:
+        return sent
+    parts = sorted(await producer.partitions_for(topic))
+    batches: dict = {}
+    for key, value in records[sent:due]:
+        p = _PARTITION_OF.get((key, len(parts)))
+        if p is None:
+            p = _PARTITION_OF[(key, len(parts))] = _PARTITIONER(key, parts, parts)
+        batch = batches.get(p)
+        if batch is None:
+            batch = batches[p] = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            await producer.send_batch(batch, topic, partition=p)
+            batch = batches[p] = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+    for p, batch in batches.items():
+        await producer.send_batch(batch, topic, partition=p)
+    return due
 
 
 def steady_max(b: Broker, w: Worker, ctx, n: int = STEADY_EVENTS) -> dict:
