@@ -33,6 +33,9 @@ from bench import capacity, gen, load
 from bench.procs import API_KEY, Broker, Worker
 
 SHARE = 0.8
+#: Shares of the live maximum tried, in order, when p99 misses ``LIMIT_S`` at ``SHARE``.
+LOWER_SHARES = (0.7, 0.6, 0.5)
+LIMIT_S = 1.0  # the freshness target (p99), as in bench/report.py
 PROBE_EVERY_S = 0.1
 POLL_S = 0.025  # only after an error or an answer other than 200/503
 WAIT_MS = 5000  # each probe read waits at the owner up to this long (its maximum)
@@ -154,12 +157,40 @@ def freshness(ctx, seconds: float):
         ctx.log(f"  freshness baseline, bare aiokafka consumer busy {raw['cost_us']:.0f} us per "
                 f"record at {raw['rate_sent']:,.0f} records/s: lag p50 {raw['p50_s']:.3f}s p99 "
                 f"{raw['p99_s']:.3f}s ({raw['busy_share']:.0%} busy)")
-        if r["seen"]:
-            ctx.log(f"  freshness at {rate:,.0f} events/s offered ({r['rate_sent']:,.0f} sent, "
-                    f"{rate / steady['eps']:.0%} of {steady['eps']:,.0f}): p50 {r['p50_s']:.3f}s p99 "
-                    f"{r['p99_s']:.3f}s over {r['seen']} probes, {r['unseen']} unseen; p50 "
-                    f"first/second half {r['p50_first_half_s']:.3f}/{r['p50_second_half_s']:.3f}s")
-        else:
-            ctx.log(f"  freshness: no probe became readable ({r['unseen']} unseen)")
+        _log(ctx, rate, live["eps"], r)
+        if not ctx.freshness_eps and not _held(r):
+            r["sustained"] = sustained(ctx, b, ws[0], live["eps"], seconds)
         return {"freshness": r}
     return run
+
+
+def _held(r: dict) -> bool:
+    return bool(r["seen"]) and not r["unseen"] and r["p99_s"] <= LIMIT_S
+
+
+def _log(ctx, rate: float, max_eps: float, r: dict) -> None:
+    if r["seen"]:
+        ctx.log(f"  freshness at {rate:,.0f} events/s offered ({r['rate_sent']:,.0f} sent, "
+                f"{rate / max_eps:.0%} of {max_eps:,.0f}): p50 {r['p50_s']:.3f}s p99 "
+                f"{r['p99_s']:.3f}s over {r['seen']} probes, {r['unseen']} unseen; p50 "
+                f"first/second half {r['p50_first_half_s']:.3f}/{r['p50_second_half_s']:.3f}s")
+    else:
+        ctx.log(f"  freshness: no probe became readable ({r['unseen']} unseen)")
+
+
+def sustained(ctx, b: Broker, w: Worker, max_eps: float, seconds: float) -> dict:
+    """Where the 80 % figure misses: the highest of ``LOWER_SHARES`` of the live maximum
+    at which p99 holds (``None`` if none does), so the report says which rate this worker
+    keeps fresh, not only that 80 % was too much. Each step is the same measurement."""
+    tried = []
+    for share in LOWER_SHARES:
+        r = asyncio.run(measure(b.bootstrap, w.url, share * max_eps, seconds, ctx.customers,
+                                tag=f"s{int(time.time())}"))
+        _log(ctx, share * max_eps, max_eps, r)
+        step = {"share": share, "rate_offered": share * max_eps, "rate_sent": r["rate_sent"],
+                "p50_s": r["p50_s"], "p99_s": r["p99_s"], "seen": r["seen"],
+                "unseen": r["unseen"]}
+        tried.append(step)
+        if _held(r):
+            return {**step, "tried": tried}
+    return {"share": None, "tried": tried}

@@ -167,6 +167,15 @@ def _freshness(out, f: dict | None) -> None:
         half = (f"first / second half of the probes: {f['p50_first_half_s']:.2f} / "
                 f"{f['p50_second_half_s']:.2f} s (a growing backlog: second slower)")
     _row(out, "freshness: Kafka timestamp to readable, p50", f["p50_s"], None, "s", half)
+    sus = f.get("sustained")
+    if sus:
+        tried = "; ".join(f"{t['share']:.0%}: {t['rate_sent']:,.0f}/s p99 "
+                          + (f"{t['p99_s']:.2f} s" if t["p99_s"] is not None else "-")
+                          for t in sus["tried"])
+        ours = sus["rate_sent"] if sus["share"] is not None else None
+        _row(out, "freshness: highest rate tried with p99 <= 1 s", ours, f["rate_offered"],
+             "events/s", f"shares of the worker's live maximum tried after 80 % missed: "
+             f"{tried}; limit column: the 80 % rate")
     raw = f.get("raw")
     if raw and raw.get("p99_s") is not None:
         _row(out, "freshness baseline: bare consumer lag, p99", raw["p99_s"], FRESHNESS_P99_S,

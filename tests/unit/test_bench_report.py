@@ -237,6 +237,19 @@ def test_freshness_percentile_and_rows():
     note = rows["freshness: Kafka timestamp to readable, p99"]["note"]
     assert "= 80% of 4,000, the worker's maximum while the load generator offered 6,250/s" in note
     assert "on a drained backlog: 5,000 of 60,000 more events at 70 us/event" in note
+    f["sustained"] = {"share": 0.6, "rate_sent": 2390.0, "tried": [
+        {"share": 0.7, "rate_sent": 2790.0, "p99_s": 1.8},
+        {"share": 0.6, "rate_sent": 2390.0, "p99_s": 0.6}]}
+    rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
+                                                   "freshness": f}}}))
+    held = rows["freshness: highest rate tried with p99 <= 1 s"]
+    assert (held["ours"], held["limit"]) == (2390.0, 3200.0)
+    assert "70%: 2,790/s p99 1.80 s; 60%: 2,390/s p99 0.60 s" in held["note"]
+    f["sustained"] = {"share": None, "tried": [{"share": 0.5, "rate_sent": 2000.0,
+                                                 "p99_s": None}]}
+    rows = by_name(report.rows({"runs": {"1w_on": {**run("1 worker, compat on", 4000.0, 1.0),
+                                                   "freshness": f}}}))
+    assert rows["freshness: highest rate tried with p99 <= 1 s"]["ours"] is None
 
 
 def test_rows_metrics_on_against_off():
