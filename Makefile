@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 AJS := tests/browser_segment
 AJS_STAMP := $(AJS)/node_modules/.installed
 
-.PHONY: run test test-fast chaos hosts net-tools bench lint clean
+.PHONY: run test test-fast chaos hosts net-tools bench bench-tools lint clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,7 +62,15 @@ chaos: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e"
 
-bench: $(STAMP)
+# wrk (Debian) drives the lookup load: a C client leaves the 2 cores to the server. Without
+# it the bench falls back to an aiohttp client (a Python process as busy as the server) and
+# its table says which tool ran.
+bench-tools:
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq wrk) >/dev/null 2>&1 \
+		|| echo 'make bench: wrk could not be installed (apt-get install wrk): lookups use the aiohttp client' >&2
+
+bench: $(STAMP) bench-tools
 	$(PY) -m bench.run $(if $(filter kafka,$(BROKER)),--kafka)
 
 lint: $(STAMP)

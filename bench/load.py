@@ -49,12 +49,14 @@ def run(base: str, ids: list[str], key: str, seconds: float, connections: int = 
 
 
 def _wrk(base, ids, key, seconds, connections, seed) -> dict:
+    """One wrk thread: it keeps 16 connections busy at over 20k req/s on this machine's
+    bare handler, and a second thread only takes a core from the server under test."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(LUA % {"ids": ",".join(f'"{i}"' for i in ids), "seed": seed})
         script = f.name
     try:
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
              "-s", script, "-H", f"Authorization: Bearer {key}", base],
             capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     finally:

@@ -85,7 +85,8 @@ def rows(res: dict) -> list[dict]:
     if "lookups_idle" in look:
         idle, busy = look["lookups_idle"], look["lookups_ingesting"]
         _row(out, "lookups idle, req/s", idle["rps"], bare and bare["rps"], "req/s",
-             f"limit: bare aiohttp; {TARGETS['idle_rps']}")
+             f"limit: bare aiohttp; {TARGETS['idle_rps']}; load from "
+             f"{idle.get('tool', '-')}, 16 connections")
         _row(out, "lookups idle, p50", idle["p50_ms"], bare and bare["p50_ms"], "ms")
         _row(out, "lookups idle, p99", idle["p99_ms"], bare and bare["p99_ms"], "ms",
              TARGETS["idle_p99"])
