@@ -133,3 +133,16 @@ def live_max(b: Broker, w: Worker, ctx, over: float, seconds: float = LIVE_S) ->
     measured = n1 - marks["n0"]
     return {"offered_eps": over, "sent_eps": sent / seconds, "eps": measured / (t1 - marks["t0"]),
             "worker_cpu_us_per_event": 1e6 * (cpu1 - marks["cpu0"]) / max(1, measured)}
+
+
+def settle(w: Worker, quiet_s: float = 1.0, timeout_s: float = 120.0) -> None:
+    """Wait until the worker has taken no event for ``quiet_s``: its backlog is drained."""
+    deadline = time.monotonic() + timeout_s
+    last, since = events_taken(w), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = events_taken(w)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return

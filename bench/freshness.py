@@ -184,6 +184,7 @@ def sustained(ctx, b: Broker, w: Worker, max_eps: float, seconds: float) -> dict
     keeps fresh, not only that 80 % was too much. Each step is the same measurement."""
     tried = []
     for share in LOWER_SHARES:
+        capacity.settle(w)  # the backlog the step before left (it missed) is not this one's
         r = asyncio.run(measure(b.bootstrap, w.url, share * max_eps, seconds, ctx.customers,
                                 tag=f"s{int(time.time())}"))
         _log(ctx, share * max_eps, max_eps, r)
