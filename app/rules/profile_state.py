@@ -64,6 +64,12 @@ def affinity_grid(ts: int) -> int:
     return ts - ts % HALF_LIFE_MS
 
 
+def _rescaled(scores: dict, ref: int, to: int) -> dict:
+    """``scores`` held at time ``ref``, decayed (or grown) to time ``to``: a new dict."""
+    factor = 2.0 ** ((ref - to) / HALF_LIFE_MS)
+    return {c: s * factor for c, s in scores.items()}
+
+
 def _rebase(profile: dict, ts: int) -> tuple[dict, int]:
     """A new dict of the scores at the reference for an event at ``ts``: the grid point at
     or before the newest event seen. Only a new grid point rescales the scores (and a
@@ -72,8 +78,7 @@ def _rebase(profile: dict, ts: int) -> tuple[dict, int]:
     new_ref = affinity_grid(max(ref, ts))
     if new_ref == ref:
         return dict(profile["affinity"]), ref
-    factor = 2.0 ** ((ref - new_ref) / HALF_LIFE_MS)
-    return {c: s * factor for c, s in profile["affinity"].items()}, new_ref
+    return _rescaled(profile["affinity"], ref, new_ref), new_ref
 
 
 def _affinity(profile: dict, categories: list, weight: float, ts: int) -> tuple[dict, int]:
@@ -158,7 +163,8 @@ def apply_to_profile(profile: Optional[dict], event: dict, session: dict,
         base.get("activity") or [], base.get("engagement_closed_ms", 0), event["ts"], idle_ms)
     # Another event for an order already counted adds no affinity and no payment use.
     repeat_order = kind == "purchase" and event["order_id"] in base["order_ids"]
-    # Every event moves the reference, with or without a category: order independent.
+    # Every event may move the reference (to a later grid point), with or without a
+    # category: the reference depends on the newest event alone, so order independent.
     new["affinity"], new["affinity_ref"] = _affinity(
         base, [] if repeat_order else _categories(event), AFFINITY_WEIGHTS.get(kind, 0.0),
         event["ts"])
@@ -187,8 +193,7 @@ def preferred_payment(profile: dict) -> Optional[str]:
 
 def affinity_scores(profile: dict) -> dict:
     """Each category's score decayed to the newest event (``last_seen``)."""
-    factor = 2.0 ** ((profile["affinity_ref"] - profile["last_seen"]) / HALF_LIFE_MS)
-    return {c: s * factor for c, s in profile["affinity"].items()}
+    return _rescaled(profile["affinity"], profile["affinity_ref"], profile["last_seen"])
 
 
 def affinities(profile: dict) -> list:
