@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 from aiokafka import AIOKafkaProducer
@@ -65,13 +64,12 @@ async def send_due(producer, records: list, sent: int, rate: float, elapsed: flo
 
 def steady_max(b: Broker, w: Worker, ctx, n: int = STEADY_EVENTS) -> dict:
     """Events/s (and worker CPU per event) the worker reaches now, on a backlog of ``n``
-    further events of the run's customers: the maximum freshness offers ``SHARE`` of.
+    further events of the run's customers, with nobody producing.
 
     The run's ingest starts from empty state (~10 events a customer); by now the customers
     have a history, and the rules cost more per event on longer documents (the remembered
-    event ids, views, orders). 80 % of the warm-up maximum can be more than the worker
-    can take now, and then the freshness figure only measures a growing backlog. Timed
-    from the end of the pre-fill (the worker takes events meanwhile) to the last one."""
+    event ids, views, orders). It sets the rate ``live_max`` offers. Timed from the end of
+    the pre-fill (the worker takes events meanwhile) to the last one."""
     extra = gen.generate(ctx.customers, n, seed=10, start_ms=int(time.time() * 1000))
     target = events_taken(w) + n
     asyncio.run(kafka.prefill(b.bootstrap, "events", extra, ctx.partitions))
@@ -88,22 +86,31 @@ def steady_max(b: Broker, w: Worker, ctx, n: int = STEADY_EVENTS) -> dict:
             "worker_cpu_us_per_event": 1e6 * cpu / measured}
 
 
-async def _offer(bootstrap: str, rate: float, seconds: float, customers: int) -> int:
-    """The load generator of ``measure`` without probes; the number of events sent."""
-    records = gen.generate(customers, int(rate * seconds), seed=12,
-                           start_ms=int(time.time() * 1000))
+async def offer(producer, records: list, rate: float, seconds: float, topic: str = "events",
+                tick=None) -> tuple[int, float]:
+    """The load generator: ``records`` at ``rate``/s for ``seconds`` (``send_due`` every
+    5 ms), ``await tick(elapsed)`` after each step (probes, marks); ``(sent, elapsed s)``."""
+    loop = asyncio.get_running_loop()
+    t0, sent = loop.time(), 0
+    while (elapsed := loop.time() - t0) < seconds:
+        sent = await send_due(producer, records, sent, rate, elapsed, topic)
+        if tick is not None:
+            await tick(elapsed)
+        await asyncio.sleep(0.005)
+    return sent, loop.time() - t0
+
+
+async def produce_at(bootstrap: str, records: list, rate: float, seconds: float,
+                     topic: str = "events", tick=None) -> tuple[int, float]:
+    """``offer`` from a producer of its own (linger 5 ms), flushed before it returns."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
-    loop = asyncio.get_running_loop()
     try:
-        t0, sent = loop.time(), 0
-        while (now := loop.time()) - t0 < seconds:
-            sent = await send_due(producer, records, sent, rate, now - t0)
-            await asyncio.sleep(0.005)
+        done = await offer(producer, records, rate, seconds, topic, tick)
         await producer.flush()
+        return done
     finally:
         await producer.stop()
-    return sent
 
 
 def live_max(b: Broker, w: Worker, ctx, over: float, seconds: float = LIVE_S) -> dict:
@@ -115,21 +122,17 @@ def live_max(b: Broker, w: Worker, ctx, over: float, seconds: float = LIVE_S) ->
     was more than the worker can take live (the backlog grew at 80 % of it). Here the
     generator offers ``over`` events/s for ``seconds``; the worker's events taken from
     the first ``LIVE_SKIP_S`` to the end are the figure. Then the backlog is drained."""
-    start = events_taken(w)
     marks: dict = {}
 
-    def mark() -> None:
-        time.sleep(LIVE_SKIP_S)
-        marks["t0"], marks["n0"], marks["cpu0"] = (time.monotonic(), events_taken(w),
-                                                   cpu_seconds(w.pid))
-    marker = threading.Thread(target=mark)
-    marker.start()
-    sent = asyncio.run(_offer(b.bootstrap, over, seconds, ctx.customers))
+    async def mark(elapsed: float) -> None:  # the counter's GET is a blocking call: a thread
+        if not marks and elapsed >= LIVE_SKIP_S:
+            marks.update(t0=time.monotonic(), n0=await asyncio.to_thread(events_taken, w),
+                         cpu0=cpu_seconds(w.pid))
+    records = gen.generate(ctx.customers, int(over * seconds), seed=12,
+                           start_ms=int(time.time() * 1000))
+    sent, _ = asyncio.run(produce_at(b.bootstrap, records, over, seconds, tick=mark))
     t1, n1, cpu1 = time.monotonic(), events_taken(w), cpu_seconds(w.pid)
-    marker.join()
-    deadline = time.monotonic() + 120
-    while events_taken(w) < start + sent and time.monotonic() < deadline:
-        time.sleep(0.05)
+    settle(w)
     measured = n1 - marks["n0"]
     return {"offered_eps": over, "sent_eps": sent / seconds, "eps": measured / (t1 - marks["t0"]),
             "worker_cpu_us_per_event": 1e6 * (cpu1 - marks["cpu0"]) / max(1, measured)}

@@ -31,11 +31,11 @@ from app.consistency import positions
 from app.settings import FETCH_MAX_WAIT_MS_COMPAT, FETCH_MIN_BYTES_COMPAT
 from bench import capacity, gen, load
 from bench.procs import API_KEY, Broker, Worker
+from bench.report import FRESHNESS_P99_S
 
 SHARE = 0.8
-#: Shares of the live maximum tried, in order, when p99 misses ``LIMIT_S`` at ``SHARE``.
+#: Shares of the live maximum tried, in order, when p99 misses ``FRESHNESS_P99_S`` at ``SHARE``.
 LOWER_SHARES = (0.7, 0.6, 0.5)
-LIMIT_S = 1.0  # the freshness target (p99), as in bench/report.py
 PROBE_EVERY_S = 0.1
 POLL_S = 0.025  # only after an error or an answer other than 200/503
 WAIT_MS = 5000  # each probe read waits at the owner up to this long (its maximum)
@@ -96,24 +96,17 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
     stale: list[str] = []
     polls: list[asyncio.Task] = []
     await producer.start()
-    loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as session:
+
+        async def probe(elapsed: float) -> None:  # one every PROBE_EVERY_S, with the load
+            if elapsed >= len(polls) * PROBE_EVERY_S:
+                cid, ts = f"fresh-{tag}-{len(polls):05d}", int(time.time() * 1000)
+                acked = await producer.send("events", probe_event(cid, ts),
+                                            key=cid.encode(), timestamp_ms=ts)
+                polls.append(asyncio.create_task(
+                    _probe(session, base, cid, ts, acked, seen, unseen, stale)))
         try:
-            t0 = loop.time()
-            sent = probes = 0
-            next_probe = t0
-            while (now := loop.time()) - t0 < seconds:
-                sent = await capacity.send_due(producer, records, sent, rate, now - t0)
-                if now >= next_probe:
-                    cid, ts = f"fresh-{tag}-{probes:05d}", int(time.time() * 1000)
-                    acked = await producer.send("events", probe_event(cid, ts),
-                                                key=cid.encode(), timestamp_ms=ts)
-                    polls.append(asyncio.create_task(
-                        _probe(session, base, cid, ts, acked, seen, unseen, stale)))
-                    probes += 1
-                    next_probe += PROBE_EVERY_S
-                await asyncio.sleep(0.005)
-            elapsed = loop.time() - t0
+            sent, elapsed = await capacity.offer(producer, records, rate, seconds, tick=probe)
             await producer.flush()
             await asyncio.gather(*polls)
         finally:
@@ -121,7 +114,7 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float, custom
     latencies = [lat for _, lat in sorted(seen)]
     half = len(latencies) // 2
     return {"rate_offered": rate, "rate_sent": sent / elapsed, "seconds": elapsed,
-            "probes": probes, "seen": len(latencies), "unseen": len(unseen),
+            "probes": len(polls), "seen": len(latencies), "unseen": len(unseen),
             "stale": len(stale), "wait_ms": WAIT_MS,
             "p50_s": percentile(latencies, 0.50), "p99_s": percentile(latencies, 0.99),
             "max_s": max(latencies, default=None), "poll_s": POLL_S,
@@ -165,7 +158,7 @@ def freshness(ctx, seconds: float):
 
 
 def _held(r: dict) -> bool:
-    return bool(r["seen"]) and not r["unseen"] and r["p99_s"] <= LIMIT_S
+    return bool(r["seen"]) and not r["unseen"] and r["p99_s"] <= FRESHNESS_P99_S
 
 
 def _log(ctx, rate: float, max_eps: float, r: dict) -> None:

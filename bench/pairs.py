@@ -24,7 +24,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench import gen
-from bench.capacity import send_due
+from bench.capacity import offer
 from bench.freshness import percentile
 from bench.procs import API_KEY, Broker, Worker
 
@@ -76,18 +76,13 @@ async def measure(bootstrap: str, base: str, rate: float, seconds: float,
     out = {"latencies_s": [], "not_yet_503": 0, "post_errors": 0, "failures": 0}
     tag = str(int(time.time()))
     await producer.start()
-    loop = asyncio.get_running_loop()
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         try:
             until = time.monotonic() + seconds
             clients = [asyncio.create_task(_client(session, base, tag, until, i, out))
                        for i in range(CLIENTS)]
-            t0, sent = loop.time(), 0
-            while (now := loop.time()) - t0 < seconds:
-                sent = await send_due(producer, records, sent, rate, now - t0)
-                await asyncio.sleep(0.005)
-            elapsed = loop.time() - t0
+            sent, elapsed = await offer(producer, records, rate, seconds)
             await asyncio.gather(*clients)
         finally:
             await producer.stop()

@@ -19,7 +19,7 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import gen, kafka
-from bench.capacity import send_due
+from bench.capacity import produce_at
 from bench.freshness import percentile
 
 TOPIC = "raw-live"
@@ -55,21 +55,10 @@ def _consume(bootstrap: str, partitions: int, cost_s: float, until: float, wait_
 
 
 async def _produce(bootstrap: str, rate: float, seconds: float, customers: int) -> float:
-    from aiokafka import AIOKafkaProducer
     records = gen.generate(customers, max(1, int(rate * seconds)), seed=9,
                            start_ms=int(time.time() * 1000))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)  # as freshness
-    await producer.start()
-    loop = asyncio.get_running_loop()
-    try:
-        t0, sent = loop.time(), 0
-        while (now := loop.time()) - t0 < seconds:
-            sent = await send_due(producer, records, sent, rate, now - t0, TOPIC)
-            await asyncio.sleep(0.005)
-        await producer.flush()
-        return sent / (loop.time() - t0)
-    finally:
-        await producer.stop()
+    sent, elapsed = await produce_at(bootstrap, records, rate, seconds, TOPIC)  # as freshness
+    return sent / elapsed
 
 
 def measure(bootstrap: str, partitions: int, rate: float, seconds: float, customers: int,

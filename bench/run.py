@@ -89,7 +89,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label", default="", help="free text stored with the results")
     p.add_argument("--freshness-eps", type=float,
                    help="offer this fixed rate in the freshness phase (A/B of two trees) "
-                        "instead of 80 %% of the worker's steady maximum")
+                        "instead of 80 %% of the worker's live maximum")
     p.add_argument("--keep", action="store_true", help="keep the worker/broker logs (tmp dir)")
     p.add_argument("--kafka", action="store_true",
                    help="also run 1 and 2 workers (and the recovery) on a local Apache Kafka "
