@@ -69,10 +69,11 @@ def _nothing(*args, **kwargs) -> None:
 
 
 #: The real objects, taken when this module is first imported (before any ``configure``).
-#: Metrics: every Counter/Gauge/Histogram and BatchHistogram of ``app.observability.metrics``, found by
-#: type so a new one is covered; ``WORKER`` is read only when scraped and stays.
+#: Metrics: every Counter/Gauge/Histogram, BatchHistogram and BatchCounter of
+#: ``app.observability.metrics``, found by type so a new one is covered; ``WORKER`` is read only when scraped and stays.
 REAL_METRICS = {name: value for name, value in vars(metrics).items()
-                if isinstance(value, (MetricWrapperBase, metrics.BatchHistogram))}
+                if isinstance(value, (MetricWrapperBase, metrics.BatchHistogram,
+                                      metrics.BatchCounter))}
 HELPERS = ("count_events", "webhook_done", "http_request")
 REAL_HELPERS = {name: getattr(metrics, name) for name in HELPERS}
 

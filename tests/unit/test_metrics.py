@@ -10,6 +10,7 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.auth.apikeys import parse_keys
@@ -90,6 +91,38 @@ def test_batch_histogram_equals_prometheus_clients_histogram(values):
                       for f in fams for s in f.samples if not s.name.endswith("_created"))
 
     assert samples(ours_registry) == samples(theirs_registry)
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 5)), max_size=40))
+def test_batch_counter_equals_prometheus_clients_counter(increments):
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours = metrics.BatchCounter("c", "doc", ("kind",), ours_registry)
+    theirs = PromCounter("c", "doc", ["kind"], registry=theirs_registry)
+    for kind, n in increments:
+        ours.cell((kind,))[0] += n
+        theirs.labels(kind).inc(n)
+
+    def samples(registry):
+        fams = text_string_to_metric_families(generate_latest(registry).decode())
+        return sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                      for f in fams for s in f.samples if not s.name.endswith("_created"))
+
+    assert samples(ours_registry) == samples(theirs_registry)
+
+
+def test_http_request_counts_and_times_each_request():
+    route = "/v1/customers/{customer_id}/profile"
+    before = (value("persona_http_requests_total", route=route, method="GET", status="200",
+                    routing="local"),
+              value("persona_http_request_seconds_bucket", route=route, method="GET", le="0.005"),
+              value("persona_http_request_seconds_bucket", route=route, method="GET", le="0.0025"))
+    metrics.http_request(route, "GET", 200, "local", 0.003)
+    metrics.http_request(route, "GET", 200, "local", 0.0004)
+    after = (value("persona_http_requests_total", route=route, method="GET", status="200",
+                   routing="local"),
+             value("persona_http_request_seconds_bucket", route=route, method="GET", le="0.005"),
+             value("persona_http_request_seconds_bucket", route=route, method="GET", le="0.0025"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 2, 1]
 
 
 def test_observe_ages_skips_missing_timestamps():
