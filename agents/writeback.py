@@ -53,6 +53,8 @@ KEEP = object()
 YIELD_EVERY = 25
 #: Keys encoded per step of a bulk flush (~1-2 ms of encoding).
 STEP_KEYS = 100
+#: Flushed documents dropped per step after a flush (``free_documents``).
+RELEASE_STEP = 200
 
 
 class WriteBack:
@@ -244,13 +246,14 @@ class WriteBack:
                 records.append(recs)
                 written.append(items)
             failpoints.hit("flush.after_local_write")
-            self.retire(written)  # no await since the stores have them
+            flushed = self.retire(written)  # no await since the stores have them
         finally:
             self.open.set()
         await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)
                                for table, recs in zip(self.tables, records, strict=True)))
         for table, recs in zip(self.tables, records, strict=True):
             metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(recs))
+        await free_documents(flushed)
         return sum(map(len, records))
 
     async def write_each(self, events: dict) -> int:
@@ -267,24 +270,42 @@ class WriteBack:
                 if written % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
             metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(flushing))
-        self.retire(items)  # no await: both tables at once
+        await free_documents(self.retire(items))  # no await in retire: both tables at once
         return written
 
-    def retire(self, written: list) -> None:
+    def retire(self, written: list) -> list:
         """The flushed values (now in the stores) leave the overlays; their bytes (per table
         ``(key, bytes or None, partition)``) go to the read caches, but not while a
-        rebalance runs: the caches are dropped then (``drop_caches``)."""
-        keep = not self.app.rebalancing
+        rebalance runs: the caches are dropped then (``drop_caches``).
+
+        Returns the flushed documents, for ``free_documents``: the overlays let go of them here,
+        but they are freed a step at a time afterwards. Freeing them all at once (each
+        document is a few dozen objects) held the loop for 100-200 ms after a flush of
+        every partition: reads and the agent waited behind it (py-spy timeline)."""
+        keep, flushed = not self.app.rebalancing, []
         for (_, flushing), cache, items in zip(self.layers, self.caches, written, strict=True):
             if keep:
                 cache.keep({key: raw for key, raw, _ in items})
+            flushed.append(dict(flushing))  # the references move; nothing is freed yet
             flushing.clear()
+        return flushed
 
     def drop_caches(self) -> None:
         """Forget every cached value: this worker's partitions are about to change, and a
         partition may come back changed by another worker."""
         for cache in self.caches:
             cache.clear()
+
+
+async def free_documents(flushed: list) -> None:
+    """Drop the documents of ``retire`` ``RELEASE_STEP`` at a time, the loop handed on
+    between steps (a document still used elsewhere, by the agent or a cached answer, just
+    loses one reference)."""
+    for documents in flushed:
+        while documents:
+            for _ in range(min(RELEASE_STEP, len(documents))):
+                documents.popitem()
+            await asyncio.sleep(0)
 
 
 def write(table, key, raw) -> None:

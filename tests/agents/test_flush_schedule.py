@@ -230,3 +230,38 @@ async def test_a_bulk_flush_writes_in_steps_that_reads_may_run_between_and_the_a
     assert during and all(keys == [f"c{n}" for n in range(5)] for keys in during)
     assert agent_went_on == [(6, {})]  # after every store write and the overlays' retire
     assert w.open.is_set()
+
+
+async def test_flushed_documents_are_freed_a_step_at_a_time_after_the_overlays_let_go(
+        wb, monkeypatch):
+    """``retire`` empties the overlays at once (both tables) and hands their documents to
+    ``free_documents``, which drops ``RELEASE_STEP`` of them per turn of the loop: freeing a
+    whole flush's documents in one go held the loop for 100-200 ms."""
+    import asyncio
+    import weakref
+
+    app, w = wb
+    monkeypatch.setattr(writeback, "RELEASE_STEP", 2)
+
+    class Doc(dict):  # a dict that a weak reference can watch
+        pass
+
+    docs = [Doc(n=n) for n in range(5)]
+    alive = [weakref.ref(d) for d in docs]
+    for n, doc in enumerate(docs):
+        w.put(f"c{n}", (doc, KEEP), message(0, n))
+    w.take(ALL)
+    flushed = w.retire([[(f"c{n}", b"{}", 0) for n in range(5)], []])
+    del docs, doc
+    assert all(not newest and not flushing for newest, flushing in w.layers)
+    assert sum(ref() is not None for ref in alive) == 5  # nothing freed inside retire
+    counts: list = []
+
+    async def watch():
+        for _ in range(6):
+            counts.append(sum(ref() is not None for ref in alive))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(writeback.free_documents(flushed), watch())
+    assert counts[:3] == [3, 1, 0]  # two per turn of the loop
+    assert all(ref() is None for ref in alive)
