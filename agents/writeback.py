@@ -54,7 +54,7 @@ YIELD_EVERY = 25
 #: Keys encoded per step of a bulk flush (~1-2 ms of encoding).
 STEP_KEYS = 100
 #: Flushed documents dropped per step after a flush (``free_documents``).
-RELEASE_STEP = 200
+RELEASE_STEP = 50
 
 
 class WriteBack:
