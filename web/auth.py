@@ -65,31 +65,15 @@ def principal_of(hexdigest: str) -> str:
     return "key:" + hexdigest[:32]
 
 
-#: API keys found valid -> (the configured keys they were checked against, their identity).
-#: The keys are fixed when the worker starts (``app.settings``), so a key found valid stays
-#: valid; the digest, the comparison with every configured key and the ids were ~5 % of an
-#: idle lookup. Only valid keys enter: any other key still takes the constant-time
-#: comparison with every configured key. Bounded: beyond ``VALID_MAX`` keys, no more enter.
-_VALID: dict = {}
-VALID_MAX = 1024
-
-
 def api_key_identity(key: str, keys=None) -> tuple:
     """``(scopes, principal, audit key id)`` of an API key, all from one digest of it;
     ``(None, None, None)`` if it is not a configured key."""
-    keys = settings.api_keys if keys is None else keys
-    known = _VALID.get(key)
-    if known is not None and known[0] is keys:
-        return known[1]
     presented = digest(key.strip())
-    scopes = scopes_of(presented, keys)
+    scopes = scopes_of(presented, settings.api_keys if keys is None else keys)
     if scopes is None:
         return None, None, None
     hexed = presented.hex()
-    identity = scopes, principal_of(hexed), audit.key_id_of(hexed)
-    if len(_VALID) < VALID_MAX:
-        _VALID[key] = (keys, identity)
-    return identity
+    return scopes, principal_of(hexed), audit.key_id_of(hexed)
 
 
 def jwt_principal(claims: dict, token: str) -> str:

@@ -147,28 +147,3 @@ def test_a_key_in_the_url_is_publishable_in_a_header_it_keeps_its_entry(monkeypa
     assert call(headers={"Authorization": "Bearer pk-0123456789abcdef"}) == (202, {"ingest", "publishable"})
     assert call(query={"key": "pk-0123456789abcdef"}) == (202, {"ingest", "publishable"})
     assert call(query={"key": "adm-0123456789abcdef"})[0] == 403
-
-
-def test_a_valid_api_key_is_checked_once_and_an_unknown_one_every_time(monkeypatch):
-    from web import auth
-
-    keys = tuple(parse_keys("rd-0123456789abcdef:read"))
-    digests: list = []
-    real = auth.digest
-    monkeypatch.setattr(auth, "digest", lambda k: digests.append(k) or real(k))
-    monkeypatch.setattr(auth, "_VALID", {})
-    first = auth.api_key_identity("rd-0123456789abcdef", keys)
-    assert first[0] == frozenset({"read"}) and first[1].startswith("key:")
-    assert auth.api_key_identity("rd-0123456789abcdef", keys) == first
-    assert digests == ["rd-0123456789abcdef"]  # the second answer came from _VALID
-    for _ in range(2):
-        assert auth.api_key_identity("xx-0123456789abcdef", keys) == (None, None, None)
-    assert digests.count("xx-0123456789abcdef") == 2  # never kept
-    other = tuple(parse_keys("rd-0123456789abcdef:ingest"))
-    assert auth.api_key_identity("rd-0123456789abcdef", other)[0] == frozenset({"ingest"})
-    monkeypatch.setattr(auth, "VALID_MAX", 1)
-    monkeypatch.setattr(auth, "_VALID", {})
-    auth.api_key_identity("rd-0123456789abcdef", keys)
-    auth.api_key_identity("rd-0123456789abcdef", other)
-    assert list(auth._VALID) == ["rd-0123456789abcdef"] and auth._VALID[
-        "rd-0123456789abcdef"][0] is keys  # full: the first stays, nothing more enters
