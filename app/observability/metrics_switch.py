@@ -70,7 +70,8 @@ def _nothing(*args, **kwargs) -> None:
 
 #: The real objects, taken when this module is first imported (before any ``configure``).
 #: Metrics: every Counter/Gauge/Histogram, BatchHistogram and BatchCounter of
-#: ``app.observability.metrics``, found by type so a new one is covered; ``WORKER`` is read only when scraped and stays.
+#: ``app.observability.metrics``, found by type so a new one is covered; ``WORKER`` is read
+#: only when scraped and stays.
 REAL_METRICS = {name: value for name, value in vars(metrics).items()
                 if isinstance(value, (MetricWrapperBase, metrics.BatchHistogram,
                                       metrics.BatchCounter))}
