@@ -79,8 +79,8 @@ def out_of_contact(view):
                              f"{STALENESS_BOUND_S:g} s): this worker cannot vouch for its data")
 
 
-def _owner_and_tp(table, key: str):
-    """(owner URL, changelog TP) of ``key``; None if the assignment is not known.
+def _tp_of(table, key: str):
+    """The changelog TP of ``key``; None while the partition count is not known.
 
     Faust's ``router.key_store`` hashes with the producer's metadata, which has no
     entry for a topic the worker has not produced to yet; the consumer's has.
@@ -90,10 +90,13 @@ def _owner_and_tp(table, key: str):
         partition = partition_of(topic, key.encode())
     except ConsumerNotStarted:  # a worker still starting: 503, like any unknown assignment
         return None
-    if partition is None:
-        return None
-    tp = TP(topic, partition)
-    url = owner_url(app, tp)
+    return None if partition is None else TP(topic, partition)
+
+
+def _owner_and_tp(table, key: str):
+    """(owner URL, changelog TP) of ``key``; None if the assignment is not known."""
+    tp = _tp_of(table, key)
+    url = owner_url(app, tp) if tp is not None else None
     return (parsed_url(url), tp) if url else None
 
 
@@ -147,14 +150,8 @@ def _serving_here(table, key: str):
     rebalance (``_SERVING``), else None (the full checks decide)."""
     if app.rebalancing or app.should_stop or not _SERVING:
         return None
-    try:
-        partition = partition_of(table.changelog_topic.get_topic_name(), key.encode())
-    except ConsumerNotStarted:
-        return None
-    if partition is None:
-        return None
-    tp = TP(table.changelog_topic.get_topic_name(), partition)
-    return partition if _SERVING.get(tp) == app.rebalancing_count else None
+    tp = _tp_of(table, key)
+    return tp.partition if tp is not None and _SERVING.get(tp) == app.rebalancing_count else None
 
 
 def _remember_serving(tp: TP, count: int) -> None:
