@@ -53,7 +53,7 @@ KEEP = object()
 YIELD_EVERY = 25
 #: Keys encoded per step of a bulk flush (~1-2 ms of encoding).
 STEP_KEYS = 100
-#: Flushed documents dropped per step after a flush (``free_documents``).
+#: Flushed documents dropped per step after a flush (``WriteBack.free_retired``).
 RELEASE_STEP = 50
 
 
@@ -77,6 +77,8 @@ class WriteBack:
         #: (``pause``), so the flush may hand the loop to reads between its steps.
         self.open = asyncio.Event()
         self.open.set()
+        #: Documents the overlays let go of (``retire``), freed after the flush (``free_retired``).
+        self.retired: list = []
 
     def put(self, key, values, record) -> None:
         """``values``: one per table, a document, None (delete) or ``KEEP``; ``record``: the
@@ -177,6 +179,7 @@ class WriteBack:
             metrics.FRESHNESS.observe_ages([t / 1000 for t in stamps if t is not None],
                                            "durable")
             metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
+            await self.free_retired()  # after the release: the commit does not wait for it
             return written
 
     def take(self, partitions) -> tuple:
@@ -246,14 +249,13 @@ class WriteBack:
                 records.append(recs)
                 written.append(items)
             failpoints.hit("flush.after_local_write")
-            flushed = self.retire(written)  # no await since the stores have them
+            self.retire(written)  # no await since the stores have them
         finally:
             self.open.set()
         await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)
                                for table, recs in zip(self.tables, records, strict=True)))
         for table, recs in zip(self.tables, records, strict=True):
             metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(recs))
-        await free_documents(flushed)
         return sum(map(len, records))
 
     async def write_each(self, events: dict) -> int:
@@ -270,42 +272,44 @@ class WriteBack:
                 if written % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
             metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(flushing))
-        await free_documents(self.retire(items))  # no await in retire: both tables at once
+        self.retire(items)  # no await: both tables at once
         return written
 
-    def retire(self, written: list) -> list:
+    def retire(self, written: list) -> None:
         """The flushed values (now in the stores) leave the overlays; their bytes (per table
         ``(key, bytes or None, partition)``) go to the read caches, but not while a
         rebalance runs: the caches are dropped then (``drop_caches``).
 
-        Returns the flushed documents, for ``free_documents``: the overlays let go of them here,
-        but they are freed a step at a time afterwards. Freeing them all at once (each
+        The overlays let go of the flushed documents here, but they are freed a step at a
+        time once the flush is done (``free_retired``). Freeing them all at once (each
         document is a few dozen objects) held the loop for 100-200 ms after a flush of
         every partition: reads and the agent waited behind it (py-spy timeline)."""
-        keep, flushed = not self.app.rebalancing, []
+        keep = not self.app.rebalancing
         for (_, flushing), cache, items in zip(self.layers, self.caches, written, strict=True):
             if keep:
                 cache.keep({key: raw for key, raw, _ in items})
-            flushed.append(dict(flushing))  # the references move; nothing is freed yet
+            self.retired.append(dict(flushing))  # the references move; nothing is freed yet
             flushing.clear()
-        return flushed
+
+    async def free_retired(self) -> None:
+        """Drop the retired documents ``RELEASE_STEP`` at a time, the loop handed on between
+        steps (a document still used elsewhere, by the agent or a cached answer, just loses
+        one reference)."""
+        while self.retired:
+            documents = self.retired[-1]
+            step = min(RELEASE_STEP, len(documents))
+            for _ in range(step):
+                documents.popitem()
+            if not documents:
+                self.retired.pop()
+            if step:
+                await asyncio.sleep(0)
 
     def drop_caches(self) -> None:
         """Forget every cached value: this worker's partitions are about to change, and a
         partition may come back changed by another worker."""
         for cache in self.caches:
             cache.clear()
-
-
-async def free_documents(flushed: list) -> None:
-    """Drop the documents of ``retire`` ``RELEASE_STEP`` at a time, the loop handed on
-    between steps (a document still used elsewhere, by the agent or a cached answer, just
-    loses one reference)."""
-    for documents in flushed:
-        while documents:
-            for _ in range(min(RELEASE_STEP, len(documents))):
-                documents.popitem()
-            await asyncio.sleep(0)
 
 
 def write(table, key, raw) -> None:

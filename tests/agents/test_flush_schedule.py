@@ -234,8 +234,8 @@ async def test_a_bulk_flush_writes_in_steps_that_reads_may_run_between_and_the_a
 
 async def test_flushed_documents_are_freed_a_step_at_a_time_after_the_overlays_let_go(
         wb, monkeypatch):
-    """``retire`` empties the overlays at once (both tables) and hands their documents to
-    ``free_documents``, which drops ``RELEASE_STEP`` of them per turn of the loop: freeing a
+    """``retire`` empties the overlays at once (both tables) and keeps their documents for
+    ``free_retired``, which drops ``RELEASE_STEP`` of them per turn of the loop: freeing a
     whole flush's documents in one go held the loop for 100-200 ms."""
     import asyncio
     import weakref
@@ -251,7 +251,7 @@ async def test_flushed_documents_are_freed_a_step_at_a_time_after_the_overlays_l
     for n, doc in enumerate(docs):
         w.put(f"c{n}", (doc, KEEP), message(0, n))
     w.take(ALL)
-    flushed = w.retire([[(f"c{n}", b"{}", 0) for n in range(5)], []])
+    w.retire([[(f"c{n}", b"{}", 0) for n in range(5)], []])
     del docs, doc
     assert all(not newest and not flushing for newest, flushing in w.layers)
     assert sum(ref() is not None for ref in alive) == 5  # nothing freed inside retire
@@ -262,6 +262,6 @@ async def test_flushed_documents_are_freed_a_step_at_a_time_after_the_overlays_l
             counts.append(sum(ref() is not None for ref in alive))
             await asyncio.sleep(0)
 
-    await asyncio.gather(writeback.free_documents(flushed), watch())
+    await asyncio.gather(w.free_retired(), watch())
     assert counts[:3] == [3, 1, 0]  # two per turn of the loop
-    assert all(ref() is None for ref in alive)
+    assert all(ref() is None for ref in alive) and w.retired == []
