@@ -278,7 +278,10 @@ class WriteBack:
     def retire(self, written: list) -> None:
         """The flushed values (now in the stores) leave the overlays; their bytes (per table
         ``(key, bytes or None, partition)``) go to the read caches, but not while a
-        rebalance runs: the caches are dropped then (``drop_caches``).
+        rebalance runs: the caches are dropped then (``drop_caches``). Their older cached
+        bytes leave even then: the rebalance drops the caches only after its flush, and the
+        agent finishes the batches it took meanwhile; a customer read from an older cached
+        value lost every event between it and the flushed one (chaos test).
 
         The overlays let go of the flushed documents here, but they are freed a step at a
         time once the flush is done (``free_retired``). Freeing them all at once (each
@@ -288,6 +291,8 @@ class WriteBack:
         for (_, flushing), cache, items in zip(self.layers, self.caches, written, strict=True):
             if keep:
                 cache.keep({key: raw for key, raw, _ in items})
+            elif cache:  # its older bytes must go: reads fall through to the store now
+                cache.discard(key for key, _, _ in items)
             self.retired.append(dict(flushing))  # the references move; nothing is freed yet
             flushing.clear()
 

@@ -58,7 +58,8 @@ class ReadCache(dict):
     Only the customers agent writes these tables, always through the flush that fills
     this, so an entry equals the store's value while this worker keeps the partition; on
     every rebalance (``clear``, agents/customers.py) it is dropped, since a partition that
-    comes back may have been changed by another worker meanwhile.
+    comes back may have been changed by another worker meanwhile; a flush during a
+    rebalance, before that drop, removes the keys it wrote (``discard``).
     """
 
     def __init__(self, bound: int):
@@ -76,6 +77,12 @@ class ReadCache(dict):
         if excess > 0:
             for key in list(islice(self, excess)):
                 del self[key]
+
+
+    def discard(self, keys) -> None:
+        """Forget ``keys`` (written, but not to be cached: a rebalance runs)."""
+        for key in keys:
+            self.pop(key, None)
 
 
 def cache_of(table) -> ReadCache:

@@ -294,3 +294,29 @@ async def test_flushed_values_stay_readable_from_the_read_cache_until_a_rebalanc
     await app.on_partitions_assigned.send(set())
     profiles.data["c3"] = b'{"counts": {"search": 5}}'
     assert read(profiles, "c3") == {"counts": {"search": 5}}
+
+
+async def test_a_flush_during_a_rebalance_never_leaves_an_older_value_in_the_read_cache(outbox):
+    """A rebalance's flush runs before its signal drops the read cache, and the agent still
+    finishes the batches it took meanwhile: a customer flushed before (its older bytes
+    cached) and changed since must be read as its newest value once that flush has moved
+    it out of the overlays, or its next event is applied to the older one and the events
+    between are lost for good (the chaos test caught a cart add lost that way)."""
+    async def deliver(i):  # record i of partition 0 (a test context counts from 0)
+        async with customers.process_events.test_context() as agent:
+            agent.sent_offset = i
+            await agent.put(ev(i), key=b"c1", partition=0)
+
+    await deliver(1)
+    await customers.state.flush()  # not rebalancing: the cache keeps c1 after 1 event
+    await deliver(2)
+    app.rebalancing = True
+    try:
+        await customers.state.flush()  # the store has 2 events; the cache must not say 1
+        assert read(profiles, "c1")["counts"] == {"product_view": 2}
+        await deliver(3)  # a batch the agent took before the rebalance stopped the flow
+        await customers.state.flush()
+    finally:
+        app.rebalancing = False
+    await app.on_partitions_revoked.send(set())
+    assert read(profiles, "c1")["counts"] == {"product_view": 3}
