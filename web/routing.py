@@ -79,8 +79,8 @@ def out_of_contact(view):
                              f"{STALENESS_BOUND_S:g} s): this worker cannot vouch for its data")
 
 
-def _owner_and_tp(table, key: str):
-    """(owner URL, changelog TP) of ``key``; None if the assignment is not known.
+def _tp_of(table, key: str):
+    """The changelog TP of ``key``; None while the partition count is not known.
 
     Faust's ``router.key_store`` hashes with the producer's metadata, which has no
     entry for a topic the worker has not produced to yet; the consumer's has.
@@ -90,10 +90,13 @@ def _owner_and_tp(table, key: str):
         partition = partition_of(topic, key.encode())
     except ConsumerNotStarted:  # a worker still starting: 503, like any unknown assignment
         return None
-    if partition is None:
-        return None
-    tp = TP(topic, partition)
-    url = owner_url(app, tp)
+    return None if partition is None else TP(topic, partition)
+
+
+def _owner_and_tp(table, key: str):
+    """(owner URL, changelog TP) of ``key``; None if the assignment is not known."""
+    tp = _tp_of(table, key)
+    url = owner_url(app, tp) if tp is not None else None
     return (parsed_url(url), tp) if url else None
 
 
@@ -132,6 +135,30 @@ def caught_up(tp: TP) -> bool:
 def serving(tp: TP) -> bool:
     """Owned, restored and caught up: what this worker may answer for ``tp``."""
     return owns(tp) and caught_up(tp)
+
+
+#: Changelog TP -> Faust's rebalance count when this worker last found itself ``serving``
+#: it. Owning, restored and caught up only change with a rebalance (each one counts, and
+#: none of them is read while one runs), so until the next one a read of that partition
+#: skips the owner lookup and those checks: they were a fifth of an idle lookup's CPU.
+#: Contact with the group is still checked on every read, and stopping too.
+_SERVING: dict = {}
+
+
+def _serving_here(table, key: str):
+    """The partition of ``key`` if this worker was found serving it since the last
+    rebalance (``_SERVING``), else None (the full checks decide)."""
+    if app.rebalancing or app.should_stop or not _SERVING:
+        return None
+    tp = _tp_of(table, key)
+    return tp.partition if tp is not None and _SERVING.get(tp) == app.rebalancing_count else None
+
+
+def _remember_serving(tp: TP, count: int) -> None:
+    """``tp`` found serving by checks that began at rebalance count ``count``: kept unless a
+    rebalance began since (the consumer thread sets ``rebalancing`` and then counts)."""
+    if not app.rebalancing and app.rebalancing_count == count:
+        _SERVING[tp] = count
 
 
 async def until_caught_up(tp: TP, wait_s: float) -> bool:
@@ -185,16 +212,23 @@ async def routed(view, request, table, key: str, answer, want=None):
     has applied the customer's partition up to the token, else 503 (``until_applied``)."""
     if not in_contact():
         return out_of_contact(view)
+    if want is None:
+        partition = _serving_here(table, key)
+        if partition is not None:
+            request[ROUTING] = "for_peer" if request.headers.get(FORWARDED) else "local"
+            return answer(partition)
     for attempt in (1, 2):
         owner = _owner_and_tp(table, key)
         if owner is None:
             return unavailable(view, "partition assignment not known yet")
         url, tp = owner
+        count = app.rebalancing_count  # before the checks: see _remember_serving
         if _is_self(url) or request.headers.get(FORWARDED):
             request[ROUTING] = "for_peer" if request.headers.get(FORWARDED) else "local"
             if not owns(tp):
                 return unavailable(view, "partition is being restored or moved")
             if want is None and caught_up(tp):  # nothing awaited: the checks above hold
+                _remember_serving(tp, count)
                 return answer(tp.partition)
             if want is not None:
                 late = await until_applied(view, want)

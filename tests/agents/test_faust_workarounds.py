@@ -76,3 +76,32 @@ def test_reads_answer_unknown_owner_while_the_consumer_is_not_started(monkeypatc
 
     monkeypatch.setattr(routing, "partition_of", not_started)
     assert routing._owner_and_tp(profiles, "c1") is None
+
+
+def test_a_read_skips_the_owner_checks_only_until_the_next_rebalance(monkeypatch):
+    """``routing._serving_here``: a partition found serving here answers without the owner
+    lookup and its checks, but not while a rebalance runs, after one, or while stopping."""
+    monkeypatch.setattr(routing, "partition_of", lambda topic, key: 1)
+    monkeypatch.setattr(routing, "_SERVING", {})
+    monkeypatch.setattr(app, "rebalancing", False)
+    monkeypatch.setattr(app, "rebalancing_count", 7)
+    tp = TP(profiles.changelog_topic.get_topic_name(), 1)
+    assert routing._serving_here(profiles, "c1") is None  # never found serving
+
+    routing._remember_serving(tp, 7)
+    assert routing._serving_here(profiles, "c1") == 1
+    monkeypatch.setattr(app, "rebalancing", True)
+    assert routing._serving_here(profiles, "c1") is None  # a rebalance runs
+    routing._remember_serving(tp, 7)  # what a read finds meanwhile is not kept
+    monkeypatch.setattr(app, "rebalancing_count", 8)
+    monkeypatch.setattr(app, "rebalancing", False)
+    assert routing._serving_here(profiles, "c1") is None  # a rebalance has run since
+    routing._remember_serving(tp, 7)  # checks begun before it: not kept
+    assert routing._serving_here(profiles, "c1") is None
+    routing._remember_serving(tp, 8)
+    assert routing._serving_here(profiles, "c1") == 1
+    monkeypatch.setattr(routing, "partition_of", lambda topic, key: 2)
+    assert routing._serving_here(profiles, "c2") is None  # another partition
+    monkeypatch.setattr(routing, "partition_of", lambda topic, key: 1)
+    monkeypatch.setattr(type(app), "should_stop", property(lambda self: True))
+    assert routing._serving_here(profiles, "c1") is None  # stopping
