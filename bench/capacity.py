@@ -23,10 +23,15 @@ from bench.scenarios import events_taken
 #: The backlog the steady maximum is measured on (``steady_max``): ~5 s of the worker's work.
 STEADY_EVENTS = 60_000
 #: The live maximum (``live_max``): the load generator offers ``OVER`` × the steady
-#: maximum for ``LIVE_S`` seconds; the first ``LIVE_SKIP_S`` are not counted.
+#: maximum for ``LIVE_S`` seconds; the first ``LIVE_SKIP_S`` are not counted. The counted
+#: window must hold the write-back's flushes: the drain before it flushed everything, and a
+#: partition is flushed again once its oldest change is ``PERSONA_FLUSH_INTERVAL_S`` (10 s)
+#: old. A window of 2-10 s held none: it found 14-16k events/s at 60-70 µs of worker CPU
+#: per event, where the same worker sustains ~11k at ~90 µs (per event 85-95 µs before a
+#: flush and 100-107 after, at 9,000 events/s offered on customers of the same age).
 OVER = 1.25
-LIVE_S = 10.0
-LIVE_SKIP_S = 2.0
+LIVE_S = 25.0
+LIVE_SKIP_S = 10.0
 
 
 _PARTITIONER = DefaultPartitioner()
