@@ -77,7 +77,8 @@ class WriteBack:
         #: (``pause``), so the flush may hand the loop to reads between its steps.
         self.open = asyncio.Event()
         self.open.set()
-        #: Documents the overlays let go of (``retire``), freed after the flush (``free_retired``).
+        #: Lists of documents that left the overlays or the read caches (``retire``), freed
+        #: after the flush (``free_retired``).
         self.retired: list = []
 
     def put(self, key, values, record) -> None:
@@ -276,24 +277,26 @@ class WriteBack:
         return written
 
     def retire(self, written: list) -> None:
-        """The flushed values (now in the stores) leave the overlays; their bytes (per table
-        ``(key, bytes or None, partition)``) go to the read caches, but not while a
+        """The flushed documents (now in the stores) leave the overlays for the read caches
+        (``written``: per table ``(key, bytes or None, partition)``), but not while a
         rebalance runs: the caches are dropped then (``drop_caches``). Their older cached
-        bytes leave even then: the rebalance drops the caches only after its flush, and the
-        agent finishes the batches it took meanwhile; a customer read from an older cached
-        value lost every event between it and the flushed one (chaos test).
+        versions leave even then: the rebalance drops the caches only after its flush, and
+        the agent finishes the batches it took meanwhile; a customer read from an older
+        cached value lost every event between it and the flushed one (chaos test).
 
-        The overlays let go of the flushed documents here, but they are freed a step at a
-        time once the flush is done (``free_retired``). Freeing them all at once (each
-        document is a few dozen objects) held the loop for 100-200 ms after a flush of
-        every partition: reads and the agent waited behind it (py-spy timeline)."""
+        Nothing is freed here: what leaves (the older cached versions, or the flushed
+        documents themselves when not cached) is freed a step at a time once the flush is
+        done (``free_retired``). Freeing a whole flush's documents at once (each is a few
+        dozen objects) held the loop for 100-200 ms after a flush of every partition:
+        reads and the agent waited behind it (py-spy timeline)."""
         keep = not self.app.rebalancing
         for (_, flushing), cache, items in zip(self.layers, self.caches, written, strict=True):
-            if keep:
-                cache.keep({key: raw for key, raw, _ in items})
-            elif cache:  # its older bytes must go: reads fall through to the store now
-                cache.discard(key for key, _, _ in items)
-            self.retired.append(dict(flushing))  # the references move; nothing is freed yet
+            if keep and cache.bound:
+                self.retired.append(cache.keep({key: flushing[key] for key, _, _ in items}))
+            else:
+                if cache:  # its older versions must go: reads fall through to the store now
+                    self.retired.append(cache.discard(key for key, _, _ in items))
+                self.retired.append(list(flushing.values()))
             flushing.clear()
 
     async def free_retired(self) -> None:
@@ -304,7 +307,7 @@ class WriteBack:
             documents = self.retired[-1]
             step = min(RELEASE_STEP, len(documents))
             for _ in range(step):
-                documents.popitem()
+                documents.pop()
             if not documents:
                 self.retired.pop()
             if step:
@@ -312,9 +315,12 @@ class WriteBack:
 
     def drop_caches(self) -> None:
         """Forget every cached value: this worker's partitions are about to change, and a
-        partition may come back changed by another worker."""
+        partition may come back changed by another worker. The documents are freed with the
+        next flush's (``free_retired``), not all at once here."""
         for cache in self.caches:
-            cache.clear()
+            if cache:
+                self.retired.append(list(cache.values()))
+                cache.clear()
 
 
 def write(table, key, raw) -> None:

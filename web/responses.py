@@ -59,7 +59,7 @@ ANSWERS_MAX = 20_000
 def reused(view, request, key: tuple, sources: tuple):
     """The last answer for ``key`` again (its bytes and ETag, nothing built, decoded or
     encoded) if it was built from these very ``sources`` (``tables.documents.source``:
-    an overlay's document or the read cache's bytes); else None.
+    an overlay's or the read cache's document, or the store's bytes); else None.
 
     Sound because the views are pure functions of the documents (no clock), a source is
     never mutated (a change is a new object), and the entry holds the sources, so their ids

@@ -44,7 +44,7 @@ def test_if_none_match_lists_weak_tags_and_star():
 
 
 def test_an_answer_is_reused_while_its_sources_are_the_same_objects():
-    """``reused`` then ``ok_of``, as the views do, with a read cache's bytes and an
+    """``reused`` then ``ok_of``, as the views do, with the store's bytes and an
     overlay's document as sources (``tables.documents.source``)."""
     from web import responses
     built = []
