@@ -279,23 +279,23 @@ class WriteBack:
     def retire(self, written: list) -> None:
         """The flushed documents (now in the stores) leave the overlays for the read caches
         (``written``: per table ``(key, bytes or None, partition)``), but not while a
-        rebalance runs: the caches are dropped then (``drop_caches``). Their older cached
-        versions leave even then: the rebalance drops the caches only after its flush, and
-        the agent finishes the batches it took meanwhile; a customer read from an older
-        cached value lost every event between it and the flushed one (chaos test).
+        rebalance runs: the caches are dropped then (``drop_caches``), here already. The
+        rebalance's own signal drops them only after its flush, and the agent finishes the
+        batches it took meanwhile: a customer read from an older cached version lost every
+        event between it and the flushed one (chaos test).
 
-        Nothing is freed here: what leaves (the older cached versions, or the flushed
-        documents themselves when not cached) is freed a step at a time once the flush is
-        done (``free_retired``). Freeing a whole flush's documents at once (each is a few
-        dozen objects) held the loop for 100-200 ms after a flush of every partition:
-        reads and the agent waited behind it (py-spy timeline)."""
+        Nothing is freed here: what leaves (older cached versions, or the flushed documents
+        themselves when not cached) is freed a step at a time once the flush is done
+        (``free_retired``). Freeing a whole flush's documents at once (each is a few dozen
+        objects) held the loop for 100-200 ms after a flush of every partition: reads and
+        the agent waited behind it (py-spy timeline)."""
         keep = not self.app.rebalancing
+        if not keep:
+            self.drop_caches()
         for (_, flushing), cache, items in zip(self.layers, self.caches, written, strict=True):
-            if keep and cache.bound:
+            if keep:
                 self.retired.append(cache.keep({key: flushing[key] for key, _, _ in items}))
             else:
-                if cache:  # its older versions must go: reads fall through to the store now
-                    self.retired.append(cache.discard(key for key, _, _ in items))
                 self.retired.append(list(flushing.values()))
             flushing.clear()
 

@@ -54,15 +54,15 @@ class ReadCache(dict):
     one per customer per flush interval) and the lookups of active customers. Decoded
     documents, not their bytes: with bytes, that decode (and freeing the decoded copy) cost
     the worker 85-95 µs per event before a flush and 100-107 after, at 9,000 events/s on
-    customers with ~16 events, against 69-74 and 83-94 with documents. The price is what
+    customers with ~16 events, against 66-81 and 83-92 with documents. The price is what
     every full garbage collection scans (a document is a few dozen containers); the
     worker's collector runs one only after 1,000 young-generation-1 collections
     (``app.observability.gc_policy``).
     Only the customers agent writes these tables, always through the flush that fills
     this, so an entry equals the store's value while this worker keeps the partition; on
     every rebalance (``clear``, agents/customers.py) it is dropped, since a partition that
-    comes back may have been changed by another worker meanwhile; a flush during a
-    rebalance, before that drop, removes the keys it wrote (``discard``).
+    comes back may have been changed by another worker meanwhile, and a flush during a
+    rebalance drops it before that (``agents.writeback.WriteBack.retire``).
     """
 
     def __init__(self, bound: int):
@@ -71,11 +71,10 @@ class ReadCache(dict):
 
     def keep(self, flushed: dict) -> list:
         """Take a flush's ``{key: document or None}``; the oldest keys beyond ``bound``
-        leave. Returns the documents that left (older versions and the oldest keys), for
-        the caller to free a step at a time (``agents.writeback.WriteBack.free_retired``)."""
+        leave (all of them with ``bound`` 0). Returns the documents that left (older
+        versions and the oldest keys), for the caller to free a step at a time
+        (``agents.writeback.WriteBack.free_retired``)."""
         gone: list = []
-        if not self.bound:
-            return gone
         pop = self.pop
         for key in flushed:  # a key written again moves to the newest end
             old = pop(key, _ABSENT)
@@ -86,13 +85,6 @@ class ReadCache(dict):
         if excess > 0:
             gone.extend(pop(key) for key in list(islice(self, excess)))
         return gone
-
-
-    def discard(self, keys) -> list:
-        """Forget ``keys`` (written, but not to be cached: a rebalance runs); returns the
-        documents that left, as ``keep`` does."""
-        pop = self.pop
-        return [old for old in (pop(key, _ABSENT) for key in keys) if old is not _ABSENT]
 
 
 def cache_of(table) -> ReadCache:
