@@ -92,13 +92,17 @@ def apply_event(p: Pending, ev: dict, idle_ms: int, outbox: list, message) -> bo
         outbox.extend(outbox_requests(ev, fired, message))
     # A redelivered event changes nothing, but after a kill -9 the local RocksDB can hold
     # state whose changelog record was never sent: write it again so the changelog (and
-    # any worker restoring from it) catches up.
+    # any worker restoring from it) catches up. ``decided`` stamps the rewrite with its
+    # position, so it is a shallow copy: the unchanged document is shared with the
+    # overlays, the read cache and cached answers, which are never mutated.
     redelivered = seen_s or seen_p or (p.profile is not None
                                        and dedupe.seen(p.profile, ev["event_id"]))
     if new_session is not p.session or (redelivered and new_session is not None):
-        p.session, p.dirty_session = new_session, True
+        p.session = dict(new_session) if new_session is p.session else new_session
+        p.dirty_session = True
     if new_profile is not p.profile or (redelivered and new_profile is not None):
-        p.profile, p.dirty_profile = new_profile, True
+        p.profile = dict(new_profile) if new_profile is p.profile else new_profile
+        p.dirty_profile = True
     return redelivered
 
 

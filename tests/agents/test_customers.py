@@ -16,7 +16,7 @@ import agents.customers as customers
 from app.main import app
 from app.rules import dedupe
 from tables import erasures
-from tables.documents import read
+from tables.documents import read, source
 from tables.profiles import profiles
 from tables.sessions import sessions
 
@@ -320,3 +320,21 @@ async def test_a_flush_during_a_rebalance_never_leaves_an_older_value_in_the_rea
         app.rebalancing = False
     await app.on_partitions_revoked.send(set())
     assert read(profiles, "c1")["counts"] == {"product_view": 3}
+
+
+async def test_a_redelivery_stamps_a_copy_never_the_shared_document(outbox):
+    """The same event again at a later offset (a producer's retry) is rewritten with the
+    new position; the document read for it (here the read cache's, shared with cached
+    answers) keeps the one it had."""
+    for offset in (1, 2):  # the second time: a duplicate by event id, not by position
+        async with customers.process_events.test_context() as agent:
+            agent.sent_offset = offset
+            await agent.put(ev(1), key=b"c1", partition=0)
+        if offset == 1:
+            await customers.state.flush()
+            cached = source(profiles, "c1")
+            assert cached[customer_state.POS] == [0, 1]
+    rewritten = source(profiles, "c1")
+    assert rewritten is not cached and rewritten[customer_state.POS] == [0, 2]
+    assert cached[customer_state.POS] == [0, 1]
+    assert rewritten["counts"] == cached["counts"] == {"product_view": 1}
