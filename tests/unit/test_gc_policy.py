@@ -39,7 +39,9 @@ def test_default_keeps_cpythons_thresholds_and_freezes_nothing(restore_gc):
 def test_freeze_startup_keeps_live_objects_out_of_later_collections(restore_gc):
     alive = [[i] for i in range(1000)]  # tracked containers that outlive start-up
     frozen = gc_policy.freeze_startup("tuned")
-    assert frozen == gc.get_freeze_count() >= len(alive)
+    # The count only shrinks afterwards: a frozen object that dies (another thread of the
+    # test process may free some meanwhile) leaves the permanent generation.
+    assert len(alive) <= gc.get_freeze_count() <= frozen
     assert not any(alive[0] is o for o in gc.get_objects())  # no longer scanned
 
 
