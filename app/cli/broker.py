@@ -26,7 +26,9 @@ def parse(argv=None) -> argparse.Namespace:
         os.environ.get("PERSONA_LOCAL_BROKER_PORT", LOCAL_BROKER_PORT_DEFAULT)))
     parser.add_argument("--nodes", type=int, default=1, choices=(1, 3),
                         help="Kafka only: 1 node or a 3-node cluster")
-    parser.add_argument("--dir", default=None, help="Kafka only: data folder (default .run/)")
+    parser.add_argument("--dir", default=None,
+                        help="data folder: Kafka's data and logs, the bundled broker's log "
+                             "(default .run/); created if missing")
     args = parser.parse_args(argv)
     if args.kind == "tansu" and args.nodes != 1:
         parser.error("--nodes 3 needs --kind kafka")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 import socket
 import subprocess
@@ -35,10 +36,29 @@ def in_netns(netns: str | None, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
 
 
+# Below Linux's ephemeral range (32768-60999 by default). A port the kernel handed out for a
+# bind to 0 is one it hands out again for outgoing connections: between this check and the
+# process that binds it seconds later, a Kafka client's connection could take it. Ports here
+# are only ever taken by an explicit bind.
+PORTS = range(20000, 32768)
+_given: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no socket holds now, outside the ephemeral range, never given twice by one
+    process (two starts in a row must not be handed the same port before either binds)."""
+    for _ in range(200):
+        port = random.choice(PORTS)
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1} after 200 tries")
 
 
 async def _brokers(bootstrap: str) -> int:

@@ -40,6 +40,8 @@ class TansuBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "TansuBroker":
+        if self.log:
+            Path(self.log).parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             command(self.port, self.host), stdout=out, stderr=subprocess.STDOUT,

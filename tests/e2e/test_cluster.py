@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from app.cli.otto import load_sample
-from app.harness.net import http
+from app.harness.net import get_json, http
 from app.rules import profile_state
 from tests.conftest import READ
 from tests.support.cluster import poll
@@ -58,12 +58,16 @@ def check_conditional_reads(a, b, broker, cid, want):
 
 
 def both_ready(a, b):
-    """Both workers joined one group generation (each owns some partitions)."""
+    """Both workers joined one group generation (each owns some partitions). A worker that
+    exits meanwhile fails at once with its log's tail: that is a crash to read, not a wait."""
     def ok():
-        sa, ba = http("GET", f"{a.url}/ready")
-        sb, bb = http("GET", f"{b.url}/ready")
+        for w in (a, b):
+            assert w.alive(), f"worker {w.port} exited with {w.proc.poll()}; log {w.log}:\n{w.tail()}"
+        sa, ba = get_json(f"{a.url}/ready")
+        sb, bb = get_json(f"{b.url}/ready")
         return sa == sb == 200 and ba["active_partitions"] > 0 and bb["active_partitions"] > 0
-    assert poll(ok, bool, timeout=90), "two workers never shared the partitions"
+    assert poll(ok, bool, timeout=90), \
+        f"two workers never shared the partitions; logs:\n{a.tail(20)}\n---\n{b.tail(20)}"
 
 
 def test_two_workers_route_reads_and_survive_a_stop(broker, cluster):

@@ -15,17 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from app.harness.ready import free_port
 from app.settings import WORKER_ARGV
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 FAUST = Path(sys.executable).with_name("faust")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("env, variable", [
