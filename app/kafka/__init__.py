@@ -17,7 +17,7 @@ private APIs, in one place, pinned to versions.
 - ``fetch``: the worker consumer's fetch wait (Faust hard-codes 1500 ms);
 - ``topic_check``: existing topics' partition counts (refuse) and replication (warn);
 - ``webview``: the views' base class, whose dispatch skips Faust's per-request typing casts
-  and in-process Monitor.
+  and in-process Monitor; and no CORS signal on every answer (Persona answers CORS itself).
 
 ``install(app, ...)`` checks the installed versions first. On other versions than the
 ones written for, the worker refuses to start (one line, exit status 2) unless the operator
@@ -102,7 +102,7 @@ def install(app, local_broker_compat: bool, allow_untested: bool = False,
         consume.install()  # no wait_first (4 futures + asyncio.wait) per message unless needed
         handoff.install()  # events: a fetched partition per unit, not a Faust event per record
         fetch.install(fetch_max_wait_ms, fetch_min_bytes)  # Faust hard-codes them
-        webview.install()  # Persona's views: no typing casts, no Faust Monitor per request
+        webview.install(app)  # Persona's views: no typing casts, no Faust Monitor or CORS hook
     if local_broker_compat:
         broker_compat.install()  # true end offsets on the bundled broker (BROKER.md)
     return tested

@@ -79,3 +79,17 @@ def test_off_it_is_fausts_dispatch_with_its_sensors(observed, monkeypatch):
                         lambda *a, **kw: calls.append("end"))
     response = asyncio.run(Probe(app, app.web).dispatch(Request(customer_id="c2")))
     assert response.status == 200 and calls == ["start", "end"] and observed == []
+
+
+def test_no_cors_signal_hangs_on_every_answer():
+    """Faust's driver sets ``aiohttp_cors`` up on start only while ``_cors`` is None; with
+    the placeholder in, starting the web app adds no response-prepare handler."""
+    from faust.web.drivers.aiohttp import Web
+
+    assert "if self._cors is None:" in inspect.getsource(Web.cors.fget)
+    assert not app.conf.web_cors_options  # Persona's routes ask Faust for no CORS
+    assert isinstance(app.web._cors, webview.NoCors)
+    assert app.web.cors is app.web._cors  # what Faust's on_start takes: no setup
+    assert not any("cors" in repr(h).lower() for h in app.web.web_app.on_response_prepare)
+    with pytest.raises(RuntimeError, match="Persona answers CORS itself"):
+        app.web.cors.add(None, {})
