@@ -33,9 +33,18 @@ def test_a_version_mismatch_is_logged_as_an_error(monkeypatch, caplog):
 
 
 def _recorded_installs(monkeypatch) -> list:
-    from app.kafka import broker_compat, consume, contact, fastpath, fetch, restore, workarounds
+    from app.kafka import (
+        broker_compat,
+        consume,
+        contact,
+        fastpath,
+        fetch,
+        restore,
+        webview,
+        workarounds,
+    )
     calls = []
-    for mod in (broker_compat, consume, contact, fetch, restore, workarounds):
+    for mod in (broker_compat, consume, contact, fetch, restore, webview, workarounds):
         monkeypatch.setattr(mod, "install", lambda *a, _n=mod.__name__: calls.append(_n))
     monkeypatch.setattr(fastpath, "ENABLED", fastpath.ENABLED)  # restored after the test
     return calls
@@ -68,7 +77,7 @@ def test_tested_versions_install_everything(monkeypatch):
     calls = _recorded_installs(monkeypatch)
     assert kafka.install(object(), local_broker_compat=False) is True
     assert calls == ["app.kafka.workarounds", "app.kafka.contact", "app.kafka.restore",
-                     "app.kafka.consume", "app.kafka.fetch"]
+                     "app.kafka.consume", "app.kafka.fetch", "app.kafka.webview"]
     assert fastpath.ENABLED is True
 
 
