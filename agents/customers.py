@@ -155,13 +155,50 @@ async def process_batch(records: list, acks: list, idle_ms: int) -> None:
     # events, which fire the same triggers again (same webhook-id).
     await erasures.remember([(p.marker, p.record) for p in pending.values() if p.marker])
     await to_outbox(outbox, forwards)
-    kpi_rows.add_batch(kpi_items)  # no await from here: rows and states enter together
-    for cid, p in pending.items():
-        if p.record is not None:
-            state.put(cid, decided(p), p.record)
-    state.add_events(acks, stamps)  # acked once the next flush has made them durable
-    applied.applied.advance(acks)  # readable now: wakes reads waiting for these offsets
+    await enter(pending, kpi_items, acks, stamps)
     record_batch(outcomes, stamps, len(records), started)
+
+
+#: Per step while a batch's results go in: KPI items folded, customers' states put (each
+#: ~0.4 ms). All at once they held the loop 2.5-5 ms per 500-event batch: the longest
+#: wait of a lookup while ingesting.
+KPI_STEP = 200
+PUT_STEP = 100
+
+
+async def enter(pending: dict, kpi_items: list, acks: list, stamps: dict) -> None:
+    """A batch's KPI rows, its customers' states and its acks go in together for any
+    flush (``WriteBack.entering``), with the loop handed to reads between steps. A
+    cancellation (a stopping worker) waits until they are all in: half a batch's states
+    with all its KPI rows would count the other half twice once redelivered."""
+    cancelled = None
+
+    async def step() -> None:
+        nonlocal cancelled
+        if cancelled is None:
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+
+    state.entering()
+    try:
+        for start in range(0, len(kpi_items), KPI_STEP):
+            kpi_rows.add_batch(kpi_items[start:start + KPI_STEP])  # in offset order
+            await step()
+        n = 0
+        for cid, p in pending.items():
+            if p.record is not None:
+                state.put(cid, decided(p), p.record)
+                n += 1
+                if n % PUT_STEP == 0:
+                    await step()
+        state.add_events(acks, stamps)  # acked once the next flush has made them durable
+        applied.applied.advance(acks)  # readable now: wakes reads waiting for these offsets
+    finally:
+        state.entered()
+    if cancelled is not None:
+        raise cancelled
 
 
 def dead_lettered(reason: str) -> tuple:

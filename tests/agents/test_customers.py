@@ -10,6 +10,7 @@ from unittest.mock import AsyncMock
 
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 import agents.customer_state as customer_state
 import agents.customers as customers
@@ -338,3 +339,73 @@ async def test_a_redelivery_stamps_a_copy_never_the_shared_document(outbox):
     assert rewritten is not cached and rewritten[customer_state.POS] == [0, 2]
     assert cached[customer_state.POS] == [0, 1]
     assert rewritten["counts"] == cached["counts"] == {"product_view": 1}
+
+
+def batch_of(n: int, people: int = 0) -> list:
+    """``n`` records of partition 0, as the intake hands them: views of one customer each
+    (c0, c1, ...), or of ``people`` customers in turn, a view, a cart add, a purchase."""
+    topic = customers.events_topic.get_topic_name()
+    item = {"product_id": "p1", "quantity": 1, "price": 10.0}
+    records = []
+    for i in range(n):
+        cid = f"c{i % people}" if people else f"c{i}"
+        value = (ev(i, cid=cid) if not people or i % 3 == 0 else
+                 ev(i, "cart_add", cid=cid, **item) if i % 3 == 1 else
+                 ev(i, "purchase", cid=cid, order_id=f"o{i}", total=10.0, currency="EUR",
+                    items=[item]))
+        records.append(ConsumerRecord(topic, 0, i, T0 + i, 0, cid.encode(), value, None,
+                                      0, 0, ()))
+    return records
+
+
+async def test_kpi_rows_folded_in_steps_are_the_rows_folded_at_once(outbox, monkeypatch):
+    rows = []
+    for step in (1000, 1):
+        customers.state.forget()
+        for table in (sessions, profiles, *customers.kpi_rows.tables.values()):
+            table.data.clear()
+        monkeypatch.setattr(customers, "KPI_STEP", step)
+        await customers.process_batch(batch_of(30, people=4), [],
+                                      customers.settings.session_idle_ms)
+        rows.append(dict(customers.kpi_rows.newest))
+    assert not outbox["dlq"].await_count  # every event valid
+    assert rows[0] and rows[0] == rows[1]
+    assert all(row["orders"] and row["carts_opened"] for row in rows[0].values()), rows[0]
+
+
+async def test_a_flush_while_a_batch_goes_in_takes_all_of_it_or_none(outbox, monkeypatch):
+    """The agent hands the loop to reads while a batch's states go in; a flush due then
+    waits, so it never writes part of a batch (whose KPI rows are in already)."""
+    monkeypatch.setattr(customers, "PUT_STEP", 1)
+    put, flushes = customers.state.put, []
+
+    def put_then_flush(key, values, record):
+        put(key, values, record)
+        if not flushes:  # starts at the agent's next step, after this one state
+            flushes.append(asyncio.ensure_future(customers.state.flush()))
+
+    monkeypatch.setattr(customers.state, "put", put_then_flush)
+    await customers.process_batch(batch_of(3), [], customers.settings.session_idle_ms)
+    assert await flushes[0] == 6  # both tables of all three customers
+    assert customers.state.last_event == {}
+    for i in range(3):
+        assert read(profiles, f"c{i}")["counts"] == {"product_view": 1}
+
+
+async def test_a_cancelled_batch_still_enters_all_its_states(outbox, monkeypatch):
+    """A worker stopping mid-batch: the cancellation waits until every state of the batch
+    is in, so its KPI rows and states stay whole."""
+    monkeypatch.setattr(customers, "PUT_STEP", 1)
+    put, task = customers.state.put, []
+
+    def put_then_cancel(key, values, record):
+        put(key, values, record)
+        task[0].cancel()
+
+    monkeypatch.setattr(customers.state, "put", put_then_cancel)
+    task.append(asyncio.ensure_future(
+        customers.process_batch(batch_of(3), [], customers.settings.session_idle_ms)))
+    with pytest.raises(asyncio.CancelledError):
+        await task[0]
+    assert set(customers.state.last_event) == {"c0", "c1", "c2"}
+    assert customers.state.settled.is_set()
