@@ -23,10 +23,13 @@ def test_persona_gc_is_tuned_by_default_and_refuses_other_values():
         load({"PERSONA_GC": "off"})
 
 
-def test_tuned_raises_only_the_full_collection_threshold(restore_gc):
+def test_tuned_keeps_generation_0_and_sets_the_older_ones(restore_gc):
     gc.set_threshold(700, 10, 10)
     assert gc_policy.configure("tuned") == (700, 10, 10)
-    assert gc.get_threshold() == (700, 10, gc_policy.GEN2_THRESHOLD) and gc.isenabled()
+    assert gc.get_threshold() == (700, gc_policy.GEN1_THRESHOLD, gc_policy.GEN2_THRESHOLD)
+    assert gc.isenabled()
+    # A full collection as often as CPython's 10 generation-0 per generation-1 with 1,000.
+    assert gc_policy.GEN1_THRESHOLD * gc_policy.GEN2_THRESHOLD == 10 * 1000
 
 
 def test_default_keeps_cpythons_thresholds_and_freezes_nothing(restore_gc):
