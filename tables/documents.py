@@ -56,7 +56,7 @@ class ReadCache(dict):
     the worker 85-95 µs per event before a flush and 100-107 after, at 9,000 events/s on
     customers with ~16 events, against 66-81 and 83-92 with documents. The price is what
     every full garbage collection scans (a document is a few dozen containers); the
-    worker's collector runs one only after 1,000 young-generation-1 collections
+    worker's collector runs one only every few minutes under load
     (``app.observability.gc_policy``).
     Only the customers agent writes these tables, always through the flush that fills
     this, so an entry equals the store's value while this worker keeps the partition; on

@@ -57,8 +57,8 @@ class NoCors:
         raise RuntimeError("a route asked Faust for CORS options: Persona answers CORS itself")
 
 
-def install(app=None) -> None:
+def install(app) -> None:
     global ENABLED
     ENABLED = True
-    if app is not None and not app.conf.web_cors_options:
+    if not app.conf.web_cors_options:
         app.web._cors = NoCors()  # Faust's driver: set up only while this is None
