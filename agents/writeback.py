@@ -15,9 +15,9 @@ customer's events all come from its own partition):
    it counts; then writes each changed key once per table (RocksDB + one changelog record,
    to the changelog partition of that customer's last event, as Faust's table write does)
    and a tombstone for each erased one: on RocksDB in bulk (``app.kafka.fastpath``: a
-   WriteBatch per partition and step of ``STEP_KEYS`` keys, with reads but not the agent
-   let through between steps, records straight to the producer, the persisted offset once
-   per partition), else by Faust's table writes; both tables are written before either
+   WriteBatch per partition and step of ``STEP_KEYS`` keys, ``agents.flush_write``, with
+   reads but not the agent let through between steps, records straight to the producer,
+   the persisted offset once per partition), else by Faust's table writes; both tables are written before either
    overlay is dropped, so a read sees both new values or neither;
 3. moves the written values from the overlays into the tables' read caches
    (``tables.documents.ReadCache``, dropped on every rebalance), waits until the broker has
@@ -39,26 +39,20 @@ import logging
 import time
 
 from agents.flush_schedule import ALL, FlushSchedule
+from agents.flush_write import FlushWrites, changelog_durable
 from app.consistency import failpoints
 from app.kafka import fastpath, fenced
 from app.kafka.intake import abandon, events_in, release
-from app.kafka.internals import as_current_event, drain_producer
 from app.observability import metrics
-from tables.documents import cache_of, encode, overlay_of
+from tables.documents import cache_of, overlay_of
 
 log = logging.getLogger(__name__)
 
 #: A value that leaves the key's entry in that table as it is.
 KEEP = object()
-YIELD_EVERY = 25
-#: Keys encoded per step of a bulk flush. 100 keys of customers with ~16 events held the
-#: loop 3-5 ms per step (lookups waited behind it while ingesting); 25 keep a step ~1 ms.
-STEP_KEYS = 25
-#: Flushed documents dropped per step after a flush (``WriteBack.free_retired``).
-RELEASE_STEP = 50
 
 
-class WriteBack:
+class WriteBack(FlushWrites):
     """Changed keys of several tables since the last flush, and the records they came from."""
 
     def __init__(self, app, tables, interval_s: float, max_keys: int, first=None):
@@ -242,126 +236,3 @@ class WriteBack:
 
     def bulk(self) -> bool:
         return self.app.producer.state == "running" and all(map(fastpath.supports, self.tables))
-
-    async def write_bulk(self, events: dict) -> int:
-        """Both tables' stores, then every changelog record at once.
-
-        Encoding and the store writes go in steps of ``STEP_KEYS`` keys, handing the loop to
-        reads (a partition's flush of ~1,000 customers held it for 10-400 ms: lookups
-        waited behind it), but not to the agent's rules: the agent's next versions of a
-        document may be built from the one being flushed, so the agent waits at its next
-        ``pause`` until the stores have them. Encoding in steps with the agent running
-        between them lost events in the chaos test. Reads only read the overlays, which keep
-        every flushed value until ``retire``."""
-        records, written = [], []
-        self.open.clear()
-        try:
-            for table, (_, flushing) in zip(self.tables, self.layers, strict=True):
-                items = []
-                for n, (key, value) in enumerate(list(flushing.items()), 1):
-                    items.append((key, None if value is None else encode(value),
-                                  events[key].partition))
-                    if n % STEP_KEYS == 0:
-                        await asyncio.sleep(0)
-                recs = []
-                for start in range(0, len(items), STEP_KEYS):
-                    recs += fastpath.put_local(table, items[start:start + STEP_KEYS])
-                    await asyncio.sleep(0)
-                records.append(recs)
-                written.append(items)
-            failpoints.hit("flush.after_local_write")
-            self.retire(written)  # no await since the stores have them
-        finally:
-            self.open.set()
-        await asyncio.gather(*(fastpath.send_changelog(self.app, table, recs)
-                               for table, recs in zip(self.tables, records, strict=True)))
-        for table, recs in zip(self.tables, records, strict=True):
-            metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(recs))
-        return sum(map(len, records))
-
-    async def write_each(self, events: dict) -> int:
-        """Faust's table writes, key by key (other stores, Faust's test context)."""
-        written, items = 0, []
-        for table, (_, flushing) in zip(self.tables, self.layers, strict=True):
-            items.append([])
-            for key, value in flushing.items():
-                raw = None if value is None else encode(value)
-                with as_current_event(events[key]):
-                    write(table, key, raw)
-                items[-1].append((key, raw, None))
-                written += 1
-                if written % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-            metrics.CHANGELOG_RECORDS.labels(table.name).inc(len(flushing))
-        self.retire(items)  # no await: both tables at once
-        return written
-
-    def retire(self, written: list) -> None:
-        """The flushed documents (now in the stores) leave the overlays for the read caches
-        (``written``: per table ``(key, bytes or None, partition)``), but not while a
-        rebalance runs: the caches are dropped then (``drop_caches``), here already. The
-        rebalance's own signal drops them only after its flush, and the agent finishes the
-        batches it took meanwhile: a customer read from an older cached version lost every
-        event between it and the flushed one (chaos test).
-
-        Nothing is freed here: what leaves (older cached versions, or the flushed documents
-        themselves when not cached) is freed a step at a time once the flush is done
-        (``free_retired``). Freeing a whole flush's documents at once (each is a few dozen
-        objects) held the loop for 100-200 ms after a flush of every partition: reads and
-        the agent waited behind it (py-spy timeline)."""
-        keep = not self.app.rebalancing
-        if not keep:
-            self.drop_caches()
-        for (_, flushing), cache, items in zip(self.layers, self.caches, written, strict=True):
-            if keep:
-                self.retired.append(cache.keep({key: flushing[key] for key, _, _ in items}))
-            else:
-                self.retired.append(list(flushing.values()))
-            flushing.clear()
-
-    async def free_retired(self) -> None:
-        """Drop the retired documents ``RELEASE_STEP`` at a time, the loop handed on between
-        steps (a document still used elsewhere, by the agent or a cached answer, just loses
-        one reference)."""
-        while self.retired:
-            documents = self.retired[-1]
-            step = min(RELEASE_STEP, len(documents))
-            for _ in range(step):
-                documents.pop()
-            if not documents:
-                self.retired.pop()
-            if step:
-                await asyncio.sleep(0)
-
-    def drop_caches(self) -> None:
-        """Forget every cached value: this worker's partitions are about to change, and a
-        partition may come back changed by another worker. The documents are freed with the
-        next flush's (``free_retired``), not all at once here."""
-        for cache in self.caches:
-            if cache:
-                self.retired.append(list(cache.values()))
-                cache.clear()
-
-
-def write(table, key, raw) -> None:
-    if raw is not None:
-        table[key] = raw
-        return
-    # Tombstone even if the key is already gone here: after a crash the local store can
-    # be ahead of the changelog; the redelivered command repairs it.
-    try:
-        del table[key]
-    except KeyError:
-        pass
-
-
-async def changelog_durable(app) -> None:
-    """Wait until the broker has every changelog record written so far.
-
-    Faust's own pre-commit flush gives up after 0.1 s without progress, so under load a
-    commit could otherwise run ahead of the changelog and a crash would lose updates.
-    """
-    producer = app.producer
-    if producer.state != "running":  # Faust's agent test context has no producer
-        return
-    await drain_producer(producer)

@@ -62,7 +62,7 @@ class ReadCache(dict):
     this, so an entry equals the store's value while this worker keeps the partition; on
     every rebalance (``clear``, agents/customers.py) it is dropped, since a partition that
     comes back may have been changed by another worker meanwhile, and a flush during a
-    rebalance drops it before that (``agents.writeback.WriteBack.retire``).
+    rebalance drops it before that (``agents.flush_write.FlushWrites.retire``).
     """
 
     def __init__(self, bound: int):
@@ -73,7 +73,7 @@ class ReadCache(dict):
         """Take a flush's ``{key: document or None}``; the oldest keys beyond ``bound``
         leave (all of them with ``bound`` 0). Returns the documents that left (older
         versions and the oldest keys), for the caller to free a step at a time
-        (``agents.writeback.WriteBack.free_retired``)."""
+        (``agents.flush_write.FlushWrites.free_retired``)."""
         gone: list = []
         pop = self.pop
         for key in flushed:  # a key written again moves to the newest end

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agents import writeback
+from agents import flush_write, writeback
 from agents.flush_schedule import ALL, IDLE_S, STALL_S, FlushSchedule
 from agents.writeback import KEEP, WriteBack
 from app.kafka import fenced
@@ -190,7 +190,7 @@ async def test_a_bulk_flush_writes_in_steps_that_reads_may_run_between_and_the_a
     import asyncio
 
     app, w = wb
-    monkeypatch.setattr(writeback, "STEP_KEYS", 2)
+    monkeypatch.setattr(flush_write, "STEP_KEYS", 2)
     stored: list = []  # (table name, keys) per store write
 
     def put_local(table, items):
@@ -200,8 +200,8 @@ async def test_a_bulk_flush_writes_in_steps_that_reads_may_run_between_and_the_a
     async def send_changelog(app_, table, records):
         return {}
 
-    monkeypatch.setattr(writeback.fastpath, "put_local", put_local)
-    monkeypatch.setattr(writeback.fastpath, "send_changelog", send_changelog)
+    monkeypatch.setattr(flush_write.fastpath, "put_local", put_local)
+    monkeypatch.setattr(flush_write.fastpath, "send_changelog", send_changelog)
     events = {}
     for n in range(5):
         events[f"c{n}"] = message(0, n)
@@ -243,7 +243,7 @@ async def test_flushed_documents_are_freed_a_step_at_a_time_after_the_overlays_l
     import weakref
 
     app, w = wb
-    monkeypatch.setattr(writeback, "RELEASE_STEP", 2)
+    monkeypatch.setattr(flush_write, "RELEASE_STEP", 2)
 
     class Doc(dict):  # a dict that a weak reference can watch
         pass
