@@ -17,8 +17,9 @@ customer's events all come from its own partition):
    and a tombstone for each erased one: on RocksDB in bulk (``app.kafka.fastpath``: a
    WriteBatch per partition and step of ``STEP_KEYS`` keys, ``agents.flush_write``, with
    reads but not the agent let through between steps, records straight to the producer,
-   the persisted offset once per partition), else by Faust's table writes; both tables are written before either
-   overlay is dropped, so a read sees both new values or neither;
+   the persisted offset once per partition), else by Faust's table writes; both tables
+   are written before either overlay is dropped, so a read sees both new values or
+   neither;
 3. moves the written values from the overlays into the tables' read caches
    (``tables.documents.ReadCache``, dropped on every rebalance), waits until the broker has
    every changelog record, and only then releases those partitions' held acks
